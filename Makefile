@@ -1,0 +1,33 @@
+# asm: the two commands are `make install` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# torch/torchvision pair known to work together here (pyproject pins ranges, not this pair)
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install test test-unit bench docs archive serve stop demo clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PIN)
+	$(PIP) install -q -e ".[dev]" $(TORCH_PIN)
+	touch $@
+
+test: install
+	$(PY) -m pytest -q
+
+test-unit: install
+	$(PY) -m pytest -q -m "not integration"
+
+bench: install
+	$(PY) benchmarks/bench_pool.py
+
+docs: install
+	$(PY) -m asm.docs
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache
