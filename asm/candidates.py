@@ -1,0 +1,182 @@
+"""Candidate crops for the two-stage search (paper §3.3) and the aspect-ratio options.
+
+Pure functions on image-pixel coordinates. Boxes are ``[N, 4]`` float64 tensors
+``(x1, y1, x2, y2)`` in the (EXIF-oriented) original image; each box also carries the
+index of the aspect ratio it was made for, so one scoring call serves every aspect.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from asm.errors import InvalidOption
+
+__all__ = [
+    "Aspect",
+    "FREE_ASPECTS",
+    "parse_aspect",
+    "parse_aspects",
+    "coarse_candidates",
+    "refine_candidates",
+    "snap_box",
+]
+
+#: Allowed aspect ratios (width / height) lie in [1 / MAX_RATIO, MAX_RATIO].
+MAX_RATIO = 10.0
+MAX_ASPECTS = 12
+#: Aspect ratios the free search starts from (it then varies them by ~10%).
+FREE_ASPECTS = ((9, 16), (2, 3), (3, 4), (1, 1), (4, 3), (3, 2), (16, 9))
+#: Smallest crop side as a fraction of the largest box of its aspect (area about 1/3).
+MIN_SCALE = 0.58
+
+
+@dataclass(frozen=True)
+class Aspect:
+    """A requested aspect ratio. ``ratio`` is width / height; ``None`` means free."""
+
+    label: str
+    ratio: float | None
+
+    @property
+    def free(self) -> bool:
+        return self.ratio is None
+
+
+_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
+_ASPECT_RE = re.compile(rf"^\s*{_NUMBER}\s*[:x/]\s*{_NUMBER}\s*$")
+
+
+def parse_aspect(value: object) -> Aspect:
+    """``"16:9"``, ``"1.91:1"``, ``(4, 3)``, a positive number, or ``None``/``"free"``."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("free", "any", "")):
+        return Aspect("free", None)
+    if isinstance(value, str):
+        m = _ASPECT_RE.match(value)
+        if not m:
+            raise InvalidOption(f"aspect {value!r} is not of the form W:H with positive numbers (e.g. 16:9)")
+        w, h = float(m.group(1)), float(m.group(2))
+        label = f"{m.group(1)}:{m.group(2)}"
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        try:
+            w, h = float(value[0]), float(value[1])
+        except (TypeError, ValueError):
+            raise InvalidOption(f"aspect {value!r} must be two numbers (width, height)") from None
+        label = f"{_fmt(w)}:{_fmt(h)}"
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        w, h = float(value), 1.0
+        label = f"{_fmt(w)}:1"
+    else:
+        raise InvalidOption(f"aspect {value!r} must be a string like '16:9', a (w, h) pair or 'free'")
+    if not (math.isfinite(w) and math.isfinite(h)) or w <= 0 or h <= 0:
+        raise InvalidOption(f"aspect {label} must have a positive width and height")
+    ratio = w / h
+    if not (1 / MAX_RATIO <= ratio <= MAX_RATIO):
+        raise InvalidOption(f"aspect {label} is too extreme; ratios from 1:{MAX_RATIO:g} to {MAX_RATIO:g}:1 are allowed")
+    return Aspect(label, ratio)
+
+
+def parse_aspects(value: object) -> list[Aspect]:
+    """One aspect or a list of them (a comma-separated string counts as a list), deduplicated."""
+    if isinstance(value, str) and "," in value:
+        value = [v for v in value.split(",") if v.strip()]
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        items = [None]
+    if len(items) > MAX_ASPECTS:
+        raise InvalidOption(f"at most {MAX_ASPECTS} aspect ratios per request, got {len(items)}")
+    out: list[Aspect] = []
+    for item in items:
+        a = parse_aspect(item)
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _largest_box(ratio: float, width: int, height: int) -> tuple[float, float]:
+    """Width and height of the largest box of ``ratio`` inside ``width x height``."""
+    if width / height > ratio:
+        return height * ratio, float(height)
+    return float(width), width / ratio
+
+
+def coarse_candidates(
+    ratios: list[float], width: int, height: int, scales: int = 8, positions: int = 9
+) -> tuple[Tensor, Tensor]:
+    """Anchors for each ratio: ``scales`` sizes from :data:`MIN_SCALE` to 1 of the largest
+    box, on a grid of up to ``positions`` places along each axis with room to move.
+
+    Returns ``boxes [N, 4]`` float64 and ``group [N]`` (index into ``ratios``).
+    """
+    boxes, groups = [], []
+    for g, ratio in enumerate(ratios):
+        bw, bh = _largest_box(ratio, width, height)
+        for s in torch.linspace(1.0, MIN_SCALE, scales).tolist():
+            w, h = bw * s, bh * s
+            nx = max(1, min(positions, 1 + int(round((width - w) / (0.05 * width)))))
+            ny = max(1, min(positions, 1 + int(round((height - h) / (0.05 * height)))))
+            xs = torch.linspace(0, width - w, nx, dtype=torch.float64)
+            ys = torch.linspace(0, height - h, ny, dtype=torch.float64)
+            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+            gx, gy = gx.flatten(), gy.flatten()
+            boxes.append(torch.stack([gx, gy, gx + w, gy + h], dim=1))
+            groups.append(torch.full((gx.numel(),), g, dtype=torch.int64))
+    return torch.cat(boxes), torch.cat(groups)
+
+
+def refine_candidates(
+    seeds: Tensor, seed_free: Tensor, width: int, height: int, steps: int = 2
+) -> tuple[Tensor, Tensor]:
+    """Fine search around ``seeds [S, 4]``: shift the centre by up to ±6% of the box size,
+    scale by ±8% and, where ``seed_free[S]``, stretch the aspect by ±10%.
+
+    Returns ``boxes [S * P, 4]`` (kept inside the image, aspect preserved where fixed)
+    and ``seed_index [S * P]``.
+    """
+    t = torch.linspace(-1.0, 1.0, 2 * steps + 1, dtype=torch.float64)
+    dx, dy, ds, da = torch.meshgrid(t * 0.06, t * 0.06, torch.tensor([-0.08, 0.0, 0.08], dtype=torch.float64),
+                                    torch.tensor([-0.1, 0.0, 0.1], dtype=torch.float64), indexing="ij")
+    dx, dy, ds, da = (v.flatten() for v in (dx, dy, ds, da))
+    w = (seeds[:, 2] - seeds[:, 0])[:, None]
+    h = (seeds[:, 3] - seeds[:, 1])[:, None]
+    cx = (seeds[:, 0] + seeds[:, 2])[:, None] / 2 + dx * w
+    cy = (seeds[:, 1] + seeds[:, 3])[:, None] / 2 + dy * h
+    stretch = torch.where(seed_free[:, None], 1 + da, torch.ones_like(da))
+    keep = seed_free[:, None] | (da == 0)  # fixed aspects do not stretch
+    nw = w * (1 + ds) * stretch.sqrt()
+    nh = h * (1 + ds) / stretch.sqrt()
+    # shrink uniformly where a box outgrew the image, then shift it inside
+    fit = torch.minimum(torch.ones_like(nw), torch.minimum(width / nw, height / nh))
+    nw, nh = nw * fit, nh * fit
+    x1 = (cx - nw / 2).clamp(min=0)
+    y1 = (cy - nh / 2).clamp(min=0)
+    x1 = torch.minimum(x1, width - nw)
+    y1 = torch.minimum(y1, height - nh)
+    boxes = torch.stack([x1, y1, x1 + nw, y1 + nh], dim=-1)  # [S, P, 4]
+    seed_index = torch.arange(seeds.shape[0])[:, None].expand_as(keep)
+    return boxes[keep], seed_index[keep]
+
+
+def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> list[int]:
+    """Round a float box to integer pixels inside the image, keeping ``ratio`` (w/h) to
+    within one pixel of rounding; the box keeps its centre where it can."""
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    w = max(1, min(width, round(x2 - x1)))
+    h = max(1, min(height, round(y2 - y1)))
+    if ratio is not None:  # w is exact, h = w / ratio to within half a pixel
+        h = round(w / ratio)
+        if h > height or h < 1:
+            h = min(height, max(1, h))
+            w = max(1, min(width, round(h * ratio)))
+    left = min(max(0, round(cx - w / 2)), width - w)
+    top = min(max(0, round(cy - h / 2)), height - h)
+    return [int(left), int(top), int(left + w), int(top + h)]

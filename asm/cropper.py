@@ -1,0 +1,307 @@
+"""``Cropper``: the one API every shell (CLI, TorchServe handler, Gradio demo) calls.
+
+>>> cropper = Cropper.from_pretrained()
+>>> result = cropper.crop("photo.jpg", aspect=["16:9", "1:1"], top_k=3)
+>>> result.to_json()
+{'width': 640, 'height': 427, 'crops': [{'box': [x1, y1, x2, y2], 'score': ..., ...}, ...]}
+
+Steps, each a public method so servers can batch the middle one:
+``prepare`` (decode, orient, resize) -> ``score_maps`` (one forward pass per image)
+-> ``search`` (two-stage candidate search for every requested aspect, one scoring call per stage).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision.ops import nms
+
+from asm.candidates import FREE_ASPECTS, Aspect, coarse_candidates, parse_aspects, refine_candidates, snap_box
+from asm.errors import InvalidOption
+from asm.io import load_image
+from asm.model import ASMNet, load_model, normalize, theta_avg, theta_std
+from asm.ops import pool_boxes
+
+__all__ = ["Cropper", "Crop", "CropResult", "CropOptions", "Prepared", "Heatmaps", "DEFAULT_MODEL_PATH"]
+
+#: The committed default model.
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "asm_default.pt"
+MAX_TOP_K = 20
+#: Options accepted by :meth:`CropOptions.from_mapping` (servers and forms).
+OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "heatmap")
+
+
+@dataclass
+class Crop:
+    """One crop: ``box = [x1, y1, x2, y2]`` in original pixels (x2, y2 exclusive)."""
+
+    box: list[int]
+    score: float
+    aspect: str
+    shape: str = "rect"  # "rect" or "circle" (the disc inscribed in the square box)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"box": list(self.box), "score": round(float(self.score), 6), "aspect": self.aspect, "shape": self.shape}
+
+
+@dataclass
+class CropResult:
+    """Crops for one image, best first within each aspect (aspects in request order)."""
+
+    width: int
+    height: int
+    crops: list[Crop] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height, "crops": [c.to_json() for c in self.crops]}
+
+
+@dataclass
+class Heatmaps:
+    """θ_avg (where content matters) and θ_std (where placement matters), ``[H, W]`` float32."""
+
+    avg: np.ndarray
+    std: np.ndarray
+
+
+@dataclass
+class Prepared:
+    """A decoded image and its network input."""
+
+    image: np.ndarray  # [H, W, 3] uint8 RGB, EXIF-oriented original
+    input: Tensor  # [1, 3, h, w] normalised network input
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+def _parse_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidOption(f"{name} must be true or false, got {value!r}")
+
+
+def _parse_int(name: str, value: object, lo: int, hi: int) -> int:
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidOption(f"{name} must be a whole number, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise InvalidOption(f"{name} must be between {lo} and {hi}, got {number}")
+    return number
+
+
+def _parse_float(name: str, value: object, lo: float, hi: float) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidOption(f"{name} must be a number, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise InvalidOption(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class CropOptions:
+    """Validated crop options (every shell parses user input through this)."""
+
+    aspects: tuple[Aspect, ...] = (Aspect("free", None),)
+    circular: bool = False
+    top_k: int = 1
+    nms_iou: float = 0.5
+
+    @classmethod
+    def parse(cls, aspect: object = None, circular: object = False, top_k: object = 1, nms_iou: object = 0.5) -> CropOptions:
+        aspects = tuple(parse_aspects(aspect))
+        circular = _parse_bool("circular", circular)
+        if circular:
+            if any(a.ratio is not None and abs(a.ratio - 1) > 1e-9 for a in aspects):
+                raise InvalidOption("circular crops are round (1:1); leave out the aspect or ask for 1:1")
+            aspects = (Aspect("1:1", 1.0),)
+        return cls(aspects, circular, _parse_int("top_k", top_k, 1, MAX_TOP_K), _parse_float("nms_iou", nms_iou, 0.0, 1.0))
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, object]) -> tuple[CropOptions, bool]:
+        """Options from a form or JSON object; returns ``(options, heatmap)``.
+
+        Unknown keys are refused, so a misspelt option is never ignored silently.
+        """
+        unknown = sorted(set(options) - set(OPTION_KEYS))
+        if unknown:
+            raise InvalidOption(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTION_KEYS)}")
+        kwargs = {k: options[k] for k in ("aspect", "circular", "top_k", "nms_iou") if k in options}
+        heatmap = _parse_bool("heatmap", options.get("heatmap", False))
+        return cls.parse(**kwargs), heatmap
+
+
+class Cropper:
+    """Composition-aware cropping with an :class:`~asm.model.ASMNet`.
+
+    Args:
+        model: the score-map network (eval mode is set here).
+        short_side: the network sees the image resized so its short side is this long.
+        max_long_side: ...and its long side at most this long (panoramas).
+        max_pixels: larger images are refused before decoding (decompression bombs).
+        device: where the network runs.
+    """
+
+    def __init__(
+        self,
+        model: ASMNet,
+        short_side: int = 256,
+        max_long_side: int = 512,
+        max_pixels: int = 50_000_000,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.short_side = short_side
+        self.max_long_side = max_long_side
+        self.max_pixels = max_pixels
+        self.partition = model.pattern.partition.to(self.device)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None, **kwargs: Any) -> Cropper:
+        """The committed default model, or the model file at ``path``."""
+        path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no asm model at {path}. The default model ships inside the package "
+                f"({DEFAULT_MODEL_PATH}); pass a model file (--model PATH) or train one with `asm train`."
+            )
+        return cls(load_model(path), **kwargs)
+
+    # ------------------------------------------------------------------ steps
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """Network input ``(w, h)``: short side ``short_side``, long side capped, multiples of 32."""
+        scale = self.short_side / min(width, height)
+        scale = min(scale, self.max_long_side / max(width, height))
+        return tuple(max(96, int(round(v * scale / 32)) * 32) for v in (width, height))  # type: ignore[return-value]
+
+    def prepare(self, image: object) -> Prepared:
+        """Decode (safely, see :func:`asm.io.load_image`) and resize for the network."""
+        rgb = load_image(image, max_pixels=self.max_pixels)
+        w, h = self.input_size(rgb.shape[1], rgb.shape[0])
+        small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(small).to(self.device).permute(2, 0, 1)[None].float().div_(255)
+        return Prepared(rgb, normalize(x))
+
+    @torch.inference_mode()
+    def score_maps(self, prepared: Sequence[Prepared]) -> list[Tensor]:
+        """One forward pass per distinct input size; ``[1, L, h, w]`` maps in input order."""
+        maps: list[Tensor | None] = [None] * len(prepared)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(prepared):
+            by_size.setdefault(tuple(p.input.shape), []).append(i)
+        for idx in by_size.values():
+            out = self.model(torch.cat([prepared[i].input for i in idx]))
+            for j, i in enumerate(idx):
+                maps[i] = out[j : j + 1].float()
+        return maps  # type: ignore[return-value]
+
+    def _score(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool) -> Tensor:
+        """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image."""
+        if boxes.shape[0] == 0:
+            return torch.empty(0, dtype=torch.float64)
+        h, w = score_map.shape[-2:]
+        to_map = boxes.new_tensor([w / width, h / height, w / width, h / height])
+        rows = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes * to_map], dim=1)
+        return pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
+
+    @torch.inference_mode()
+    def search(self, prepared: Prepared, score_map: Tensor, options: CropOptions) -> CropResult:
+        """Two-stage search (coarse anchors, then a fine search around the best) for every
+        aspect in ``options``, each stage scored in one call of the pooling op."""
+        W, H = prepared.width, prepared.height
+        ratios, owner = [], []  # candidate ratio -> index of the requested aspect
+        for a, aspect in enumerate(options.aspects):
+            for r in ([aspect.ratio] if aspect.ratio is not None else [w / h for w, h in FREE_ASPECTS] + [W / H]):
+                ratios.append(r)
+                owner.append(a)
+        boxes, group = coarse_candidates(ratios, W, H)
+        aspect_of = torch.tensor(owner)[group]
+        scores = self._score(score_map, boxes, W, H, options.circular)
+
+        # stage 2: refine the best few (kept diverse) of each aspect, all in one call
+        n_seeds = max(10, 3 * options.top_k)
+        seeds = [torch.nonzero(aspect_of == a)[:, 0] for a in range(len(options.aspects))]
+        seeds = [s[nms(boxes[s].float(), scores[s].float(), 0.7)[:n_seeds]] for s in seeds]
+        seed_idx = torch.cat(seeds)
+        free = torch.tensor([options.aspects[int(aspect_of[i])].free for i in seed_idx], dtype=torch.bool)
+        fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
+        fine_scores = self._score(score_map, fine, W, H, options.circular)
+        all_boxes = torch.cat([boxes, fine])
+        all_scores = torch.cat([scores, fine_scores])
+        all_aspects = torch.cat([aspect_of, aspect_of[seed_idx][from_seed]])
+
+        # the best top_k of each aspect, kept apart by non-maximum suppression
+        picked: list[tuple[int, list[int]]] = []
+        for a, aspect in enumerate(options.aspects):
+            sel = torch.nonzero(all_aspects == a)[:, 0]
+            keep = sel[nms(all_boxes[sel].float(), all_scores[sel].float(), options.nms_iou)]
+            for i in keep[: options.top_k].tolist():
+                picked.append((a, snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)))
+        snapped = torch.tensor([b for _, b in picked], dtype=torch.float64)
+        final = self._score(score_map, snapped, W, H, options.circular)
+        shape = "circle" if options.circular else "rect"
+        crops = [Crop(b, float(s), options.aspects[a].label, shape) for (a, b), s in zip(picked, final.tolist())]
+        return CropResult(W, H, crops)
+
+    # --------------------------------------------------------------- one-call API
+    def crop(
+        self,
+        image: object,
+        aspect: object = None,
+        circular: bool = False,
+        top_k: int = 1,
+        nms_iou: float = 0.5,
+    ) -> CropResult:
+        """Best crops of ``image`` (path, bytes, PIL image or ``HxWx3`` uint8 array) for each
+        ``aspect`` (``None``/"free", ``"W:H"``, ``(w, h)`` or a list of them); all aspects
+        come from one forward pass."""
+        options = CropOptions.parse(aspect, circular, top_k, nms_iou)
+        prepared = self.prepare(image)
+        return self.search(prepared, self.score_maps([prepared])[0], options)
+
+    def heatmaps(self, image: object, prepared: Prepared | None = None, score_map: Tensor | None = None) -> Heatmaps:
+        """θ_avg and θ_std (paper eqs. 5-6) upsampled to the image size."""
+        prepared = prepared if prepared is not None else self.prepare(image)
+        score_map = score_map if score_map is not None else self.score_maps([prepared])[0]
+        size = (prepared.width, prepared.height)
+        avg = theta_avg(score_map)[0].cpu().numpy().astype(np.float32)
+        std = theta_std(score_map)[0].cpu().numpy().astype(np.float32)
+        return Heatmaps(cv2.resize(avg, size, interpolation=cv2.INTER_LINEAR), cv2.resize(std, size, interpolation=cv2.INTER_LINEAR))
+
+    def score(self, image: object, boxes: object, circular: bool = False) -> np.ndarray:
+        """Scores of the caller's own ``boxes`` (``[N, 4]`` x1, y1, x2, y2 in image pixels)."""
+        prepared = self.prepare(image)
+        b = torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4) if len(boxes) else torch.zeros(0, 4, dtype=torch.float64)  # type: ignore[arg-type]
+        W, H = prepared.width, prepared.height
+        bad = ~((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= W) & (b[:, 3] <= H) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
+        if bool(bad.any()):
+            k = int(torch.nonzero(bad)[0])
+            raise InvalidOption(f"box {k} {b[k].tolist()} must satisfy 0 <= x1 < x2 <= {W} and 0 <= y1 < y2 <= {H}")
+        with torch.inference_mode():
+            return self._score(self.score_maps([prepared])[0], b, W, H, _parse_bool("circular", circular)).numpy()
+
