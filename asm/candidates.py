@@ -31,8 +31,10 @@ MAX_RATIO = 10.0
 MAX_ASPECTS = 12
 #: Aspect ratios the free search starts from (it then varies them by ~10%).
 FREE_ASPECTS = ((9, 16), (2, 3), (3, 4), (1, 1), (4, 3), (3, 2), (16, 9))
-#: Smallest crop side as a fraction of the largest box of its aspect (area about 1/3).
-MIN_SCALE = 0.58
+#: Anchors go down to crops of about this share of the image area...
+MIN_AREA = 1 / 3
+#: ...but always span at least sides 0.85..1 and never go below 0.58 of the largest box.
+SCALE_RANGE = (0.58, 0.85)
 
 
 @dataclass(frozen=True)
@@ -111,15 +113,17 @@ def _largest_box(ratio: float, width: int, height: int) -> tuple[float, float]:
 def coarse_candidates(
     ratios: list[float], width: int, height: int, scales: int = 8, positions: int = 9
 ) -> tuple[Tensor, Tensor]:
-    """Anchors for each ratio: ``scales`` sizes from :data:`MIN_SCALE` to 1 of the largest
-    box, on a grid of up to ``positions`` places along each axis with room to move.
+    """Anchors for each ratio: ``scales`` sizes from the largest box of that ratio down to
+    about :data:`MIN_AREA` of the image, on a grid of up to ``positions`` places along each
+    axis with room to move.
 
     Returns ``boxes [N, 4]`` float64 and ``group [N]`` (index into ``ratios``).
     """
     boxes, groups = [], []
     for g, ratio in enumerate(ratios):
         bw, bh = _largest_box(ratio, width, height)
-        for s in torch.linspace(1.0, MIN_SCALE, scales).tolist():
+        smallest = min(max((MIN_AREA * width * height / (bw * bh)) ** 0.5, SCALE_RANGE[0]), SCALE_RANGE[1])
+        for s in torch.linspace(1.0, smallest, scales).tolist():
             w, h = bw * s, bh * s
             nx = max(1, min(positions, 1 + int(round((width - w) / (0.05 * width)))))
             ny = max(1, min(positions, 1 + int(round((height - h) / (0.05 * height)))))

@@ -1,0 +1,91 @@
+"""Typed errors for problems caused by the caller's input (not by bugs in asm).
+
+Every error carries a short machine-readable ``code`` and a suggested ``http_status``, so a
+server can answer::
+
+    except AsmError as e:
+        return e.http_status, e.to_dict()   # {"error": e.code, "message": str(e)}
+
+The messages are written for the person who sent the image or the option, not for a
+developer reading a traceback.
+
+Hierarchy::
+
+    AsmError(Exception)                  code "asm_error"        400
+    ├── InvalidImage(AsmError, ValueError) code "invalid_image"  400
+    │   ├── ImageTooLarge                  code "image_too_large" 413
+    │   └── ImageTooSmall                  code "image_too_small" 422
+    └── InvalidOption(AsmError, ValueError) code "invalid_option" 400
+
+``InvalidImage`` and ``InvalidOption`` are also ``ValueError`` so code that already catches
+``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["AsmError", "InvalidImage", "ImageTooLarge", "ImageTooSmall", "InvalidOption"]
+
+
+class AsmError(Exception):
+    """Base class of every error asm raises on purpose for bad input.
+
+    Args:
+        message: a sentence a user understands (``str(error)`` returns it).
+        **details: optional machine-readable extras (e.g. ``width=...``), kept in
+            ``error.details``; not part of :meth:`to_dict` unless asked for.
+    """
+
+    code: str = "asm_error"
+    http_status: int = 400
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self, with_details: bool = False) -> dict[str, Any]:
+        """``{"error": code, "message": message}`` (plus ``"details"`` if asked), JSON-ready."""
+        out: dict[str, Any] = {"error": self.code, "message": self.message}
+        if with_details and self.details:
+            out["details"] = dict(self.details)
+        return out
+
+    def __reduce__(self):  # keep code/details through pickling (multiprocessing workers)
+        return (_rebuild, (type(self), self.message, self.details))
+
+
+def _rebuild(cls: type[AsmError], message: str, details: dict[str, Any]) -> AsmError:
+    return cls(message, **details)
+
+
+class InvalidImage(AsmError, ValueError):
+    """The input is not an image we can read (empty, corrupt, truncated, unsupported...)."""
+
+    code = "invalid_image"
+    http_status = 400
+
+
+class ImageTooLarge(InvalidImage):
+    """The image has more pixels than allowed (checked from the header, before decoding)."""
+
+    code = "image_too_large"
+    http_status = 413
+
+
+class ImageTooSmall(InvalidImage):
+    """A side of the image is shorter than the minimum."""
+
+    code = "image_too_small"
+    http_status = 422
+
+
+class InvalidOption(AsmError, ValueError):
+    """An option / argument value is out of range or of the wrong kind."""
+
+    code = "invalid_option"
+    http_status = 400

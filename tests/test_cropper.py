@@ -1,0 +1,204 @@
+"""Cropper: exact aspects, in-bounds boxes, circles, top-k diversity, heatmaps, options."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box
+from asm.cropper import Cropper, CropOptions, CropResult
+from asm.errors import InvalidImage, InvalidOption
+from asm.model import ASMNet
+
+
+@pytest.fixture(scope="module")
+def cropper():
+    torch.manual_seed(0)
+    model = ASMNet("mobilenet_v3_small")
+    for h in model.heads:  # random but not flat scores
+        torch.nn.init.normal_(h.weight, std=0.3)
+    return Cropper(model)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    rng = np.random.default_rng(0)
+    img = (rng.random((427, 640, 3)) * 60).astype(np.uint8)
+    img[150:300, 380:520] = (230, 90, 40)  # a bright subject right of centre
+    return img
+
+
+ASPECTS = ["9:16", "3:4", "1:1", "4:3", "16:9", "1.91:1", (3, 2), "21:9"]
+
+
+@pytest.mark.parametrize("shape", [(427, 640), (640, 427), (300, 300), (200, 1500), (1500, 120)])
+def test_every_aspect_exact_and_inside(cropper, shape):
+    img = np.full((*shape, 3), 128, np.uint8)
+    result = cropper.crop(img, aspect=ASPECTS, top_k=2)
+    assert (result.width, result.height) == (shape[1], shape[0])
+    assert len(result.crops) == 2 * len(ASPECTS)
+    for crop in result.crops:
+        x1, y1, x2, y2 = crop.box
+        assert all(isinstance(v, int) for v in crop.box)
+        assert 0 <= x1 < x2 <= shape[1] and 0 <= y1 < y2 <= shape[0]
+        ratio = parse_aspect(crop.aspect).ratio
+        w, h = x2 - x1, y2 - y1
+        # exact to within one pixel of rounding
+        assert abs(w - h * ratio) <= max(1.0, ratio) + 1e-9 or abs(h - w / ratio) <= 1.0
+        assert crop.shape == "rect"
+
+
+def test_aspect_labels_in_request_order(cropper, photo):
+    result = cropper.crop(photo, aspect=["16:9", "1:1"], top_k=3)
+    assert [c.aspect for c in result.crops] == ["16:9"] * 3 + ["1:1"] * 3
+    scores = [c.score for c in result.crops[:3]]
+    assert scores == sorted(scores, reverse=True) or max(scores) == scores[0]
+
+
+def test_free_aspect_within_sane_bounds(cropper, photo):
+    crop = cropper.crop(photo).crops[0]
+    w, h = crop.box[2] - crop.box[0], crop.box[3] - crop.box[1]
+    assert crop.aspect == "free"
+    assert 0.45 <= w / h <= 2.2
+    assert w * h >= 0.2 * 640 * 427
+
+
+def test_circular_crops_are_square_and_inside(cropper, photo):
+    result = cropper.crop(photo, circular=True, top_k=3)
+    assert len(result.crops) == 3
+    for c in result.crops:
+        x1, y1, x2, y2 = c.box
+        assert c.shape == "circle" and c.aspect == "1:1"
+        assert x2 - x1 == y2 - y1
+        assert 0 <= x1 and 0 <= y1 and x2 <= 640 and y2 <= 427
+
+
+def test_top_k_is_diverse(cropper, photo):
+    from torchvision.ops import box_iou
+
+    crops = cropper.crop(photo, aspect="1:1", top_k=5, nms_iou=0.4).crops
+    boxes = torch.tensor([c.box for c in crops], dtype=torch.float32)
+    iou = box_iou(boxes, boxes)
+    assert (iou[~torch.eye(len(crops), dtype=torch.bool)] <= 0.4 + 0.02).all()
+
+
+def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
+    """With a map that rewards one region, the search must pick a crop around it."""
+    prepared = cropper.prepare(photo)
+    h, w = cropper.score_maps([prepared])[0].shape[-2:]
+    L = cropper.model.num_partitions
+    m = torch.zeros(1, L, h, w)
+    m[..., h // 4 : 3 * h // 4, w // 2 :] = 1.0  # right half, middle band is good
+    crop = cropper.search(prepared, m, CropOptions.parse("1:1")).crops[0]
+    cx = (crop.box[0] + crop.box[2]) / 2
+    assert cx > 640 * 0.6
+    # and stage 2 never loses to stage 1: the final score is at least the best anchor
+    boxes, _ = coarse_candidates([1.0], 640, 427)
+    best_anchor = cropper._score(m, boxes, 640, 427, False).max().item()
+    assert crop.score >= best_anchor - 1e-3
+
+
+def test_result_json_round_trip(cropper, photo):
+    out = cropper.crop(photo, aspect="4:3").to_json()
+    assert set(out) == {"width", "height", "crops"}
+    assert set(out["crops"][0]) == {"box", "score", "aspect", "shape"}
+    json.dumps(out)
+
+
+def test_heatmaps_at_image_size(cropper, photo):
+    heat = cropper.heatmaps(photo)
+    assert heat.avg.shape == heat.std.shape == photo.shape[:2]
+    assert heat.avg.dtype == np.float32 and (heat.std >= -1e-6).all()
+
+
+def test_score_user_boxes(cropper, photo):
+    boxes = [[0, 0, 640, 427], [100, 50, 400, 350]]
+    s = cropper.score(photo, boxes)
+    assert s.shape == (2,) and np.isfinite(s).all()
+    result = cropper.crop(photo, aspect="16:9")
+    assert np.isclose(cropper.score(photo, [result.crops[0].box])[0], result.crops[0].score, atol=1e-5)
+    with pytest.raises(InvalidOption, match="box 0"):
+        cropper.score(photo, [[0, 0, 700, 100]])
+
+
+def test_inputs_path_bytes_pil(cropper, photo, tmp_path):
+    path = tmp_path / "p.png"
+    Image.fromarray(photo).save(path)
+    a = cropper.crop(path, aspect="1:1").crops[0].box
+    b = cropper.crop(path.read_bytes(), aspect="1:1").crops[0].box
+    c = cropper.crop(Image.fromarray(photo), aspect="1:1").crops[0].box
+    assert a == b == c
+
+
+def test_exif_orientation_is_applied(cropper, tmp_path):
+    img = Image.fromarray(np.full((200, 400, 3), 100, np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° on display
+    path = tmp_path / "rot.jpg"
+    img.save(path, exif=exif)
+    result = cropper.crop(path, aspect="1:1")
+    assert (result.width, result.height) == (200, 400)
+    assert result.crops[0].box[2] <= 200 and result.crops[0].box[3] <= 400
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(aspect="0:1"), "positive"),
+        (dict(aspect="-4:3"), "W:H"),
+        (dict(aspect="abc"), "W:H"),
+        (dict(aspect="1e9:1"), "W:H|extreme"),
+        (dict(aspect="1000000000:1"), "extreme"),
+        (dict(aspect=(1, 0)), "positive"),
+        (dict(top_k=0), "top_k"),
+        (dict(top_k=1000), "top_k"),
+        (dict(top_k="three"), "top_k"),
+        (dict(circular="maybe"), "circular"),
+        (dict(circular=True, aspect="16:9"), "circular"),
+        (dict(nms_iou=2), "nms_iou"),
+    ],
+)
+def test_bad_options_are_refused(kwargs, match):
+    with pytest.raises(InvalidOption, match=match):
+        CropOptions.parse(**kwargs)
+
+
+def test_options_from_mapping():
+    opts, heat = CropOptions.from_mapping({"aspect": "16:9,1:1", "top_k": "2", "circular": "false", "heatmap": "true"})
+    assert [a.label for a in opts.aspects] == ["16:9", "1:1"] and opts.top_k == 2 and heat
+    with pytest.raises(InvalidOption, match="unknown option"):
+        CropOptions.from_mapping({"aspect": "1:1", "topk": 3})
+
+
+def test_bad_images_are_typed_errors(cropper):
+    with pytest.raises(InvalidImage):
+        cropper.crop(b"not an image")
+    with pytest.raises(InvalidImage):
+        cropper.crop(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_candidates_cover_scales_and_stay_inside():
+    boxes, group = coarse_candidates([16 / 9, 1.0], 640, 427)
+    assert set(group.tolist()) == {0, 1}
+    assert (boxes[:, 0] >= -1e-9).all() and (boxes[:, 2] <= 640 + 1e-9).all() and (boxes[:, 3] <= 427 + 1e-9).all()
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    assert areas.min() < 0.4 * areas.max()
+    fine, seed = refine_candidates(boxes[:3], torch.tensor([False, True, False]), 640, 427)
+    assert (fine[:, 0] >= -1e-9).all() and (fine[:, 2] <= 640 + 1e-9).all() and (fine[:, 3] <= 427 + 1e-9).all()
+    fixed = fine[seed != 1]
+    ratio = (fixed[:, 2] - fixed[:, 0]) / (fixed[:, 3] - fixed[:, 1])
+    assert torch.allclose(ratio, torch.full_like(ratio, 16 / 9))
+
+
+def test_snap_box_keeps_ratio():
+    for ratio in (16 / 9, 1.0, 9 / 16, 1.91):
+        box = snap_box([10.3, 20.7, 10.3 + 300.4, 20.7 + 300.4 / ratio], ratio, 640, 427)
+        w, h = box[2] - box[0], box[3] - box[1]
+        assert abs(w / ratio - h) <= 0.5 + 1e-9 and box[2] <= 640 and box[3] <= 427
+
+
+def test_parse_aspects_list_and_dedupe():
+    assert [a.label for a in parse_aspects(["16:9", "16:9", "1:1"])] == ["16:9", "1:1"]
+    assert parse_aspects(None)[0].free
