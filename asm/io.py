@@ -432,9 +432,9 @@ def _check_options(max_pixels: Any, min_side: Any) -> None:
     if max_pixels is not None and (
         isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1
     ):
-        raise InvalidOption(f"max_pixels must be a positive integer or None, got {max_pixels!r}.")
+        raise InvalidOption(f"The max_pixels option must be a positive integer or None, got {max_pixels!r}.")
     if isinstance(min_side, bool) or not isinstance(min_side, (int, np.integer)) or min_side < 1:
-        raise InvalidOption(f"min_side must be a positive integer, got {min_side!r}.")
+        raise InvalidOption(f"The min_side option must be a positive integer, got {min_side!r}.")
 
 
 def _check_size(w: int, h: int, max_pixels: int | None, min_side: int) -> None:

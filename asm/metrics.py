@@ -1,0 +1,180 @@
+"""Evaluation metrics: GAICD ranking (SRCC, Acc_K/N), best-crop (IoU, displacement),
+pair accuracy, and fixation retention.
+
+All functions take numpy arrays, tensors or lists and return Python floats (or dicts of them).
+Boxes are ``x1, y1, x2, y2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "rankdata",
+    "srcc",
+    "gaicd_acc",
+    "gaicd_evaluate",
+    "iou",
+    "boundary_displacement",
+    "pair_accuracy",
+    "fixations_kept",
+    "fixations_kept_circle",
+]
+
+
+def _np(x, dtype=np.float64) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+def rankdata(x) -> np.ndarray:
+    """Ranks 1..n of a 1-D array, ties getting the average of their ranks (like ``scipy.stats.rankdata``)."""
+    a = _np(x).reshape(-1)
+    n = len(a)
+    order = np.argsort(a, kind="stable")
+    sorted_a = a[order]
+    # start of each run of equal values
+    starts = np.r_[True, sorted_a[1:] != sorted_a[:-1]] if n else np.zeros(0, bool)
+    run_id = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], n] - 1
+    avg = (first + last) / 2.0 + 1.0
+    ranks = np.empty(n, np.float64)
+    ranks[order] = avg[run_id]
+    return ranks
+
+
+def srcc(pred, target) -> float:
+    """Spearman rank correlation (ties averaged). ``nan`` if either side is constant or has < 2 values."""
+    p, t = _np(pred).reshape(-1), _np(target).reshape(-1)
+    if p.shape != t.shape:
+        raise ValueError(f"pred has {p.size} values, target {t.size}")
+    if p.size < 2:
+        return float("nan")
+    rp, rt = rankdata(p), rankdata(t)
+    rp -= rp.mean()
+    rt -= rt.mean()
+    den = np.sqrt((rp * rp).sum() * (rt * rt).sum())
+    if den == 0:
+        return float("nan")
+    return float(np.clip((rp * rt).sum() / den, -1.0, 1.0))
+
+
+def gaicd_acc(pred_scores, gt_scores) -> dict[str, float]:
+    """GAICD top-K accuracy of one image, in percent.
+
+    ``Acc_K/N`` = share of the K best predicted crops whose annotated score is at least the
+    N-th best annotated score (so crops tied at the N-th place count, as in the official
+    evaluation code), for K = 1..4 and N = 5, 10; ``Acc5`` / ``Acc10`` are the means over K.
+    Predicted ties keep the annotation order (stable sort). With fewer than N crops, all
+    crops are the top N.
+
+    Returns keys ``Acc1/5 .. Acc4/5, Acc5, Acc1/10 .. Acc4/10, Acc10``.
+    """
+    p, g = _np(pred_scores).reshape(-1), _np(gt_scores).reshape(-1)
+    if p.shape != g.shape:
+        raise ValueError(f"pred_scores has {p.size} values, gt_scores {g.size}")
+    if p.size == 0:
+        raise ValueError("gaicd_acc needs at least one crop")
+    pred_order = np.argsort(-p, kind="stable")
+    gt_sorted = np.sort(g)[::-1]
+    out: dict[str, float] = {}
+    for n in (5, 10):
+        thr = gt_sorted[min(n, len(g)) - 1]
+        accs = []
+        for k in range(1, 5):
+            top = pred_order[:k]
+            acc = 100.0 * float(np.mean(g[top] >= thr))
+            out[f"Acc{k}/{n}"] = acc
+            accs.append(acc)
+        out[f"Acc{n}"] = float(np.mean(accs))
+    return out
+
+
+def gaicd_evaluate(preds: Sequence, gts: Sequence) -> dict[str, float]:
+    """Per-image ``SRCC`` and :func:`gaicd_acc` averaged over images (NaN SRCCs skipped); plus ``images``."""
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} predictions for {len(gts)} images")
+    if not len(preds):
+        raise ValueError("gaicd_evaluate needs at least one image")
+    rows = [gaicd_acc(p, g) for p, g in zip(preds, gts)]
+    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    s = np.array([srcc(p, g) for p, g in zip(preds, gts)])
+    out["SRCC"] = float(np.nanmean(s)) if np.isfinite(s).any() else float("nan")
+    out["images"] = float(len(rows))
+    return out
+
+
+def _boxes(b) -> np.ndarray:
+    a = _np(b)
+    if a.shape[-1:] != (4,):
+        raise ValueError(f"boxes must end in 4 coordinates, got shape {a.shape}")
+    return a
+
+
+def iou(box_a, box_b):
+    """Intersection over union of ``x1y1x2y2`` boxes; broadcasts over leading dims.
+
+    A float for single boxes, an array otherwise. Empty union gives 0.
+    """
+    a, b = _boxes(box_a), _boxes(box_b)
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area = lambda x: np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)  # noqa: E731
+    union = area(a) + area(b) - inter
+    r = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return float(r) if r.ndim == 0 else r
+
+
+def boundary_displacement(pred, gt, width: float, height: float):
+    """Mean of ``|dx1|/W, |dx2|/W, |dy1|/H, |dy2|/H`` (Disp of Chen et al. 2017); broadcasts."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"width and height must be positive, got {width} x {height}")
+    p, g = _boxes(pred), _boxes(gt)
+    d = np.abs(p - g) / np.array([width, height, width, height], dtype=np.float64)
+    r = d.mean(-1)
+    return float(r) if r.ndim == 0 else r
+
+
+def pair_accuracy(score_better, score_worse) -> float:
+    """Share of pairs ranked right (``better > worse``); a tie counts one half. ``nan`` for no pair."""
+    b, w = _np(score_better).reshape(-1), _np(score_worse).reshape(-1)
+    if b.shape != w.shape:
+        raise ValueError(f"{b.size} better scores for {w.size} worse scores")
+    if b.size == 0:
+        return float("nan")
+    return float(np.mean((b > w) + 0.5 * (b == w)))
+
+
+def _points(points) -> np.ndarray:
+    p = _np(points).reshape(-1, 2)
+    return p
+
+
+def fixations_kept(box, points) -> float:
+    """Share of fixation points ``(N, 2)`` xy inside the box (edges included). ``nan`` for no point."""
+    x1, y1, x2, y2 = _boxes(box).reshape(4)
+    p = _points(points)
+    if len(p) == 0:
+        return float("nan")
+    inside = (p[:, 0] >= x1) & (p[:, 0] <= x2) & (p[:, 1] >= y1) & (p[:, 1] <= y2)
+    return float(inside.mean())
+
+
+def fixations_kept_circle(box, points) -> float:
+    """Share of fixation points inside the ellipse inscribed in the box (the disc of a square box,
+    as a circular crop shows it). ``nan`` for no point."""
+    x1, y1, x2, y2 = _boxes(box).reshape(4)
+    p = _points(points)
+    if len(p) == 0:
+        return float("nan")
+    rx, ry = (x2 - x1) / 2.0, (y2 - y1) / 2.0
+    if rx <= 0 or ry <= 0:
+        return 0.0
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    inside = ((p[:, 0] - cx) / rx) ** 2 + ((p[:, 1] - cy) / ry) ** 2 <= 1.0
+    return float(inside.mean())
