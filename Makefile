@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 # torch/torchvision pair known to work together here (pyproject pins ranges, not this pair)
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-unit bench docs archive serve stop demo clean
+.PHONY: install test test-unit bench docs archive serve stop demo train eval clean
 
 install: $(VENV)/.installed
 
@@ -24,10 +24,20 @@ test-unit: install
 	$(PY) -m pytest -q -m "not integration"
 
 bench: install
-	$(PY) benchmarks/bench_pool.py
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 docs: install
 	$(PY) -m asm.docs
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
+
+# the default model: see the model card in README.md
+train: install
+	$(PY) -m asm.cli train --config configs/default.json
+
+eval: install
+	$(PY) -m asm.cli eval --osie --sheet docs/comparison.png --out benchmarks/results/eval.md
+
+-include handler/serve.mk
+-include gradio_demo/demo.mk
