@@ -1,0 +1,406 @@
+"""The Gradio demo, for real: a server on a free loopback port, called through gradio_client
+and driven by headless Chromium (which also writes the README screenshot docs/demo.png).
+
+Offline: Gradio analytics are off, and the browser test checks that the page fetched
+nothing but the demo itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import http.server
+import io
+import json
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # gradio_demo is not an installed package
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+gr = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from asm.cropper import Cropper  # noqa: E402
+from asm.errors import InvalidOption  # noqa: E402
+from gradio_demo import app as demo_app  # noqa: E402
+
+EXAMPLES = ROOT / "gradio_demo" / "examples"
+PHOTO = EXAMPLES / "osprey.jpg"
+SCREENSHOT = ROOT / "docs" / "demo.png"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def cropper() -> Cropper:
+    return Cropper.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def server(cropper, tmp_path_factory):
+    """The demo launched in this process (eager example caching into a temp folder)."""
+    cache = tmp_path_factory.mktemp("examples-cache")
+    saved = {k: os.environ.get(k) for k in ("ASM_DEMO_CACHE", "GRADIO_EXAMPLES_CACHE")}
+    os.environ["ASM_DEMO_CACHE"] = str(cache)
+    demo = demo_app.build_demo(cropper, cache_examples="eager")
+    port = _free_port()
+    t0 = time.monotonic()
+    demo.launch(prevent_thread_lock=True, quiet=True, **demo_app.launch_kwargs("127.0.0.1", port))
+    launch_s = time.monotonic() - t0
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/", "demo": demo, "cache": cache, "launch_s": launch_s}
+    finally:
+        demo.close()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory) -> Client:
+    return Client(server["url"], verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+def _check_answer(answer: dict, width: int, height: int) -> None:
+    assert (answer["width"], answer["height"]) == (width, height)
+    assert answer["crops"], answer
+    for c in answer["crops"]:
+        x1, y1, x2, y2 = c["box"]
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height, c
+        assert isinstance(c["score"], float)
+
+
+# --------------------------------------------------------------------------- gradio_client
+def test_examples_were_cached_at_launch(server):
+    logs = list(Path(server["cache"]).rglob("log.csv"))
+    assert logs, "eager caching wrote nothing"
+    rows = logs[0].read_text().strip().splitlines()
+    assert len(rows) == 1 + len(demo_app.EXAMPLES)  # header + one row per example
+    assert server["launch_s"] < 90
+
+
+def test_crop_with_just_an_image(client):
+    answer = client.predict(handle_file(str(PHOTO)), api_name="/crop")
+    w, h = Image.open(PHOTO).size
+    _check_answer(answer, w, h)
+    assert [c["aspect"] for c in answer["crops"]] == demo_app.DEFAULT_ASPECTS  # one per default ratio
+    # 16:9 and 1:1 crops have their exact ratios (up to a pixel of rounding)
+    for c in answer["crops"]:
+        x1, y1, x2, y2 = c["box"]
+        if c["aspect"] == "16:9":
+            assert abs((x2 - x1) / (y2 - y1) - 16 / 9) < 0.02
+        if c["aspect"] == "1:1":
+            assert abs((x2 - x1) - (y2 - y1)) <= 1
+
+
+def test_crop_options_and_same_answer_as_the_core(client, cropper):
+    photo = EXAMPLES / "dogs-window.jpg"
+    answer = client.predict(handle_file(str(photo)), ["9:16", "free"], "1.91:1", False, 2, api_name="/crop")
+    w, h = Image.open(photo).size
+    _check_answer(answer, w, h)
+    assert [c["aspect"] for c in answer["crops"]] == ["9:16", "9:16", "free", "free", "1.91:1", "1.91:1"]
+    assert answer == cropper.crop(photo, aspect=["9:16", "free", "1.91:1"], top_k=2).to_json()
+
+
+def test_crop_view_gives_pictures(client):
+    drawn, gallery, theta_avg, theta_std, answer = client.predict(
+        handle_file(str(EXAMPLES / "otters.jpg")), ["16:9"], "", True, 2, True, api_name="/crop_view"
+    )
+    w, h = Image.open(EXAMPLES / "otters.jpg").size
+    _check_answer(answer, w, h)
+    assert all(c["shape"] == "circle" for c in answer["crops"]) and len(answer["crops"]) == 2
+    assert Image.open(drawn).size == (w, h)
+    for path in (theta_avg, theta_std):
+        assert Image.open(path).size == (w, h)
+    assert len(gallery) == 2
+    for item, crop in zip(gallery, answer["crops"]):
+        cut = Image.open(item["image"])
+        x1, y1, x2, y2 = crop["box"]
+        assert cut.format == "PNG" and cut.mode == "RGBA" and cut.size == (x2 - x1, y2 - y1)
+        alpha = np.asarray(cut)[..., 3]
+        assert alpha[0, 0] == 0 and alpha[alpha.shape[0] // 2, alpha.shape[1] // 2] == 255  # round, transparent outside
+        assert crop["aspect"] in item["caption"]
+
+
+def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
+    text = tmp / "notes.txt"
+    text.write_text("this is not a photo\n")
+    tiny = tmp / "tiny.png"
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(tiny)
+    huge = tmp / "huge.png"  # 80 MP in its header, ~10 kB on disk: refused before decoding
+    Image.new("1", (10_000, 8_000)).save(huge)
+    fake = tmp / "photo.jpg"
+    fake.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)  # a JPEG that ends after its first bytes
+    return {
+        "text": (text, "not an image"),
+        "1x1": (tiny, "too small"),
+        "too large": (huge, "too large"),
+        "truncated": (fake, "photo.jpg"),
+    }
+
+
+def test_bad_uploads_give_readable_errors_and_the_app_stays_up(client, tmp_path):
+    for name, (path, expected) in _bad_files(tmp_path).items():
+        with pytest.raises(gradio_client.exceptions.AppError) as info:
+            client.predict(handle_file(str(path)), api_name="/crop")
+        message = str(info.value)
+        assert expected in message.lower() or expected in message, (name, message)
+        assert "/tmp/gradio" not in message and "Traceback" not in message, message  # the user's file name, no internals
+        print(f"{name}: {message}")
+    with pytest.raises(gradio_client.exceptions.AppError, match="W:H"):
+        client.predict(handle_file(str(PHOTO)), [], "wide", False, 1, api_name="/crop")
+    with pytest.raises(gradio_client.exceptions.AppError, match="maximum"):  # Gradio checks the slider range
+        client.predict(handle_file(str(PHOTO)), [], "", False, 99, api_name="/crop")
+    # still serving
+    _check_answer(client.predict(handle_file(str(PHOTO)), api_name="/crop"), *Image.open(PHOTO).size)
+
+
+def test_queue_bounds_concurrency(server):
+    queue = server["demo"]._queue
+    assert queue.max_size == 16 and queue.default_concurrency_limit == 1
+    fns = [fn for fn in server["demo"].fns.values() if fn.api_name in ("crop", "crop_view")]
+    assert len(fns) == 2 and {fn.concurrency_id for fn in fns} == {"asm"}  # both endpoints share...
+    assert queue.event_queue_per_concurrency_id["asm"].concurrency_limit == 1  # ...one model run at a time
+
+
+# --------------------------------------------------------------------------- --backend
+class _FakeTorchServe(http.server.ThreadingHTTPServer):
+    """``POST /predictions/asm`` the way the asm TorchServe handler answers (crops from the
+    real Cropper), with a bearer token."""
+
+    token = "s3cret"
+    cropper: Cropper
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):  # noqa: N802
+        from asm.errors import AsmError
+        from asm.io import encode_png
+
+        if self.path != "/predictions/asm":
+            return self._send(404, {"error": "not_found", "message": "no such model"})
+        if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+            return self._send(401, {"error": "unauthorized", "message": "bad token"})
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body
+        )
+        fields = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True) for part in msg.iter_parts()}
+        cropper = self.server.cropper
+        try:
+            options = {k: fields[k].decode() for k in ("aspect", "circular", "top_k") if k in fields}
+            result = cropper.crop(fields["data"], **options)
+        except AsmError as e:
+            return self._send(e.http_status, e.to_dict())
+        answer = result.to_json()
+        if fields.get("heatmap", b"false") == b"true":
+            heat = cropper.heatmaps(fields["data"])
+            grey = lambda a: (255 * (a - a.min()) / max(float(a.max() - a.min()), 1e-12)).astype(np.uint8)  # noqa: E731
+            answer["heatmaps"] = {k: base64.b64encode(encode_png(grey(v))).decode() for k, v in (("theta_avg", heat.avg), ("theta_std", heat.std))}
+        self._send(200, answer)
+
+
+@pytest.fixture(scope="module")
+def fake_torchserve(cropper):
+    srv = _FakeTorchServe(("127.0.0.1", 0), _Handler)
+    srv.cropper = cropper
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_backend_mode(fake_torchserve, cropper):
+    engine = demo_app.BackendEngine(fake_torchserve, token="s3cret")
+    runner = demo_app._Runner(engine)
+    try:
+        photo = EXAMPLES / "desert-hike.jpg"
+        drawn, gallery, theta_avg, theta_std, answer = runner.crop_view(str(photo), ["4:3", "9:16"], "", False, 2, True)
+        assert answer == cropper.crop(photo, aspect=["4:3", "9:16"], top_k=2).to_json()
+        w, h = Image.open(photo).size
+        assert drawn.shape == (h, w, 3) and theta_avg.shape == theta_std.shape == (h, w, 3)
+        assert len(gallery) == 4
+        for (cut, caption), crop in zip(gallery, answer["crops"]):
+            x1, y1, x2, y2 = crop["box"]
+            assert cut.shape == (y2 - y1, x2 - x1, 3) and crop["aspect"] in caption
+        # circular through the backend: shapes come back, cut-outs are RGBA
+        _, gallery, _, _, answer = runner.crop_view(str(photo), [], "", True, 1, False)
+        assert answer["crops"][0]["shape"] == "circle" and gallery[0][0].shape[2] == 4
+        # a bad image never leaves the demo; the message is asm's own
+        with pytest.raises(gr.Error, match="too small"):
+            buf = io.BytesIO()
+            Image.new("RGB", (8, 8)).save(buf, "PNG")
+            runner.crop(buf.getvalue(), [], "", False, 1)
+    finally:
+        engine.close()
+    bad = demo_app._Runner(demo_app.BackendEngine(fake_torchserve, token="wrong"))
+    with pytest.raises(gr.Error, match="token"):
+        bad.crop(str(PHOTO), [], "", False, 1)
+    down = demo_app._Runner(demo_app.BackendEngine(f"http://127.0.0.1:{_free_port()}"))
+    with pytest.raises(gr.Error, match="did not answer"):
+        down.crop(str(PHOTO), [], "", False, 1)
+
+
+def test_parse_options():
+    o = demo_app.parse_options(["16:9", "free"], " 1.91:1, 2:3 ", False, 3)
+    assert [a.label for a in o.aspects] == ["16:9", "free", "1.91:1", "2:3"] and o.top_k == 3
+    o = demo_app.parse_options(["16:9"], "", True, 2.0)  # circles are 1:1, whatever was ticked
+    assert o.circular and [a.label for a in o.aspects] == ["1:1"] and o.top_k == 2
+    assert [a.label for a in demo_app.parse_options([], "", False, None).aspects] == ["free"]
+    with pytest.raises(InvalidOption):
+        demo_app.parse_options([], "0:1", False, 1)
+
+
+def test_examples_are_small_open_photos_with_credits():
+    credits = (EXAMPLES / "CREDITS.md").read_text()
+    assert 4 <= len(demo_app.EXAMPLES) <= 6
+    for name, *_ in demo_app.EXAMPLES:
+        path = EXAMPLES / name
+        with Image.open(path) as im:
+            assert im.format == "JPEG" and max(im.size) <= 800, name
+        assert path.stat().st_size < 200_000, name
+        assert f"`{name}`" in credits, f"{name} has no line in CREDITS.md"
+
+
+def test_command_line_refuses_a_missing_model(capsys):
+    assert demo_app.main(["--model", "/nonexistent/model.pt"]) == 2
+    assert "no asm model at /nonexistent/model.pt" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the browser
+def _chrome(tmp_path: Path, width: int, height: int):
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip(f"headless browser test needs chromium and chromedriver ({CHROMIUM}, {CHROMEDRIVER} not found)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", "--hide-scrollbars", "--force-device-scale-factor=1",
+        f"--window-size={width},{height}", f"--user-data-dir={tmp_path / 'chrome-profile'}",
+    ):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+def test_browser_upload_crop_and_screenshot(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chrome(tmp_path, 1440, 1000)
+    try:
+        driver.get(server["url"])
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        wait = WebDriverWait(driver, 60, ignored_exceptions=[StaleElementReferenceException])  # Svelte re-renders
+        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#asm-input input[type=file]")))
+        upload.send_keys(str(PHOTO))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#asm-input img")))
+        wait.until(EC.element_to_be_clickable((By.ID, "asm-run"))).click()
+
+        def loaded(selector: str, n: int = 1):
+            return lambda d: d.execute_script(
+                "const imgs = [...document.querySelectorAll(arguments[0])];"
+                "return imgs.length >= arguments[1] && imgs.every(i => i.complete && i.naturalWidth > 0);",
+                selector, n,
+            )
+
+        wait.until(loaded("#asm-gallery img", len(demo_app.DEFAULT_ASPECTS)))
+        for sel in ("#asm-drawn img", "#asm-theta-avg img", "#asm-theta-std img"):
+            wait.until(loaded(sel))
+        wait.until(lambda d: "crops" in d.find_element(By.ID, "asm-json").text)
+        assert "θ_avg: where the content matters" in driver.page_source
+        assert "θ_std: where placement matters" in driver.page_source
+
+        # the whole page in one picture
+        for _ in range(3):  # a viewport as tall as the page (resizing reflows it; settle)
+            height = int(driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]["height"])
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 1440, "height": min(max(height, 900), 2400), "deviceScaleFactor": 1, "mobile": False},
+            )
+            time.sleep(0.3)
+        driver.execute_script("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur();")
+        time.sleep(1.0)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        png = driver.get_screenshot_as_png()
+        shot = Image.open(io.BytesIO(png)).convert("RGB")
+        assert shot.width >= 1200 and shot.height >= 900
+        shot.save(SCREENSHOT, optimize=True)  # full colour: a palette bands the heatmaps
+
+        # offline: every network request the page made went to the demo itself
+        urls = set()
+        for entry in driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                urls.add(message["params"]["request"]["url"])
+        outside = sorted(u for u in urls if u.startswith(("http:", "https:", "ws:", "wss:")) and not u.startswith(server["url"]))
+        assert not outside, outside
+
+        # a bundled example: its options and its cached answer (round crops) fill the page
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#asm-examples button.gallery-item")[1].click() or True)  # otters
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#asm-circular input[type=checkbox]").is_selected(), "example options")
+        wait.until(lambda d: '"circle"' in d.find_element(By.ID, "asm-json").text, "example answer")
+        wait.until(loaded("#asm-gallery img", 3), "example cut-outs")
+        # the heatmap switch hides the θ maps
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#asm-heatmap input[type=checkbox]").click() or True)
+        wait.until(lambda d: not any(e.is_displayed() for e in d.find_elements(By.ID, "asm-heat")), "heatmaps hidden")
+
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
