@@ -1,0 +1,430 @@
+"""TorchServe handler for asm: ``POST /predictions/asm`` -> the best crops of an image.
+
+A thin shell over :class:`asm.cropper.Cropper`: it unpacks what TorchServe hands over,
+calls ``prepare`` (safe decode) / ``score_maps`` (one batched forward pass) / ``search`` /
+``heatmaps`` and turns the results, or the errors, into JSON. It never decodes, resizes,
+searches or draws by itself.
+
+How to send an image (any of these):
+
+* raw body: ``curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' URL``
+  (``image/*`` or ``application/octet-stream``);
+* multipart: ``curl -F data=@photo.jpg -F aspect=16:9 -F aspect=1:1 -F top_k=3 URL``;
+* JSON: ``{"image": "<base64>", "aspect": ["16:9", "1:1"], "heatmap": true}``.
+
+Options: ``aspect`` (repeatable or comma-separated), ``circular``, ``top_k``, ``nms_iou``,
+``heatmap``. URL query parameters never reach a TorchServe handler, so options travel in
+the multipart form or the JSON object.
+
+Answer: ``{"width", "height", "crops": [{"box", "score", "aspect", "shape"}]}`` plus, with
+``heatmap=true``, ``"heatmaps": {"theta_avg": <base64 PNG>, "theta_std": <base64 PNG>}``.
+Every refused request gets its own status and ``{"error": code, "message": text}``; the
+other requests of its batch are answered normally.
+
+What TorchServe 0.12 hands ``handle`` (one dict per request):
+
+* raw body with ``Content-Type: image/*`` / ``application/octet-stream`` / none at all
+  (``curl -T``): ``{"body": bytearray}``;
+* ``text/*``: ``{"body": str}`` (``bytearray`` if it is not UTF-8);
+* ``application/json``: ``{"body": <parsed JSON>}`` (``bytearray`` if it does not parse);
+* multipart or url-encoded form: one key per field, every value a ``bytearray``; a
+  repeated field keeps only its last value unless :func:`_keep_repeated_fields` is
+  installed (it is, in :meth:`AsmHandler.initialize`);
+* ``curl --data-binary`` without a content type sends
+  ``application/x-www-form-urlencoded``: binary data is refused by the frontend (HTTP 500
+  ``ErrorDataDecoderException``) before any handler runs; text-like data arrives as
+  nonsense form fields, answered here with a 400 that says how to send an image.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import sys
+import time
+import types
+from typing import Any
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: The asm package travels inside the archive as a zip (``make archive``); it wins over an
+#: installed asm so the server runs exactly the code that was archived.
+_ASM_ZIP = os.path.join(_HERE, "asm.zip")
+if os.path.isfile(_ASM_ZIP) and _ASM_ZIP not in sys.path:
+    sys.path.insert(0, _ASM_ZIP)
+
+try:
+    import torch
+
+    from asm.cropper import Cropper, CropOptions
+    from asm.errors import AsmError, ImageTooLarge
+    from asm.io import encode_png
+    from asm.viz import overlay_heatmap
+except ImportError as e:  # TorchServe would hide an ImportError behind "no module ts.torch_handler..."
+    raise RuntimeError(
+        f"asm handler: cannot import asm ({e}); the archive should contain asm.zip (make archive) "
+        "and the host needs torch, torchvision, numpy, pillow, opencv-python-headless and matplotlib"
+    ) from e
+
+from ts.torch_handler.base_handler import BaseHandler
+
+try:
+    from ts.metrics.dimension import Dimension
+    from ts.metrics.metric_type_enum import MetricTypes
+except ImportError:  # pragma: no cover - metrics are optional
+    Dimension = MetricTypes = None
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "asm"
+#: Keys under which the image may arrive (multipart field / JSON key).
+IMAGE_FIELDS = ("data", "image")
+HOW_TO_SEND = (
+    "send the image as the raw body (curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg'), "
+    "as a multipart file field 'data' (curl -F data=@photo.jpg -F aspect=16:9), "
+    'or as JSON {"image": "<base64>", "aspect": "16:9"}'
+)
+#: Handler settings (model-config.yaml ``handler:`` section overrides them).
+DEFAULTS = {
+    "torch_threads": 0,  # 0: leave torch's default
+    "heatmap_max_pixels": 4_000_000,  # heatmap overlays are full size PNGs: bound the work
+    "max_response_bytes": 16_000_000,  # keep under config.properties max_response_size
+    "warmup": True,
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _bad_request(message: str) -> AsmError:
+    """A 400 for a request we cannot even read (no image, broken JSON, bad base64)."""
+    err = AsmError(message)
+    err.code = "bad_request"
+    err.http_status = 400
+    return err
+
+
+def _phrase(message: str, limit: int = 180) -> str:
+    """HTTP reason phrase: printable ASCII on one line.
+
+    TorchServe 0.12 packs the phrase's length in characters but writes UTF-8 bytes, and the
+    frontend rejects control characters: either kills the worker. Messages can echo what
+    the client sent, so they are cleaned here (the JSON body keeps the full message).
+    """
+    text = "".join(c if " " <= c <= "~" else "?" for c in " ".join(str(message).split()))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _text(name: str, value: Any) -> Any:
+    """A form field (bytes) as text; JSON values stay as they are."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad_request(f"option {name} is not UTF-8 text") from None
+    return value
+
+
+def _b64decode(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise _bad_request(f'"image" must be a base64 string, got {type(value).__name__}')
+    text = value.strip()
+    if text.startswith("data:") and "," in text:  # data URL: data:image/png;base64,....
+        text = text.split(",", 1)[1]
+    text = "".join(text.split())
+    altchars = b"-_" if ("-" in text or "_" in text) else None
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad_request('"image" is not valid base64') from None
+
+
+def _headers(context: Any, idx: int) -> dict[str, str]:
+    try:
+        return {str(k).lower(): v for k, v in (context.get_all_request_header(idx) or {}).items() if isinstance(v, str)}
+    except Exception:
+        return {}
+
+
+def _split_request(row: Any, content_type: str) -> tuple[bytes, dict[str, Any]]:
+    """``(image bytes, options)`` from one request as TorchServe hands it over."""
+    if not isinstance(row, dict) or not row:
+        raise _bad_request(f"The request has no image; {HOW_TO_SEND}.")
+    if "body" in row and len(row) == 1:
+        body = row["body"]
+        if isinstance(body, dict):  # JSON object
+            options = dict(body)
+            if "image" not in options:
+                raise _bad_request(f'The JSON object has no "image"; {HOW_TO_SEND}.')
+            return _b64decode(options.pop("image")), options
+        if isinstance(body, str):
+            raise _bad_request(f"The request body is text ({content_type or 'no content type'}), not an image; {HOW_TO_SEND}.")
+        if isinstance(body, (bytes, bytearray)):
+            if content_type.startswith("application/json"):
+                raise _bad_request(f"The request body is not valid JSON; {HOW_TO_SEND}.")
+            if not body:
+                raise _bad_request(f"The request body is empty (0 bytes); {HOW_TO_SEND}.")
+            return bytes(body), {}
+        raise _bad_request(f'A JSON body must be an object {{"image": "<base64>", ...}}, got {type(body).__name__}.')
+    # form fields (multipart or url-encoded)
+    names = [k for k in IMAGE_FIELDS if k in row]
+    if not names:
+        hint = ""
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            hint = " (the body arrived as url-encoded form data: set a Content-Type such as image/jpeg)"
+        raise _bad_request(f"The request has no image{hint}; {HOW_TO_SEND}.")
+    if len(names) > 1:
+        raise _bad_request(f"Send the image in one field, not in both {' and '.join(names)}.")
+    image = row[names[0]]
+    if isinstance(image, list):
+        raise _bad_request(f"Send one image per request; the field {names[0]!r} came {len(image)} times.")
+    if isinstance(image, str):
+        image = image.encode("utf-8")
+    if not isinstance(image, (bytes, bytearray)):
+        raise _bad_request(f"The field {names[0]!r} must hold the image file itself; {HOW_TO_SEND}.")
+    if not image:
+        raise _bad_request(f"The field {names[0]!r} is empty (0 bytes); {HOW_TO_SEND}.")
+    options: dict[str, Any] = {}
+    for name, value in row.items():
+        if name in names:
+            continue
+        if isinstance(value, list):  # repeated form field (see _keep_repeated_fields)
+            values = [_text(name, v) for v in value]
+            if name != "aspect" or not all(isinstance(v, str) for v in values):
+                raise _bad_request(f"option {name} was given {len(values)} times; give it once")
+            value = ",".join(values)
+        options[name] = _text(name, value)
+    return bytes(image), options
+
+
+def _keep_repeated_fields() -> bool:
+    """Let a repeated form field (``-F aspect=16:9 -F aspect=1:1``) reach the handler as a list.
+
+    TorchServe 0.12's Python backend builds each request's dict with ``dict.update`` per
+    field, so only the last value of a repeated field survives. This wraps
+    ``ts.service.Service.retrieve_data_for_inference`` (in the worker process only) to put
+    the list of values back for names that occur more than once. Returns whether it is on.
+    """
+    try:
+        from ts.service import Service
+    except ImportError:
+        return False
+    original = Service.retrieve_data_for_inference
+    if getattr(original, "_asm_keeps_repeats", False):
+        return True
+
+    def retrieve_data_for_inference(batch):
+        headers, input_batch, req_id_map = original(batch)
+        try:
+            for i, request in enumerate(batch or []):
+                values: dict[str, list] = {}
+                for parameter in request.get("parameters") or []:
+                    values.setdefault(parameter["name"], []).append(parameter["value"])
+                for name, vs in values.items():
+                    if len(vs) > 1:
+                        input_batch[i][name] = vs
+        except Exception:  # never let this break a batch: fall back to TorchServe's view
+            logger.warning("could not collect repeated form fields", exc_info=True)
+        return headers, input_batch, req_id_map
+
+    retrieve_data_for_inference._asm_keeps_repeats = True
+    Service.retrieve_data_for_inference = staticmethod(retrieve_data_for_inference)
+    return True
+
+
+# --------------------------------------------------------------------------- handler
+
+
+class AsmHandler(BaseHandler):
+    """TorchServe entry point: ``initialize`` once per worker, ``handle`` once per batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cropper: Cropper | None = None
+        self.settings = dict(DEFAULTS)
+
+    # ------------------------------------------------------------------ setup
+    def initialize(self, context: Any) -> None:
+        """Build the Cropper from the archived model file (the .mar's ``serializedFile``)."""
+        self.context = context
+        self.manifest = context.manifest
+        props = context.system_properties
+        model_dir = props.get("model_dir") or _HERE
+        yaml_cfg = getattr(context, "model_yaml_config", None) or {}
+        self.settings.update((yaml_cfg.get("handler") or {}) if isinstance(yaml_cfg, dict) else {})
+
+        gpu_id = props.get("gpu_id")
+        if torch.cuda.is_available() and gpu_id is not None:
+            self.map_location, self.device = "cuda", torch.device(f"cuda:{gpu_id}")
+        else:
+            self.map_location, self.device = "cpu", torch.device("cpu")
+        threads = int(self.settings.get("torch_threads") or 0)
+        if threads > 0:
+            torch.set_num_threads(threads)
+
+        serialized = (self.manifest or {}).get("model", {}).get("serializedFile")
+        if not serialized:
+            raise RuntimeError("asm handler: the archive has no model file (torch-model-archiver --serialized-file)")
+        model_path = os.path.join(model_dir, serialized)
+        self.cropper = Cropper.from_pretrained(model_path, device=self.device)
+        self.repeated_fields = _keep_repeated_fields()
+        if self.settings.get("warmup"):
+            self._warmup()
+        self.initialized = True
+        logger.info(
+            "asm handler ready: model %s on %s, %d torch threads, batch size %s, repeated form fields %s",
+            serialized, self.device, torch.get_num_threads(), props.get("batch_size"),
+            "kept" if self.repeated_fields else "last value only",
+        )
+
+    def _warmup(self) -> None:
+        """One small crop so the first client does not pay for lazy initialisation."""
+        import numpy as np
+
+        image = np.tile(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], (240, 1, 3))
+        prepared = self.cropper.prepare(image)
+        score_map = self.cropper.score_maps([prepared])[0]
+        self.cropper.search(prepared, score_map, CropOptions())
+
+    # ------------------------------------------------------------------ entry point
+    def handle(self, data: list | None, context: Any) -> list | None:
+        """One answer per request; no request can spoil another or take the worker down."""
+        if data is None:  # function-style initialisation call; nothing to answer
+            return None
+        start = time.perf_counter()
+        self.context = context
+        if len(data) == 1 and not data[0] and _headers(context, 0).get("describe") == "True":
+            return [json.dumps(self.describe_handle())]
+        items = self.preprocess(data)
+        self.inference(items)
+        output = self.postprocess(items)
+        self._metric("add_time", "HandlerTime", round((time.perf_counter() - start) * 1000, 2), None)
+        return output
+
+    def describe_handle(self) -> dict[str, Any]:
+        model = self.cropper.model if self.cropper is not None else None
+        return {"model": MODEL_NAME, "config": dict(getattr(model, "config", {}) or {}), "meta": getattr(model, "meta", {})}
+
+    # ------------------------------------------------------------------ steps
+    def preprocess(self, data: list) -> list[types.SimpleNamespace]:
+        """Per request: decode with asm (``Cropper.prepare``) and parse the options."""
+        items = []
+        for i, row in enumerate(data):
+            item = types.SimpleNamespace(idx=i, start=time.perf_counter(), prepared=None, options=None,
+                                         heatmap=False, score_map=None, answer=None, error=None)
+            items.append(item)
+            try:
+                content_type = _headers(self.context, i).get("content-type", "").lower()
+                image, raw_options = _split_request(row, content_type)
+                item.options, item.heatmap = CropOptions.from_mapping(raw_options)
+                item.prepared = self.cropper.prepare(image)
+                if item.heatmap and item.prepared.width * item.prepared.height > int(self.settings["heatmap_max_pixels"]):
+                    raise ImageTooLarge(
+                        f"Heatmap overlays are returned for images up to {int(self.settings['heatmap_max_pixels']):,} "
+                        f"pixels; this one has {item.prepared.width}x{item.prepared.height}. "
+                        "Leave out heatmap or send a smaller image."
+                    )
+            except Exception as e:  # noqa: BLE001 - request-level isolation
+                item.error = e
+                item.prepared = None
+        return items
+
+    def inference(self, items: list[types.SimpleNamespace], *args: Any, **kwargs: Any) -> list[types.SimpleNamespace]:
+        """One forward pass for the batch (``Cropper.score_maps`` groups equal input sizes)."""
+        ok = [it for it in items if it.error is None]
+        if not ok:
+            return items
+        try:
+            maps = self.cropper.score_maps([it.prepared for it in ok])
+            for it, m in zip(ok, maps):
+                it.score_map = m
+        except Exception:  # noqa: BLE001 - isolate the request that breaks the batch
+            logger.warning("batched forward pass failed; retrying the %d requests one by one", len(ok), exc_info=True)
+            for it in ok:
+                try:
+                    it.score_map = self.cropper.score_maps([it.prepared])[0]
+                except Exception as e:  # noqa: BLE001
+                    it.error = e
+        return items
+
+    def postprocess(self, items: list[types.SimpleNamespace]) -> list[str]:
+        """Per request: search, heatmaps, JSON; errors become that request's own 4xx/500."""
+        out = []
+        for it in items:
+            if it.error is None:
+                try:
+                    body = self._answer(it)
+                    limit = int(self.settings["max_response_bytes"])
+                    if len(body) > limit:
+                        raise ImageTooLarge(
+                            f"The answer would be {len(body) / 1e6:.1f} MB, over this server's limit of "
+                            f"{limit / 1e6:.1f} MB (heatmap overlays of a large image). "
+                            "Leave out heatmap or send a smaller image."
+                        )
+                    self._set_status(it.idx, 200, "OK")
+                    self._metric("add_time", "CropLatency", round(time.perf_counter() - it.start, 4), it.idx,
+                                 unit="s", metric_type=getattr(MetricTypes, "HISTOGRAM", None))
+                    out.append(body)
+                    continue
+                except Exception as e:  # noqa: BLE001
+                    it.error = e
+            out.append(self._error(it))
+            it.prepared = it.score_map = None  # free big arrays early
+        return out
+
+    def _answer(self, it: types.SimpleNamespace) -> str:
+        result = self.cropper.search(it.prepared, it.score_map, it.options).to_json()
+        if it.heatmap:
+            maps = self.cropper.heatmaps(None, it.prepared, it.score_map)
+            result["heatmaps"] = {
+                "theta_avg": base64.b64encode(encode_png(overlay_heatmap(it.prepared.image, maps.avg))).decode("ascii"),
+                "theta_std": base64.b64encode(encode_png(overlay_heatmap(it.prepared.image, maps.std))).decode("ascii"),
+            }
+        return json.dumps(result, separators=(",", ":"))
+
+    def _error(self, it: types.SimpleNamespace) -> str:
+        e = it.error
+        if isinstance(e, AsmError):
+            status, payload = int(e.http_status), e.to_dict()
+            logger.info("request %s refused: %s %s", self._request_id(it.idx), payload["error"], _phrase(payload["message"]))
+        else:
+            status = 500
+            payload = {
+                "error": "internal_error",
+                "message": f"Internal error while cropping this image ({type(e).__name__}); "
+                f"request id {self._request_id(it.idx)}. The server log has the details.",
+            }
+            logger.error("request %s failed", self._request_id(it.idx), exc_info=e)
+        self._set_status(it.idx, status, payload["message"])
+        self._metric("add_counter", "RequestsRefused", 1, it.idx, reason=payload["error"])
+        return json.dumps(payload)
+
+    # ------------------------------------------------------------------ TorchServe glue
+    def _request_id(self, idx: int) -> str:
+        try:
+            return str(self.context.get_request_id(idx))
+        except Exception:
+            return "?"
+
+    def _set_status(self, idx: int, code: int, message: str) -> None:
+        self.context.set_response_content_type(idx, "application/json")
+        if code != 200:
+            self.context.set_response_status(code, _phrase(message), idx=idx)
+
+    def _metric(self, method: str, name: str, value: float, idx: int | None, reason: str | None = None, **kwargs: Any) -> None:
+        """Custom metrics through TorchServe's metrics API; a metrics problem never fails a request.
+
+        ``CropLatency`` (seconds, histogram): from the start of a request's decoding to its
+        answer. ``RequestsRefused{Reason=<error code>}`` (counter): every 4xx / 500 answer.
+        """
+        metrics = getattr(self.context, "metrics", None)
+        if metrics is None:
+            return
+        try:
+            dims = [Dimension("Reason", reason)] if (reason is not None and Dimension is not None) else []
+            kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            getattr(metrics, method)(name, value, idx=idx, dimensions=dims, **kwargs)
+        except Exception:  # noqa: BLE001
+            logger.debug("metric %s not recorded", name, exc_info=True)

@@ -1,0 +1,607 @@
+"""The TorchServe handler, for real: archive built here, TorchServe on loopback, real HTTP.
+
+One server for the module (free ports, never 8080-8082, its own temp dir so it cannot
+touch another TorchServe on the machine), stopped in the fixture's teardown whatever
+happens. A few in-process tests drive the handler with a fake context to pin down
+batch isolation exactly (which requests share a batch over HTTP is up to TorchServe).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TORCHSERVE = shutil.which("torchserve", path=str(BIN)) or shutil.which("torchserve")
+ARCHIVER = shutil.which("torch-model-archiver", path=str(BIN)) or shutil.which("torch-model-archiver")
+JAVA = (Path(os.environ["JAVA_HOME"]) / "bin" / "java") if os.environ.get("JAVA_HOME") else shutil.which("java")
+START_TIMEOUT = 150  # s; model load + warm-up on 2 busy cores
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _photo(w: int = 320, h: int = 240, seed: int = 0, fmt: str = "JPEG") -> bytes:
+    """A synthetic 'photo': smooth gradients, a bright disc off-centre, some noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w * (0.3 + 0.4 * rng.random()), h * (0.3 + 0.4 * rng.random())
+    disc = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * (0.12 * min(w, h)) ** 2))
+    img = np.stack([x / w, y / h, disc], axis=2) * 200 + rng.normal(0, 8, (h, w, 3))
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, fmt)
+    return buf.getvalue()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A tiny PNG that claims to be ``width x height`` (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _tiny_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+GOOD = _photo()
+GOOD2 = _photo(400, 300, seed=1, fmt="PNG")
+CORRUPT = GOOD2[:200] + bytes(b ^ 0x5A for b in GOOD2[200:600]) + GOOD2[600:]  # damaged PNG data
+
+
+def _multipart(fields: list[tuple[str, object]]) -> tuple[bytes, str]:
+    """``(body, content type)`` for fields ``(name, str)`` or ``(name, (filename, bytes, type))``."""
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, value in fields:
+        out.write(f"--{boundary}\r\n".encode())
+        if isinstance(value, tuple):
+            filename, data, ctype = value
+            out.write(f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'.encode())
+            out.write(f"Content-Type: {ctype}\r\n\r\n".encode())
+            out.write(data)
+        else:
+            out.write(f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
+            out.write(str(value).encode("utf-8"))
+        out.write(b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+# --------------------------------------------------------------------------- server
+
+
+def _free_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    socks = []
+    while len(ports) < n:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        socks.append(s)
+        if port not in range(8080, 8083) and port not in ports:
+            ports.append(port)
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Server:
+    def __init__(self, root: Path, ports: list[int]) -> None:
+        self.root = root
+        self.port, self.mgmt_port, self.metrics_port = ports
+        self.tmp = root / "tmp"
+        self.logs = root / "logs"
+        self.env = dict(os.environ, TMPDIR=str(self.tmp), TEMP=str(self.tmp),
+                        LOG_LOCATION=str(self.logs), METRICS_LOCATION=str(self.logs))
+        self.pid: int | None = None
+
+    def key(self, kind: str = "inference") -> str:
+        return json.loads((self.root / "key_file.json").read_text())[kind]["key"]
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                port: int | None = None, auth: str | None = "inference", timeout: float = 90) -> tuple[int, dict, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
+        try:
+            hdrs = dict(headers or {})
+            if auth:
+                hdrs["Authorization"] = f"Bearer {self.key(auth)}"
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def predict(self, body: bytes, content_type: str | None = "image/jpeg", **kw) -> tuple[int, dict, bytes]:
+        headers = {"Content-Type": content_type} if content_type else {}
+        return self.request("POST", "/predictions/asm", body, headers, **kw)
+
+    def model_status(self) -> dict:
+        status, _, body = self.request("GET", "/models/asm", port=self.mgmt_port, auth="management", timeout=10)
+        assert status == 200, body
+        return json.loads(body)[0]
+
+    def log_tail(self, n: int = 40) -> str:
+        parts = []
+        for name in ("torchserve.out", "model_log.log", "ts_log.log"):
+            p = (self.root if name.endswith(".out") else self.logs) / name
+            if p.exists():
+                lines = [ln for ln in p.read_text(errors="replace").splitlines() if "TS_METRICS" not in ln]
+                parts.append(f"--- {name}\n" + "\n".join(lines[-n:]))
+        return "\n".join(parts)
+
+
+def _build_archive(root: Path) -> Path:
+    store, build = root / "store", root / "build"
+    model_file = REPO / "asm" / "weights" / "asm_default.pt"
+    if not model_file.is_file():  # the default model is not there: archive a small random one
+        import torch
+
+        from asm.model import ASMNet, save_model
+
+        torch.manual_seed(0)
+        model_file = root / "model.pt"
+        save_model(ASMNet("mobilenet_v3_small"), model_file)
+    # the shipped config with batching on (one worker, batches of up to 4), so the burst below
+    # really mixes good and bad requests in one batch
+    import yaml
+
+    config = yaml.safe_load((REPO / "handler" / "model-config.yaml").read_text())
+    config.update(minWorkers=1, maxWorkers=1, batchSize=4, maxBatchDelay=50)
+    (root / "model-config.yaml").write_text(yaml.safe_dump(config))
+    cmd = ["make", "--no-print-directory", "-f", "handler/serve.mk", "archive", f"MODEL_STORE={store}",
+           f"SERVE_BUILD={build}", f"MODEL_FILE={model_file}", f"MODEL_CONFIG={root / 'model-config.yaml'}",
+           f"PY={sys.executable}", f"ARCHIVER={ARCHIVER}"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (store / "asm.mar").is_file()
+    return store
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if JAVA is None or not Path(JAVA).exists():
+        pytest.skip("java not found: TorchServe needs a Java runtime (install a JDK 17 or set JAVA_HOME)")
+    if TORCHSERVE is None or ARCHIVER is None:
+        pytest.skip("torchserve / torch-model-archiver not installed (pip install -e '.[serve]')")
+    if shutil.which("make") is None:
+        pytest.skip("make not found (the archive is built with `make archive`)")
+
+    root = tmp_path_factory.mktemp("serve")
+    store = _build_archive(root)
+    srv = Server(root, _free_ports(3))
+    srv.tmp.mkdir()
+    srv.logs.mkdir()
+    config = (REPO / "handler" / "config.properties").read_text()
+    for key, port in (("inference", srv.port), ("management", srv.mgmt_port), ("metrics", srv.metrics_port)):
+        config = "\n".join(
+            f"{key}_address=http://127.0.0.1:{port}" if line.startswith(f"{key}_address=") else line
+            for line in config.splitlines()
+        )
+    (root / "config.properties").write_text(config + "\n")
+
+    start = [TORCHSERVE, "--start", "--ncs", "--ts-config", str(root / "config.properties"),
+             "--model-store", str(store), "--models", "asm=asm.mar"]
+    with open(root / "torchserve.out", "wb") as out:
+        subprocess.run(start, cwd=root, env=srv.env, stdout=out, stderr=subprocess.STDOUT, timeout=60, check=True)
+    try:
+        pid_file = srv.tmp / ".model_server.pid"
+        deadline = time.monotonic() + START_TIMEOUT
+        ready = False
+        while time.monotonic() < deadline:
+            if srv.pid is None and pid_file.exists():
+                srv.pid = int(pid_file.read_text().strip() or 0) or None
+            if srv.pid is not None and not _alive(srv.pid):
+                pytest.fail("TorchServe exited while starting:\n" + srv.log_tail())
+            try:
+                if (srv.root / "key_file.json").exists():
+                    status, _, body = srv.request("GET", "/ping", timeout=5)
+                    if status == 200 and b"Healthy" in body:
+                        workers = srv.model_status().get("workers", [])
+                        if workers and all(w.get("status") == "READY" for w in workers):
+                            ready = True
+                            break
+            except (OSError, json.JSONDecodeError, KeyError, AssertionError, http.client.HTTPException):
+                pass
+            time.sleep(1)
+        if not ready:
+            pytest.fail(f"TorchServe not ready after {START_TIMEOUT} s:\n" + srv.log_tail())
+        yield srv
+    finally:
+        _stop(srv)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop(srv: Server) -> None:
+    """``torchserve --stop`` (our pid file only); then make sure java and its workers are gone."""
+    children: list[int] = []
+    if srv.pid is not None:
+        try:
+            import psutil
+
+            children = [p.pid for p in psutil.Process(srv.pid).children(recursive=True)]
+        except Exception:
+            children = []
+    try:
+        subprocess.run([TORCHSERVE, "--stop", "--foreground"], cwd=srv.root, env=srv.env,
+                       capture_output=True, timeout=70)
+    except Exception:
+        pass
+    for pid in ([srv.pid] if srv.pid else []) + children:
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _json(body: bytes) -> dict:
+    return json.loads(body.decode("utf-8"))
+
+
+def _check_answer(answer: dict, width: int, height: int) -> None:
+    assert answer["width"] == width and answer["height"] == height
+    assert answer["crops"]
+    for crop in answer["crops"]:
+        x1, y1, x2, y2 = crop["box"]
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+        assert isinstance(crop["score"], float)
+        assert crop["shape"] in ("rect", "circle")
+
+
+# --------------------------------------------------------------------------- good requests
+
+
+def test_raw_body_jpeg(server):
+    status, headers, body = server.predict(GOOD, "image/jpeg")
+    assert status == 200, body
+    assert headers["content-type"].startswith("application/json")
+    answer = _json(body)
+    _check_answer(answer, 320, 240)
+    assert [c["aspect"] for c in answer["crops"]] == ["free"]
+    assert "heatmaps" not in answer
+
+
+def test_raw_body_octet_stream_and_no_content_type(server):
+    status, _, body = server.predict(GOOD2, "application/octet-stream")
+    assert status == 200, body
+    _check_answer(_json(body), 400, 300)
+    # no Content-Type header at all (curl -T): TorchServe hands over the bytes unchanged
+    status, _, body = server.predict(GOOD2, None)
+    assert status == 200, body
+
+
+def test_multipart_with_options(server):
+    body, ctype = _multipart([("data", ("p.jpg", GOOD, "image/jpeg")), ("aspect", "16:9"),
+                              ("aspect", "1:1,4:5"), ("top_k", "2"), ("nms_iou", "0.3")])
+    status, _, answer = server.predict(body, ctype)
+    assert status == 200, answer
+    answer = _json(answer)
+    _check_answer(answer, 320, 240)
+    aspects = [c["aspect"] for c in answer["crops"]]
+    assert sorted(set(aspects), key=aspects.index) == ["16:9", "1:1", "4:5"]  # repeated field kept
+    assert all(aspects.count(a) <= 2 for a in set(aspects))
+
+
+def test_json_base64(server):
+    payload = {"image": base64.b64encode(GOOD).decode(), "aspect": ["3:2", "1:1"], "top_k": 1}
+    status, _, body = server.predict(json.dumps(payload).encode(), "application/json")
+    assert status == 200, body
+    answer = _json(body)
+    _check_answer(answer, 320, 240)
+    assert [c["aspect"] for c in answer["crops"]] == ["3:2", "1:1"]
+
+
+def test_circular(server):
+    body, ctype = _multipart([("data", ("p.png", GOOD2, "image/png")), ("circular", "true"), ("top_k", "2")])
+    status, _, answer = server.predict(body, ctype)
+    assert status == 200, answer
+    crops = _json(answer)["crops"]
+    assert crops and all(c["shape"] == "circle" and c["aspect"] == "1:1" for c in crops)
+    for c in crops:
+        x1, y1, x2, y2 = c["box"]
+        assert abs((x2 - x1) - (y2 - y1)) <= 1
+
+
+def test_heatmap(server):
+    payload = {"image": "data:image/jpeg;base64," + base64.b64encode(GOOD).decode(), "heatmap": True}
+    status, _, body = server.predict(json.dumps(payload).encode(), "application/json")
+    assert status == 200, body
+    answer = _json(body)
+    assert set(answer["heatmaps"]) == {"theta_avg", "theta_std"}
+    for b64 in answer["heatmaps"].values():
+        with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+            assert im.format == "PNG" and im.size == (320, 240)
+
+
+# --------------------------------------------------------------------------- bad requests
+
+BAD = {
+    # name: (body, content type, status, error code, words in the message)
+    "corrupt": (CORRUPT, "image/png", 400, "invalid_image", "image"),
+    "truncated_jpeg": (GOOD[: len(GOOD) // 2], "image/jpeg", 400, "invalid_image", "truncated"),
+    "zero_bytes": (b"", "image/jpeg", 400, "bad_request", "empty"),
+    "text_as_image": (b"hello, I am not a picture", "image/png", 400, "invalid_image", "not an image"),
+    "text_plain": (b"hello", "text/plain", 400, "bad_request", "Content-Type: image/jpeg"),
+    "bomb_png_header": (_png_header(30000, 30000), "image/png", 413, "image_too_large", "too large"),
+    "bomb_png_header_81mp": (_png_header(9000, 9000), "image/png", 413, "image_too_large", "limit"),
+    "one_by_one": (_tiny_png(), "image/png", 422, "image_too_small", "too small"),
+    # curl --data-binary without -H: url-encoded form; a text-like body reaches the handler as fields
+    "missing_content_type": (b"aspect=16:9&top_k=2", "application/x-www-form-urlencoded", 400, "bad_request",
+                             "Content-Type"),
+    "bad_json": (b'{"image": ', "application/json", 400, "bad_request", "JSON"),
+    "json_without_image": (b'{"aspect": "16:9"}', "application/json", 400, "bad_request", '"image"'),
+    "bad_base64": (b'{"image": "@@@not base64@@@"}', "application/json", 400, "bad_request", "base64"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_request(server, name):
+    body, ctype, want_status, want_code, words = BAD[name]
+    status, headers, answer = server.predict(body, ctype)
+    assert status == want_status, answer
+    assert headers["content-type"].startswith("application/json")
+    err = _json(answer)
+    assert err["error"] == want_code
+    assert words.lower() in err["message"].lower(), err["message"]
+
+
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ([("aspect", "16:0")], "aspect"),
+        ([("aspect", "wide")], "aspect"),
+        ([("top_k", "0")], "top_k"),
+        ([("circular", "maybe")], "circular"),
+        ([("colour", "red")], "unknown option"),
+        ([("top_k", "2"), ("top_k", "3")], "once"),
+        ([("aspect", "16:9\u00e9\r\nX-Injected: 1")], "aspect"),  # non-ASCII + CRLF echoed in the message
+    ],
+)
+def test_bad_options(server, fields, words):
+    body, ctype = _multipart([("data", ("p.jpg", GOOD, "image/jpeg"))] + fields)
+    status, headers, answer = server.predict(body, ctype)
+    assert status == 400, answer
+    assert "x-injected" not in headers
+    err = _json(answer)
+    assert err["error"] in ("invalid_option", "bad_request")
+    assert words.lower() in err["message"].lower(), err["message"]
+
+
+def test_binary_body_without_content_type_is_refused(server):
+    """curl --data-binary @photo.jpg without -H: TorchServe's frontend cannot url-decode the
+    bytes (or hands over garbage fields): never a 200, and the worker does not notice."""
+    status, _, body = server.predict(GOOD, "application/x-www-form-urlencoded")
+    assert status in (400, 500), body
+    if status == 400:
+        assert "Content-Type" in _json(body)["message"]
+
+
+def test_token_is_required(server):
+    status, _, _ = server.predict(GOOD, "image/jpeg", auth=None)
+    assert status in (400, 401, 403)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def test_mixed_burst_loses_nothing(server):
+    """40 requests, 4 at a time, good and bad mixed: every good one answered, worker unharmed."""
+    pid_before = [w["pid"] for w in server.model_status()["workers"]]
+    mp_body, mp_type = _multipart([("data", ("p.png", GOOD2, "image/png")), ("aspect", "1:1"), ("top_k", "2")])
+    bo_body, bo_type = _multipart([("data", ("p.jpg", GOOD, "image/jpeg")), ("top_k", "99")])
+    kinds = [
+        ("raw", GOOD, "image/jpeg", 200),
+        ("multipart", mp_body, mp_type, 200),
+        ("truncated", GOOD[: len(GOOD) // 3], "image/jpeg", 400),
+        ("bomb", _png_header(30000, 30000), "image/png", 413),
+        ("raw2", GOOD2, "image/png", 200),
+        ("tiny", _tiny_png(), "image/png", 422),
+        ("text", b"nope", "text/plain", 400),
+        ("bad_option", bo_body, bo_type, 400),
+    ]
+    jobs = [kinds[i % len(kinds)] for i in range(40)]
+
+    def send(job):
+        name, body, ctype, want = job
+        try:
+            status, _, answer = server.predict(body, ctype, timeout=120)
+        except Exception as e:  # a lost request
+            return name, want, None, repr(e)
+        return name, want, status, answer
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(send, jobs))
+    elapsed = time.monotonic() - t0
+    wrong = [(n, w, s, a[:200] if isinstance(a, bytes) else a) for n, w, s, a in results if s != w]
+    assert not wrong, wrong
+    for name, _, _, answer in results:
+        if name in ("raw", "multipart", "raw2"):
+            assert _json(answer)["crops"]
+    assert elapsed < 150
+    # the worker is healthy and was never restarted
+    status, _, body = server.request("GET", "/ping")
+    assert status == 200 and b"Healthy" in body
+    assert [w["pid"] for w in server.model_status()["workers"]] == pid_before
+    status, _, body = server.predict(GOOD, "image/jpeg")
+    assert status == 200 and _json(body)["crops"]
+
+
+def test_metrics(server):
+    server.predict(_tiny_png(), "image/png")
+    server.predict(GOOD, "image/jpeg")
+    deadline = time.monotonic() + 20
+    text = ""
+    while time.monotonic() < deadline:
+        status, _, body = server.request("GET", "/metrics", port=server.metrics_port, auth=None)
+        text = body.decode()
+        if status == 200 and 'Reason="image_too_small"' in text and "CropLatency_count" in text:
+            break
+        time.sleep(1)
+    assert 'RequestsRefused{Reason="image_too_small"' in text, text[-2000:]
+    assert "CropLatency_count" in text
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+class _FakeContext:
+    """What the handler uses of ts.context.Context, recorded for assertions."""
+
+    def __init__(self, manifest: dict, model_dir: str, headers: list[dict]) -> None:
+        from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+        self.manifest = manifest
+        self.system_properties = {"model_dir": model_dir, "gpu_id": None, "batch_size": 4}
+        self.model_yaml_config = {"handler": {"warmup": False}}
+        self.headers = headers
+        self.status: dict[int, tuple[int, str]] = {}
+        self.types: dict[int, str] = {}
+        import ts
+
+        self.metrics = MetricsCacheYamlImpl(str(Path(ts.__file__).parent / "configs" / "metrics.yaml"))
+        self.metrics.initialize_cache()
+        self.metrics.set_request_ids({i: f"req-{i}" for i in range(len(headers))})
+
+    def get_all_request_header(self, idx):
+        return self.headers[idx]
+
+    def get_request_id(self, idx):
+        return f"req-{idx}"
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.status[idx] = (code, phrase)
+
+    def set_response_content_type(self, idx, value):
+        self.types[idx] = value
+
+
+@pytest.fixture(scope="module")
+def handler_module():
+    pytest.importorskip("ts")
+    sys.path.insert(0, str(REPO / "handler"))
+    try:
+        import asm_handler
+    finally:
+        sys.path.remove(str(REPO / "handler"))
+    return asm_handler
+
+
+def test_batch_isolation_in_process(handler_module, tmp_path):
+    """One batch: good, corrupt, bad option, good with heatmap, text -> each its own answer."""
+    import torch
+
+    from asm.model import ASMNet, save_model
+
+    torch.manual_seed(0)
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    rows = [
+        {"body": bytearray(GOOD)},
+        {"body": bytearray(GOOD[:100])},
+        {"data": bytearray(GOOD), "top_k": bytearray(b"many")},
+        {"body": {"image": base64.b64encode(GOOD2).decode(), "heatmap": True, "aspect": "1:1"}},
+        {"body": "plain text"},
+    ]
+    headers = [{"Content-Type": t} for t in ("image/jpeg", "image/jpeg", "multipart/form-data", "application/json", "text/plain")]
+    ctx = _FakeContext({"model": {"serializedFile": "m.pt"}}, str(tmp_path), headers)
+    h = handler_module.AsmHandler()
+    h.initialize(ctx)
+    out = h.handle(rows, ctx)
+    assert len(out) == 5
+    assert 0 not in ctx.status and 3 not in ctx.status
+    _check_answer(json.loads(out[0]), 320, 240)
+    assert set(json.loads(out[3])["heatmaps"]) == {"theta_avg", "theta_std"}
+    assert ctx.status[1][0] == 400 and json.loads(out[1])["error"] == "invalid_image"
+    assert ctx.status[2][0] == 400 and json.loads(out[2])["error"] == "invalid_option"
+    assert ctx.status[4][0] == 400 and json.loads(out[4])["error"] == "bad_request"
+    assert all(ctx.types[i] == "application/json" for i in range(5))
+
+    # an unexpected exception is that request's 500, not the batch's
+    original = h.cropper.search
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        return original(*a, **k)
+
+    h.cropper.search = flaky
+    ctx.status.clear()
+    out = h.handle([{"body": bytearray(GOOD)}, {"body": bytearray(GOOD2)}], ctx)
+    assert ctx.status[0][0] == 500 and json.loads(out[0])["error"] == "internal_error"
+    assert 1 not in ctx.status and json.loads(out[1])["crops"]
+
+
+def test_shipped_configs_agree():
+    """model-config.yaml parses, and the handler's answer limit stays under the frontend's."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "handler" / "model-config.yaml").read_text())
+    assert 1 <= cfg["minWorkers"] <= cfg["maxWorkers"] and cfg["batchSize"] >= 1 and cfg["responseTimeout"] >= 30
+    props = dict(line.split("=", 1) for line in (REPO / "handler" / "config.properties").read_text().splitlines()
+                 if "=" in line and not line.startswith("#"))
+    assert int(cfg["handler"]["max_response_bytes"]) < int(props["max_response_size"])
+    assert all(props[k].startswith("http://127.0.0.1:") for k in ("inference_address", "management_address", "metrics_address"))
+    assert props.get("enable_model_api", "false") == "false" and props["install_py_dep_per_model"] == "false"
+    assert "disable_token_authorization" not in props
+
+
+def test_reason_phrase_is_safe(handler_module):
+    phrase = handler_module._phrase("aspect '16:9\u00e9\r\nX: y' is bad " + "z" * 500)
+    assert phrase.isascii() and "\n" not in phrase and "\r" not in phrase and len(phrase) <= 180
+
+
+def test_repeated_fields_are_kept(handler_module):
+    from ts.service import Service
+
+    assert handler_module._keep_repeated_fields()
+    batch = [{"requestId": b"r1", "headers": [], "parameters": [
+        {"name": "data", "contentType": "image/jpeg", "value": bytearray(b"img")},
+        {"name": "aspect", "contentType": "", "value": bytearray(b"16:9")},
+        {"name": "aspect", "contentType": "", "value": bytearray(b"1:1")},
+    ]}]
+    _, inputs, _ = Service.retrieve_data_for_inference(batch)
+    assert inputs[0]["aspect"] == [bytearray(b"16:9"), bytearray(b"1:1")]
+    assert inputs[0]["data"] == bytearray(b"img")
+    image, options = handler_module._split_request(inputs[0], "multipart/form-data")
+    assert image == b"img" and options == {"aspect": "16:9,1:1"}
