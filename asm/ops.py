@@ -20,18 +20,24 @@ fraction of it the cell covers); the score is the mean over cells.
 
 ``circular_pool``: the same, over the ellipse inscribed in the box (the disc inscribed in a
 square box), each point keeping the partition index it has in the box; the score is the
-area-weighted mean over the disc. The disc is integrated as thin horizontal strips, each
-replaced by the rectangle of the same exact area (relative error well under 1e-3).
+area-weighted mean over the disc. The disc is integrated as ``DISC_STRIPS`` horizontal
+strips (thinner near the poles), each replaced by the centred rectangle of the same exact
+area; against the exact integral the relative error stays under 1e-3 (about 4e-4 at worst
+on random positive maps, sub-pixel to full-map boxes, every pattern).
 
 How
 ---
 Let ``S`` be the summed-area table of ``M`` (``[B, L, H+1, W+1]``). The integral of the
 piecewise-constant map from the origin to a real point ``(x, y)`` is exactly the bilinear
 interpolation of ``S`` at ``(x, y)``, so the integral over any axis-aligned rectangle is
-four bilinear reads of ``S``. One call costs one ``O(B L H W)`` table plus
-``O(K * cells)`` gathers, whatever the crop sizes. Gradients flow to ``score_map``: the
-scores are linear in ``M``, and the backward (itself a custom op) scatters the same
-weights into ``S`` and undoes the cumulative sums. Boxes get no gradient.
+four bilinear reads of ``S``. Neighbouring cells share corners, and where two cells of the
+same partition meet their reads cancel, so a pattern needs few distinct signed reads per
+box (``cross_rectangle``: 64 instead of 4 x 36; the disc: about 330). One call costs one
+``O(B L H W)`` table plus ``O(K * reads)`` gathers, whatever the crop sizes; boxes are
+processed in chunks whose work buffers stay in cache. Everything is plain torch code, so
+it runs unchanged on CUDA. Gradients flow to ``score_map``: the scores are linear in
+``M``, and the backward (itself a custom op) scatters the same weights into ``S`` and
+undoes the cumulative sums. Boxes get no gradient.
 """
 
 from __future__ import annotations
@@ -46,8 +52,10 @@ __all__ = ["composition_pool", "circular_pool", "pool_boxes"]
 
 #: Coordinates may overshoot the map by this much (float round-off of callers) and are clamped.
 BOX_TOLERANCE = 1e-3
-#: Strips per cell row used to integrate a disc (see module docstring).
-STRIPS_PER_CELL_ROW = 12
+#: Horizontal strips used to integrate a disc (see module docstring and ``_template``).
+#: 64 keeps the relative error under ~4e-4 against the exact integral on random positive
+#: maps; 48 comes close to 1e-3 on sub-pixel boxes.
+DISC_STRIPS = 64
 
 
 # --------------------------------------------------------------------------------------
@@ -105,12 +113,18 @@ def _check_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
 # The maths
 # --------------------------------------------------------------------------------------
 @lru_cache(maxsize=None)
-def _template(gh: int, gw: int, circular: bool) -> tuple[Tensor, Tensor, float]:
+def _template(gh: int, gw: int, circular: bool, strips: int = DISC_STRIPS) -> tuple[Tensor, Tensor, float]:
     """Rectangles that tile a unit box's pooling region.
 
     Returns ``rects [R, 4]`` as box-relative ``(u0, v0, u1, v1)`` in ``[0, 1]``, the grid
     cell ``cells [R]`` (row-major index into the partition) of each, and the total area
-    fraction (1 for the box, pi/4 for its inscribed disc).
+    fraction (1 for the box; for the disc the area of its strip approximation, pi/4 up to
+    round-off, since every strip keeps the exact area of the disc slice it replaces).
+
+    The disc is cut into horizontal strips at ``v = (1 - cos(pi k / strips)) / 2`` (equal
+    steps in angle, so strips are thin near the poles where the chord changes fast) plus
+    the cell-row edges; each strip becomes the centred rectangle of the same exact area,
+    split at the cell columns it crosses.
     """
     rects, cells = [], []
     if not circular:
@@ -119,18 +133,20 @@ def _template(gh: int, gw: int, circular: bool) -> tuple[Tensor, Tensor, float]:
                 rects.append((j / gw, i / gh, (j + 1) / gw, (i + 1) / gh))
                 cells.append(i * gw + j)
     else:
-        n = gh * STRIPS_PER_CELL_ROW
+        rows = {i / gh for i in range(gh + 1)}
+        cuts = {(1 - math.cos(math.pi * k / strips)) / 2 for k in range(1, strips)}
+        # (a cut that round-off puts next to a cell-row edge would only add a sliver)
+        vs = sorted(rows | {v for v in cuts if min(abs(v - r) for r in rows) > 1e-9})
         pieces: dict[tuple[int, int], tuple[float, float, float, float, int]] = {}
 
         def g(t: float) -> float:  # antiderivative of 2*sqrt(1-t^2), up to a constant
             return t * math.sqrt(max(0.0, 1 - t * t)) + math.asin(t)
 
-        for s in range(n):
-            v0, v1 = s / n, (s + 1) / n
+        for v0, v1 in zip(vs[:-1], vs[1:]):
             t0, t1 = 2 * v0 - 1, 2 * v1 - 1
             half = (g(t1) - g(t0)) / (2 * (t1 - t0)) / 2  # exact mean half-chord, in u units
             lo, hi = 0.5 - half, 0.5 + half
-            i = s // STRIPS_PER_CELL_ROW
+            i = min(gh - 1, int((v0 + v1) / 2 * gh))
             for j in range(gw):
                 a, b = max(lo, j / gw), min(hi, (j + 1) / gw)
                 if b <= a:
@@ -148,67 +164,124 @@ def _template(gh: int, gw: int, circular: bool) -> tuple[Tensor, Tensor, float]:
     return rect_t, torch.tensor(cells, dtype=torch.int64), area
 
 
-@lru_cache(maxsize=None)
-def _edges(gh: int, gw: int, circular: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float]:
-    """The template as shared edges: distinct ``us``, ``vs``, and per rectangle the indices
-    ``(iu0, iv0, iu1, iv1)`` into them and its grid cell, plus the area fraction."""
-    rects, cells, area = _template(gh, gw, circular)
-    us, u_inv = torch.unique(torch.cat([rects[:, 0], rects[:, 2]]), return_inverse=True)
-    vs, v_inv = torch.unique(torch.cat([rects[:, 1], rects[:, 3]]), return_inverse=True)
-    R = rects.shape[0]
-    return us, vs, u_inv[:R], v_inv[:R], u_inv[R:], v_inv[R:], cells, area
+@lru_cache(maxsize=64)
+def _terms(
+    partition_key: tuple[int, int, tuple[int, ...]], circular: bool, strips: int, device: torch.device
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float]:
+    """The template as signed reads of the summed-area table, shared corners merged.
+
+    A rectangle's integral is ``S(u1, v1) - S(u0, v1) - S(u1, v0) + S(u0, v0)`` in its
+    cell's channel. Rectangles of the template share corners (a cell's corner is its
+    neighbours' corner too), and where two cells of the same partition meet, their reads
+    of the shared corner cancel. Summing all signed reads per ``(channel, v, u)`` and
+    dropping the zeros leaves, e.g. for ``cross_rectangle``, 64 reads instead of 144.
+
+    Returns the distinct edges ``us [nu]``, ``vs [nv]`` (float64) and, per read ``t``,
+    ``tu, tv`` (edge indices), ``tp`` (channel), ``coef`` (float64, usually +-1), sorted by
+    ``(channel, v, u)`` for locality, all on ``device``; and the region's area fraction.
+    """
+    gh, gw, flat = partition_key
+    rects, cells, area = _template(gh, gw, circular, strips)
+    us = sorted(set(rects[:, 0].tolist()) | set(rects[:, 2].tolist()))
+    vs = sorted(set(rects[:, 1].tolist()) | set(rects[:, 3].tolist()))
+    ui = {u: i for i, u in enumerate(us)}
+    vi = {v: i for i, v in enumerate(vs)}
+    acc: dict[tuple[int, int, int], int] = {}
+    for (u0, v0, u1, v1), cell in zip(rects.tolist(), cells.tolist()):
+        p = flat[cell]
+        for u, v, sgn in ((u1, v1, 1), (u0, v1, -1), (u1, v0, -1), (u0, v0, 1)):
+            key = (p, vi[v], ui[u])
+            acc[key] = acc.get(key, 0) + sgn
+    keys = sorted(k for k, c in acc.items() if c)
+
+    def col(i: int) -> Tensor:
+        return torch.tensor([k[i] for k in keys], dtype=torch.int64, device=device)
+
+    return (
+        torch.tensor(us, dtype=torch.float64, device=device),
+        torch.tensor(vs, dtype=torch.float64, device=device),
+        col(2),
+        col(1),
+        col(0),
+        torch.tensor([float(acc[k]) for k in keys], dtype=torch.float64, device=device),
+        area,
+    )
 
 
-def _corner_plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool):
-    """Where and how to read the bilinear table for every rectangle corner of every box.
+#: Table reads per chunk of boxes and per CPU thread: the chunk's work buffers (about 80
+#: bytes a read) are reused from chunk to chunk and stay in cache. Other devices take all
+#: boxes at once, up to ``_DEVICE_CHUNK_READS`` reads a chunk.
+_CPU_CHUNK_READS = 1 << 16
+_DEVICE_CHUNK_READS = 1 << 24
 
-    Returns ``idx [K, R, 4]`` (rows of the ``[B*L*H*W, 4]`` table of :func:`_bilinear_table`),
-    ``fx, fy [K, R, 4]`` (the fractional position inside each map pixel) and ``scale [K]``.
-    Corner ``c`` of a rectangle enters its integral with sign ``_SIGN[c]``.
+
+def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool):
+    """Yield, per chunk of boxes, where and how to read the summed-area table.
+
+    Each item is ``(k0, k1, idx [k, 4, T], fx [k, T], fy [k, T], coef [T], scale [k])``:
+    ``idx`` are flat indices into the ``[B, L, H+1, W+1]`` table of the 2x2 entries around
+    each read point (top-left, top-right, bottom-left, bottom-right; the long ``T`` axis is
+    innermost so that every elementwise step vectorises), ``fx, fy`` the point's
+    fraction inside that map pixel. The integral of the map from the origin to the point is
+    exactly the bilinear interpolation of those four entries; the score of box ``k`` is
+    ``scale[k] * sum_t coef[t] * integral[k, t]``. The yielded tensors are work buffers,
+    overwritten by the next chunk.
     """
     B, L, H, W = map_shape
-    gh, gw = int(partition.shape[0]), int(partition.shape[1])
-    us, vs, iu0, iv0, iu1, iv1, cells, area_fraction = _edges(gh, gw, circular)
     dev = boxes.device
+    gh, gw = int(partition.shape[0]), int(partition.shape[1])
+    key = (gh, gw, tuple(partition.flatten().tolist()))
+    us, vs, tu, tv, tp, coef, area_fraction = _terms(key, circular, DISC_STRIPS, dev)
+    sy, sp = W + 1, (H + 1) * (W + 1)
     bx = boxes.to(torch.float64)
-    batch = bx[:, 0].round().long()
     x1, y1 = bx[:, 1].clamp(0, W), bx[:, 2].clamp(0, H)
-    x2, y2 = bx[:, 3].clamp(0, W), bx[:, 4].clamp(0, H)
-    # every distinct edge of the template, in map coordinates: [K, nu] and [K, nv]
-    xs = x1[:, None] + (x2 - x1)[:, None] * us.to(dev)
-    ys = y1[:, None] + (y2 - y1)[:, None] * vs.to(dev)
-    c0 = xs.floor().clamp(0, W - 1)
-    r0 = ys.floor().clamp(0, H - 1)
-    fx_e, fy_e = xs - c0, ys - r0
-    col_e, row_e = c0.long(), r0.long() * W
-    # corners in the order (x1, y1), (x0, y1), (x1, y0), (x0, y0)
-    cu = torch.stack([iu1, iu0, iu1, iu0], dim=-1).to(dev)  # [R, 4]
-    cv = torch.stack([iv1, iv1, iv0, iv0], dim=-1).to(dev)
-    plane = (batch[:, None] * L + partition.flatten()[cells.to(dev)][None, :]) * (H * W)  # [K, R]
-    K, R = plane.shape
-    cu, cv = cu.flatten(), cv.flatten()
-    idx = plane[..., None] + (row_e.index_select(1, cv) + col_e.index_select(1, cu)).view(K, R, 4)
-    fx = fx_e.index_select(1, cu).view(K, R, 4)
-    fy = fy_e.index_select(1, cv).view(K, R, 4)
-    scale = 1.0 / ((x2 - x1) * (y2 - y1) * area_fraction)
-    return idx, fx, fy, scale
+    bw, bh = bx[:, 3].clamp(0, W) - x1, bx[:, 4].clamp(0, H) - y1
+    # int32 indices where the table allows it (less memory traffic), int64 otherwise
+    itype = torch.int32 if B * L * sp < 2**31 else torch.int64
+    base = (bx[:, 0].round().long() * (L * sp)).to(itype)
+    scale = 1.0 / (bw * bh * area_fraction)
+    offsets = (torch.tensor([0, 1, sy, sy + 1], device=dev)[:, None] + tp * sp).to(itype)  # [4, T]
+    K, T, nu, nv = bx.shape[0], tu.shape[0], us.shape[0], vs.shape[0]
+    reads = _CPU_CHUNK_READS * torch.get_num_threads() if dev.type == "cpu" else _DEVICE_CHUNK_READS
+    step = min(K, max(1, reads // T))
+    tue, tve = tu.expand(step, T), tv.expand(step, T)
+
+    def buf(*shape: int, dtype: torch.dtype = torch.float64) -> Tensor:
+        return torch.empty(shape, dtype=dtype, device=dev)
+
+    xs, ys, c0, r0 = buf(step, nu), buf(step, nv), buf(step, nu), buf(step, nv)
+    col_e, row_e = buf(step, nu, dtype=itype), buf(step, nv, dtype=itype)
+    rows, cols, idx = buf(step, T, dtype=itype), buf(step, T, dtype=itype), buf(step, 4, T, dtype=itype)
+    fx, fy = buf(step, T), buf(step, T)
+    for k0 in range(0, K, step):
+        k1 = min(K, k0 + step)
+        n = k1 - k0
+        # every distinct edge of the template, in map coordinates, its pixel and fraction
+        torch.addcmul(x1[k0:k1, None], bw[k0:k1, None], us, out=xs[:n])
+        torch.addcmul(y1[k0:k1, None], bh[k0:k1, None], vs, out=ys[:n])
+        torch.floor(xs[:n], out=c0[:n]).clamp_(0, W - 1)
+        torch.floor(ys[:n], out=r0[:n]).clamp_(0, H - 1)
+        xs[:n].sub_(c0[:n])
+        ys[:n].sub_(r0[:n])
+        col_e[:n].copy_(c0[:n])
+        row_e[:n].copy_(r0[:n]).mul_(sy).add_(base[k0:k1, None])
+        # ... and per read (xs, ys now hold the fractions inside the pixel)
+        torch.gather(row_e[:n], 1, tve[:n], out=rows[:n])
+        torch.gather(col_e[:n], 1, tue[:n], out=cols[:n])
+        torch.add(rows[:n].add_(cols[:n])[:, None, :], offsets, out=idx[:n])
+        torch.gather(xs[:n], 1, tue[:n], out=fx[:n])
+        torch.gather(ys[:n], 1, tve[:n], out=fy[:n])
+        yield k0, k1, idx[:n], fx[:n], fy[:n], coef, scale[k0:k1]
 
 
-_SIGN = (1.0, -1.0, -1.0, 1.0)
-
-
-def _bilinear_table(score_map: Tensor) -> Tensor:
-    """``[B, L, H, W] -> [B*L*H*W, 4]`` float64 rows ``(S00, S01 - S00, S10 - S00, M)``.
-
-    ``S`` is the summed-area table. For a point at fraction ``(fx, fy)`` inside pixel
-    ``(r, c)``, the integral of the map from the origin is exactly
-    ``S00 + fx (S01 - S00) + fy (S10 - S00) + fx fy M[r, c]``.
-    """
-    m = score_map.to(torch.float64)
-    sat = torch.nn.functional.pad(m, (1, 0, 1, 0)).cumsum(-2).cumsum(-1)
-    s00 = sat[..., :-1, :-1]
-    table = torch.stack([s00, sat[..., :-1, 1:] - s00, sat[..., 1:, :-1] - s00, m], dim=-1)
-    return table.reshape(-1, 4)
+def _sat(score_map: Tensor) -> Tensor:
+    """Summed-area table ``[B, L, H+1, W+1]`` (float64): ``S[r, c] = sum M[:r, :c]``."""
+    B, L, H, W = score_map.shape
+    sat = score_map.new_empty((B, L, H + 1, W + 1), dtype=torch.float64)
+    sat[..., 0, :] = 0
+    sat[..., 1:, 0] = 0
+    sat[..., 1:, 1:] = score_map
+    return sat.cumsum_(-2).cumsum_(-1)
 
 
 def _forward(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool) -> Tensor:
@@ -216,29 +289,33 @@ def _forward(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool
     _check_values(score_map, boxes, partition)
     if boxes.shape[0] == 0:
         return score_map.new_empty(0)
-    idx, fx, fy, scale = _corner_plan(boxes, partition, list(score_map.shape), circular)
-    q = _bilinear_table(score_map).index_select(0, idx.flatten()).view(*idx.shape, 4)  # [K, R, 4, 4]
-    f = q[..., 0] + fx * q[..., 1] + fy * (q[..., 2] + fx * q[..., 3])  # [K, R, 4]
-    sign = f.new_tensor(_SIGN)
-    return ((f * sign).sum((-1, -2)) * scale).to(score_map.dtype)
+    flat = _sat(score_map).view(-1)
+    out = torch.empty(boxes.shape[0], dtype=torch.float64, device=score_map.device)
+    q = top = bottom = None
+    for k0, k1, idx, fx, fy, coef, scale in _plan(boxes, partition, list(score_map.shape), circular):
+        if q is None:  # work buffers for the largest (first) chunk
+            q, top, bottom = idx.new_empty(idx.shape, dtype=torch.float64), fx.new_empty(fx.shape), fx.new_empty(fx.shape)
+        n = k1 - k0
+        qn = torch.index_select(flat, 0, idx.view(-1), out=q[:n].view(-1)).view(idx.shape)
+        torch.lerp(qn[:, 0], qn[:, 1], fx, out=top[:n])
+        torch.lerp(qn[:, 2], qn[:, 3], fx, out=bottom[:n])
+        torch.mv(top[:n].lerp_(bottom[:n], fy), coef, out=out[k0:k1]).mul_(scale)
+    return out.to(score_map.dtype)
 
 
 def _backward(grad: Tensor, boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool) -> Tensor:
     B, L, H, W = map_shape
-    grad_table = torch.zeros(B * L * H * W, 4, dtype=torch.float64, device=grad.device)
+    grad_sat = torch.zeros(B * L * (H + 1) * (W + 1), dtype=torch.float64, device=grad.device)
     if boxes.shape[0] > 0:
-        idx, fx, fy, scale = _corner_plan(boxes, partition, map_shape, circular)
-        g = (grad.to(torch.float64) * scale)[:, None, None] * fx.new_tensor(_SIGN)  # [K, 1, 4]
-        src = torch.stack([g.expand_as(fx), g * fx, g * fy, g * fx * fy], dim=-1)
-        grad_table.index_add_(0, idx.flatten(), src.reshape(-1, 4))
-    gt = grad_table.view(B, L, H, W, 4)
-    # back through the rows (S00, S01 - S00, S10 - S00, M) to the summed-area table ...
-    grad_sat = torch.zeros(B, L, H + 1, W + 1, dtype=torch.float64, device=grad.device)
-    grad_sat[..., :-1, :-1] += gt[..., 0] - gt[..., 1] - gt[..., 2]
-    grad_sat[..., :-1, 1:] += gt[..., 1]
-    grad_sat[..., 1:, :-1] += gt[..., 2]
-    # ... and through the table: S[r', c'] sums M[r < r', c < c'], so dM[r, c] = sum dS[r' > r, c' > c]
-    grad_map = gt[..., 3] + grad_sat[..., 1:, 1:].flip(-2, -1).cumsum(-2).cumsum(-1).flip(-2, -1)
+        g64 = grad.to(torch.float64)
+        for k0, k1, idx, fx, fy, coef, scale in _plan(boxes, partition, map_shape, circular):
+            # d integral / d (top-left, top-right, bottom-left, bottom-right) = bilinear weights
+            gy = (g64[k0:k1] * scale)[:, None, None] * torch.stack([1 - fy, fy], dim=1) * coef  # [k, 2, T]
+            src = gy[:, :, None, :] * torch.stack([1 - fx, fx], dim=1)[:, None, :, :]  # [k, 2 (row), 2 (col), T]
+            grad_sat.index_add_(0, idx.view(-1), src.view(-1))
+    # S[r', c'] sums M[r < r', c < c'], so dM[r, c] = sum of dS[r' > r, c' > c]
+    gs = grad_sat.view(B, L, H + 1, W + 1)[..., 1:, 1:]
+    grad_map = gs.flip(-2, -1).cumsum(-2).cumsum(-1).flip(-2, -1)
     return grad_map.to(grad.dtype).contiguous()
 
 
