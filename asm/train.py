@@ -13,8 +13,9 @@ a random outer crop (85-100 %) and flip of each photo as the training image, and
 that are compared only with views of the same size.
 
 Runs on one CPU, one GPU, or several processes via ``torchrun`` (DistributedDataParallel,
-gloo on CPU). Checkpoints every epoch (``last.pt`` resumes, ``best.pt`` is the model),
-a progress bar, per-epoch metrics in ``history.json`` and ``curves.png``.
+gloo on CPU). Checkpoints every epoch (``last.pt`` resumes; ``best.pt`` is the epoch with
+the most validation fixations kept; ``final.pt``, written at the end, is the last epoch and
+what ships), a progress bar, per-epoch metrics in ``history.json`` and ``curves.png``.
 """
 
 from __future__ import annotations
@@ -393,6 +394,9 @@ def train(cfg: TrainConfig, train_set: list[FixationSample] | None = None, val_s
             _plot(history, out / "curves.png")
         if world > 1:
             dist.barrier()
+    if rank == 0 and history:  # the shipped model is the last epoch: no choice made on validation data
+        save_model(model, out / "final.pt", half=cfg.half,
+                   meta={"recipe": "osie-fixation-pairs", "config": json.dumps(asdict(cfg)), "val": json.dumps(history[-1])})
     if world > 1:
         dist.destroy_process_group()
     return history

@@ -65,6 +65,7 @@ def test_short_training_lowers_the_loss(tmp_path):
     assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
     assert after < before
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    assert load_model(tmp_path / "run" / "final.pt").config == load_model(tmp_path / "run" / "best.pt").config
     assert json.loads((tmp_path / "run" / "history.json").read_text())[-1]["epoch"] == 4
 
 
