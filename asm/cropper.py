@@ -220,7 +220,7 @@ class Cropper:
                 maps[i] = out[j : j + 1].float()
         return maps  # type: ignore[return-value]
 
-    def _score(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool) -> Tensor:
+    def score_boxes(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool = False) -> Tensor:
         """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image."""
         if boxes.shape[0] == 0:
             return torch.empty(0, dtype=torch.float64)
@@ -241,7 +241,7 @@ class Cropper:
                 owner.append(a)
         boxes, group = coarse_candidates(ratios, W, H)
         aspect_of = torch.tensor(owner)[group]
-        scores = self._score(score_map, boxes, W, H, options.circular)
+        scores = self.score_boxes(score_map, boxes, W, H, options.circular)
 
         # stage 2: refine the best few (kept diverse) of each aspect, all in one call
         n_seeds = max(10, 3 * options.top_k)
@@ -250,7 +250,7 @@ class Cropper:
         seed_idx = torch.cat(seeds)
         free = torch.tensor([options.aspects[int(aspect_of[i])].free for i in seed_idx], dtype=torch.bool)
         fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
-        fine_scores = self._score(score_map, fine, W, H, options.circular)
+        fine_scores = self.score_boxes(score_map, fine, W, H, options.circular)
         all_boxes = torch.cat([boxes, fine])
         all_scores = torch.cat([scores, fine_scores])
         all_aspects = torch.cat([aspect_of, aspect_of[seed_idx][from_seed]])
@@ -263,7 +263,7 @@ class Cropper:
             for i in keep[: options.top_k].tolist():
                 picked.append((a, snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)))
         snapped = torch.tensor([b for _, b in picked], dtype=torch.float64)
-        final = self._score(score_map, snapped, W, H, options.circular)
+        final = self.score_boxes(score_map, snapped, W, H, options.circular)
         shape = "circle" if options.circular else "rect"
         crops = [Crop(b, float(s), options.aspects[a].label, shape) for (a, b), s in zip(picked, final.tolist())]
         return CropResult(W, H, crops)
@@ -303,5 +303,5 @@ class Cropper:
             k = int(torch.nonzero(bad)[0])
             raise InvalidOption(f"box {k} {b[k].tolist()} must satisfy 0 <= x1 < x2 <= {W} and 0 <= y1 < y2 <= {H}")
         with torch.inference_mode():
-            return self._score(self.score_maps([prepared])[0], b, W, H, _parse_bool("circular", circular)).numpy()
+            return self.score_boxes(self.score_maps([prepared])[0], b, W, H, _parse_bool("circular", circular)).numpy()
 

@@ -338,7 +338,7 @@ def photo_vs_cut(cropper, paths: Sequence[Path], cuts: int = 3, seed: int = 0, p
         with timer("asm (score a whole photo)"):
             prepared = cropper.prepare(rgb)
             m = cropper.score_maps([prepared])[0]
-            whole = float(cropper._score(m, _tensor([[0, 0, W, H]]), W, H, False)[0])
+            whole = float(cropper.score_boxes(m, _tensor([[0, 0, W, H]]), W, H, False)[0])
         maps.photos.append(m)
         maps.sizes.append((W, H))
         cut_boxes = [random_cut(rng, W, H) for _ in range(cuts)]
@@ -347,7 +347,7 @@ def photo_vs_cut(cropper, paths: Sequence[Path], cuts: int = 3, seed: int = 0, p
             with timer("asm (score a re-framed cut)"):  # what Cropper.score(cut, [[0, 0, w, h]]) does
                 p_cut = cropper.prepare(cut)
                 m_cut = cropper.score_maps([p_cut])[0]
-                s_cut = float(cropper._score(m_cut, _tensor([[0, 0, p_cut.width, p_cut.height]]), p_cut.width, p_cut.height, False)[0])
+                s_cut = float(cropper.score_boxes(m_cut, _tensor([[0, 0, p_cut.width, p_cut.height]]), p_cut.width, p_cut.height, False)[0])
             maps.cuts.append((len(maps.photos) - 1, box, m_cut))
             wins["asm"].append(_win(whole, s_cut))
         for pname in wins:
@@ -524,7 +524,7 @@ def osie_retention(cropper, osie, limit: int | None = None, progress: bool = Fal
         for a, ratio in RETENTION_ASPECTS:
             w, h = peer_mod.largest_box(W, H, ratio)
             slide = [[x, y, x + w, y + h] for x in range(0, W - w + 1, 4) for y in range(0, H - h + 1, 4)]
-            s = cropper._score(score_map, _tensor(slide), W, H, False).numpy()
+            s = cropper.score_boxes(score_map, _tensor(slide), W, H, False).numpy()
             add("asm (largest box)", a, slide[int(np.argmax(s))])
             for pname, peer in peer_mod.PEERS.items():
                 if status[pname][0]:

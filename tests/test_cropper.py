@@ -96,7 +96,7 @@ def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
     assert cx > 640 * 0.6
     # and stage 2 never loses to stage 1: the final score is at least the best anchor
     boxes, _ = coarse_candidates([1.0], 640, 427)
-    best_anchor = cropper._score(m, boxes, 640, 427, False).max().item()
+    best_anchor = cropper.score_boxes(m, boxes, 640, 427, False).max().item()
     assert crop.score >= best_anchor - 1e-3
 
 
