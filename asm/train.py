@@ -24,9 +24,8 @@ import argparse
 import json
 import math
 import os
-import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import cv2
@@ -76,7 +75,6 @@ class TrainConfig:
     limit: int | None = None  # use only the first N training images (smoke tests)
     seed: int = 0
     half: bool = True  # store best.pt weights as float16
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> TrainConfig:

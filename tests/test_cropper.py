@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box
-from asm.cropper import Cropper, CropOptions, CropResult
+from asm.cropper import Cropper, CropOptions
 from asm.errors import InvalidImage, InvalidOption
 from asm.model import ASMNet
 
