@@ -202,3 +202,10 @@ def test_snap_box_keeps_ratio():
 def test_parse_aspects_list_and_dedupe():
     assert [a.label for a in parse_aspects(["16:9", "16:9", "1:1"])] == ["16:9", "1:1"]
     assert parse_aspects(None)[0].free
+
+
+def test_readme_api_is_importable_from_the_package():
+    import asm
+
+    assert asm.Cropper is Cropper and asm.CropOptions is CropOptions
+    assert callable(asm.Cropper.from_pretrained)
