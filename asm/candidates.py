@@ -19,6 +19,7 @@ from asm.errors import InvalidOption
 __all__ = [
     "Aspect",
     "FREE_ASPECTS",
+    "largest_box",
     "parse_aspect",
     "parse_aspects",
     "coarse_candidates",
@@ -103,7 +104,7 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def _largest_box(ratio: float, width: int, height: int) -> tuple[float, float]:
+def largest_box(ratio: float, width: float, height: float) -> tuple[float, float]:
     """Width and height of the largest box of ``ratio`` inside ``width x height``."""
     if width / height > ratio:
         return height * ratio, float(height)
@@ -121,7 +122,7 @@ def coarse_candidates(
     """
     boxes, groups = [], []
     for g, ratio in enumerate(ratios):
-        bw, bh = _largest_box(ratio, width, height)
+        bw, bh = largest_box(ratio, width, height)
         smallest = min(max((MIN_AREA * width * height / (bw * bh)) ** 0.5, SCALE_RANGE[0]), SCALE_RANGE[1])
         for s in torch.linspace(1.0, smallest, scales).tolist():
             w, h = bw * s, bh * s

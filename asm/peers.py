@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asm import candidates
+
 __all__ = [
     "Peer",
     "PEERS",
@@ -63,13 +65,8 @@ def largest_box(width: int, height: int, ratio: float) -> tuple[int, int]:
     (the same rounding as :func:`asm.candidates.snap_box`)."""
     if ratio <= 0 or width < 1 or height < 1:
         raise ValueError(f"need a positive ratio and image size, got {ratio} for {width}x{height}")
-    if width / height > ratio:  # image wider than the box: full height
-        h = height
-        w = max(1, min(width, round(h * ratio)))
-    else:
-        w = width
-        h = max(1, min(height, round(w / ratio)))
-    return int(w), int(h)
+    bw, bh = candidates.largest_box(ratio, width, height)  # one side is the image's, exactly
+    return max(1, min(width, round(bw))), max(1, min(height, round(bh)))
 
 
 def _place(left: float, top: float, w: int, h: int, width: int, height: int) -> list[int]:

@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn import functional as F
 
+from asm.candidates import largest_box
 from asm.losses import pair_ranking_loss, saliency_loss
 from asm.model import ASMNet, normalize, save_model
 from asm.saliency import fixation_density
@@ -145,7 +146,7 @@ def _views(rng: np.random.Generator, width: int, height: int, cfg: TrainConfig) 
     boxes, group = [], []
     for g in range(cfg.groups):
         ratio = VIEW_RATIOS[rng.integers(len(VIEW_RATIOS))]
-        bw, bh = (height * ratio, height) if width / height > ratio else (width, width / ratio)
+        bw, bh = largest_box(ratio, width, height)
         s = rng.uniform(cfg.min_view_scale, cfg.max_view_scale)
         w, h = bw * s, bh * s
         x = rng.uniform(0, width - w, cfg.views)
@@ -290,6 +291,7 @@ def validate(model: ASMNet, val: list[FixationSample], cfg: TrainConfig, seed: i
     the model's best 1:1 and 9:16 crops vs the centre crop."""
     from asm.cropper import Cropper
     from asm.metrics import fixations_kept
+    from asm.peers import centre_crop
 
     model.eval()
     rng = np.random.default_rng(seed)
@@ -307,9 +309,7 @@ def validate(model: ASMNet, val: list[FixationSample], cfg: TrainConfig, seed: i
             H, W = s.image.shape[:2]
             crop = cropper.crop(s.image, aspect=label.replace("x", ":")).crops[0]
             kept.append(fixations_kept(crop.box, s.points))
-            bw, bh = (H * ratio, H) if W / H > ratio else (W, W / ratio)
-            x1, y1 = (W - bw) / 2, (H - bh) / 2
-            centre.append(fixations_kept([x1, y1, x1 + bw, y1 + bh], s.points))
+            centre.append(fixations_kept(centre_crop(W, H, ratio), s.points))
         out[f"val_kept_{label}"] = float(np.mean(kept))
         out[f"centre_kept_{label}"] = float(np.mean(centre))
     model.train()
