@@ -12,6 +12,7 @@ Steps, each a public method so servers can batch the middle one:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from asm.errors import InvalidOption
 from asm.io import load_image
 from asm.model import ASMNet, load_model, normalize, theta_avg, theta_std
 from asm.ops import pool_boxes
+from asm.prior import centre_prior
 
 __all__ = ["Cropper", "Crop", "CropResult", "CropOptions", "Prepared", "Heatmaps", "DEFAULT_MODEL_PATH"]
 
@@ -190,7 +192,9 @@ class Cropper:
                 f"no asm model at {path}. The default model ships inside the package "
                 f"({DEFAULT_MODEL_PATH}); pass a model file (--model PATH) or train one with `asm train`."
             )
-        return cls(load_model(path), **kwargs)
+        model = load_model(path)
+        preset = json.loads(model.meta.get("preset", "{}"))  # how the model was trained to be served
+        return cls(model, **{**preset, **kwargs})
 
     # ------------------------------------------------------------------ steps
     def input_size(self, width: int, height: int) -> tuple[int, int]:
@@ -221,13 +225,15 @@ class Cropper:
         return maps  # type: ignore[return-value]
 
     def score_boxes(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool = False) -> Tensor:
-        """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image."""
+        """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image:
+        the pooled map plus the model's weighted centre prior (:mod:`asm.prior`)."""
         if boxes.shape[0] == 0:
             return torch.empty(0, dtype=torch.float64)
         h, w = score_map.shape[-2:]
         to_map = boxes.new_tensor([w / width, h / height, w / width, h / height])
         rows = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes * to_map], dim=1)
-        return pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
+        pooled = pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
+        return pooled + self.model.prior_weight.item() * centre_prior(boxes.double(), width, height)
 
     @torch.inference_mode()
     def search(self, prepared: Prepared, score_map: Tensor, options: CropOptions) -> CropResult:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["FastGaze", "CAFFE_BGR_MEAN", "FIT_SIZE", "centre_gaussian"]
+__all__ = ["FastGaze", "CAFFE_BGR_MEAN", "FIT_SIZE", "centre_gaussian", "fitted_size", "density_on_image"]
 
 #: Caffe/VGG channel means subtracted from B, G, R pixels on the 0..255 scale.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -84,10 +84,9 @@ class FastGaze(nn.Module):
     @staticmethod
     def preprocess(rgb: np.ndarray, fit: int = FIT_SIZE) -> Tensor:
         """``H x W x 3`` uint8 RGB -> ``[1, 3, h, w]`` network input (fit in ``fit x fit``, B, G, R minus means)."""
-        h, w = rgb.shape[:2]
-        s = fit / max(h, w)
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        small = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        h, w = fitted_size(rgb.shape[0], rgb.shape[1], fit)
+        shrink = h < rgb.shape[0]
+        small = cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         x = torch.from_numpy(small[:, :, ::-1].astype(np.float32)) - torch.tensor(CAFFE_BGR_MEAN)
         return x.permute(2, 0, 1)[None].contiguous()
 
@@ -110,3 +109,17 @@ def centre_gaussian(height: int, width: int, sigma: float = 1 / 3) -> np.ndarray
     y = ((np.arange(height) + 0.5) / height - 0.5) / sigma
     x = ((np.arange(width) + 0.5) / width - 0.5) / sigma
     return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2)).astype(np.float32)
+
+
+def fitted_size(height: int, width: int, fit: int = FIT_SIZE) -> tuple[int, int]:
+    """``(h, w)`` of an image resized, aspect kept, to fit in ``fit x fit``."""
+    s = fit / max(height, width)
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def density_on_image(cells: np.ndarray, height: int, width: int, fit: int = FIT_SIZE) -> np.ndarray:
+    """The cell density of a ``height x width`` image (its ``ceil(h/16) x ceil(w/16)`` grid
+    overhangs the fitted image) on the pixels of the fitted image, ``[h, w]``, summing to 1."""
+    h, w = fitted_size(height, width, fit)
+    pixels = np.repeat(np.repeat(cells, CELL, axis=0), CELL, axis=1)[:h, :w]
+    return (pixels / max(float(pixels.sum()), 1e-30)).astype(np.float32)

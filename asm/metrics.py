@@ -165,6 +165,68 @@ def fixations_kept(box, points) -> float:
     return float(inside.mean())
 
 
+#: The aspects (label, width / height) at which crops are validated: square, the portrait and
+#: landscape formats of social media and print.
+VALIDATION_ASPECTS = (("1:1", 1.0), ("4:5", 0.8), ("2:3", 2 / 3), ("9:16", 9 / 16), ("3:2", 1.5), ("16:9", 16 / 9))
+
+
+def placement_offset(box, width: int, height: int) -> float:
+    """Where a box sits along the axis it has most room on: ``-1`` / ``+1`` at the left/top
+    and right/bottom ends, ``0`` centred; ``nan`` if it fills the image."""
+    x1, y1, x2, y2 = (float(v) for v in _boxes(box).reshape(4))
+    room_x, room_y = width - (x2 - x1), height - (y2 - y1)
+    if max(room_x, room_y) <= 0:
+        return float("nan")
+    if room_x >= room_y:
+        return (x1 + x2 - width) / room_x
+    return (y1 + y2 - height) / room_y
+
+
+def _values_at(saliency: np.ndarray, points) -> np.ndarray:
+    m = np.asarray(saliency, dtype=np.float64)
+    p = _points(points)
+    c = np.clip(np.floor(p[:, 0]).astype(np.int64), 0, m.shape[1] - 1)
+    r = np.clip(np.floor(p[:, 1]).astype(np.int64), 0, m.shape[0] - 1)
+    return m[r, c]
+
+
+def nss(saliency: np.ndarray, points) -> float:
+    """Normalised scanpath saliency: mean of the standardised ``[H, W]`` map at the fixated
+    pixels ``(N, 2)`` xy; ``nan`` for no point or a flat map."""
+    m = np.asarray(saliency, dtype=np.float64)
+    if len(_points(points)) == 0 or m.std() == 0:
+        return float("nan")
+    return float(((_values_at(m, points) - m.mean()) / m.std()).mean())
+
+
+def auc_all_pixels(saliency: np.ndarray, points) -> float:
+    """AUC of a ``[H, W]`` map separating the fixated pixels ``(N, 2)`` xy from every pixel of
+    the image: the chance that a fixation's value is above a random pixel's (ties count half)."""
+    if len(_points(points)) == 0:
+        return float("nan")
+    flat = np.sort(np.asarray(saliency, dtype=np.float64).ravel())
+    v = _values_at(saliency, points)
+    below = np.searchsorted(flat, v, "left")
+    ties = np.searchsorted(flat, v, "right") - below
+    return float(((below + 0.5 * ties) / len(flat)).mean())
+
+
+def density_kept(density: np.ndarray, boxes) -> np.ndarray:
+    """Share of ``density [h, w]`` (non-negative, any scale) inside each box ``[N, 4]``, the
+    boxes given in cells of the density (fractions of a cell count by their area), exactly."""
+    import torch
+
+    import asm.ops  # noqa: F401  (registers torch.ops.asm)
+    from asm.patterns import get_pattern
+
+    d = torch.from_numpy(np.asarray(density, dtype=np.float64))[None, None]
+    b = torch.from_numpy(_boxes(boxes).reshape(-1, 4))
+    rows = torch.cat([torch.zeros(len(b), 1, dtype=torch.float64), b], 1)
+    mean = torch.ops.asm.composition_pool(d, rows, get_pattern("grid1x1").partition)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return (mean * area).numpy() / max(float(d.sum()), 1e-300)
+
+
 def fixations_kept_circle(box, points) -> float:
     """Share of fixation points inside the ellipse inscribed in the box (the disc of a square box,
     as a circular crop shows it). ``nan`` for no point."""
