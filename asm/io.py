@@ -52,6 +52,7 @@ __all__ = [
     "image_size",
     "encode_png",
     "encode_jpeg",
+    "allow_pixels",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MIN_SIDE",
     "BACKGROUND",
@@ -131,6 +132,17 @@ def image_size(source: ImageSource) -> tuple[int, int]:
         return _oriented_size(source)
     with _open(source) as im:
         return _oriented_size(im)
+
+
+def allow_pixels(max_pixels: int) -> None:
+    """Raise PIL's own hard limit so that ``max_pixels`` (ours) is the one that counts.
+
+    For applications (the CLI, the TorchServe handler): PIL refuses images above
+    ``2 * Image.MAX_IMAGE_PIXELS`` (~179 MP) whatever ``load_image`` is told; this lifts that
+    limit to ``max_pixels`` when it is higher, and never lowers it.
+    """
+    if Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:
