@@ -9,6 +9,7 @@ batch isolation exactly (which requests share a batch over HTTP is up to TorchSe
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import os
@@ -557,3 +558,68 @@ def test_make_serve_moves_every_port_and_make_stop_ends_orphaned_workers(server,
     finally:
         if srv is not None:
             srv.stop()
+
+
+# --------------------------------------------------------------------------- issue 14: hostile clients
+
+
+def test_huge_options_get_short_answers_on_a_keep_alive_connection(server):
+    """A 100 KB aspect twice on one connection: two short 400s, no reset."""
+    body, ctype = _multipart([("data", ("p.jpg", GOOD, "image/jpeg")), ("aspect", "9" * 100_000 + ":1")])
+    conn = http.client.HTTPConnection("127.0.0.1", server.ports.inference, timeout=60)
+    try:
+        for _ in range(2):
+            conn.request("POST", "/predictions/asm", body=body,
+                         headers={"Content-Type": ctype, "Authorization": f"Bearer {server.key()}"})
+            resp = conn.getresponse()
+            answer = resp.read()
+            assert resp.status == 400 and len(answer) < 400, answer[:300]
+            assert _json(answer)["error"] == "invalid_option"
+    finally:
+        conn.close()
+
+
+def test_eight_megabyte_json_option_gets_a_short_400(server):
+    body = json.dumps({"image": base64.b64encode(GOOD).decode(), "aspect": "x" * 8_000_000}).encode()
+    status, _, answer = server.predict(body, "application/json")
+    assert status == 400 and len(answer) < 400, answer[:300]
+    assert _json(answer)["error"] == "invalid_option"
+
+
+def test_forged_png_is_refused_without_decoding(server):
+    """69 bytes claiming 7000x7000 (49 MP, under the pixel limit): refused as truncated."""
+    status, _, answer = server.predict(_png_header(7000, 7000), "image/png")
+    assert status == 400 and "end before its pixels" in _json(answer)["message"]
+
+
+def test_what_torchserve_itself_answers(server):
+    """Documented in handler/README.md: TorchServe answers these before the handler runs."""
+    status, headers, answer = server.predict(GOOD, "image/jpeg", auth=None)
+    assert status == 400 and b"Token Authorization failed" in answer, answer[:300]
+    big = b"\xff" * (20 * 1024 * 1024 + 1)  # max_request_size + 1
+    status, headers, answer = server.predict(big, "image/jpeg")
+    assert status == 413, answer[:300]
+    with pytest.raises(ValueError):
+        json.loads(answer)
+
+
+def test_ts_log_has_each_line_once(server):
+    lines = [ln for ln in (server.logs / "ts_log.log").read_text(errors="replace").splitlines() if ln[:2] == "20"]
+    assert len(lines) > 10
+    doubled = sum(a == b for a, b in zip(lines, lines[1:]))
+    assert doubled == 0, [a for a, b in zip(lines, lines[1:]) if a == b][:3]
+
+
+def test_max_pixels_setting(handler_module, tmp_path):
+    import torch
+
+    from asm.model import ASMNet, save_model
+
+    torch.manual_seed(0)
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    ctx = _FakeContext({"model": {"serializedFile": "m.pt"}}, str(tmp_path), [{"Content-Type": "image/jpeg"}])
+    ctx.model_yaml_config = {"handler": {"warmup": False, "max_pixels": 320 * 240 - 1}}
+    h = handler_module.AsmHandler()
+    h.initialize(ctx)
+    out = h.handle([{"body": bytearray(GOOD)}], ctx)
+    assert ctx.status[0][0] == 413 and "76,799" in json.loads(out[0])["message"]
