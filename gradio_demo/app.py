@@ -374,9 +374,13 @@ def build_demo(
         engine = LocalEngine(cropper if cropper is not None else Cropper.from_pretrained(model))
     runner = _Runner(engine)
 
+    # Gradio serves only files under the working dir, the temp dir or launch(allowed_paths=...):
+    # the examples and their cache (by default in ~/.cache/asm) are allowed explicitly.
+    allowed = [str(EXAMPLES_DIR)]
     if cache_examples != "off":
         # Gradio reads this when it caches and again when it serves the cached files.
         os.environ["GRADIO_EXAMPLES_CACHE"] = str(_cache_dir(engine))
+        allowed.append(os.environ["GRADIO_EXAMPLES_CACHE"])
 
     with gr.Blocks(title="asm: composition-aware cropping", analytics_enabled=False) as demo:
         # outputs first (rendered further down) so the examples, in the left column, can fill them
@@ -451,12 +455,14 @@ def build_demo(
         heatmap.change(lambda on: gr.Row(visible=bool(on)), heatmap, heat_row, queue=False, show_progress="hidden", api_visibility="private")
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     demo.asm_engine = engine  # type: ignore[attr-defined]
+    demo.asm_allowed_paths = allowed  # type: ignore[attr-defined]
     return demo
 
 
-def launch_kwargs(host: str = "127.0.0.1", port: int | None = None) -> dict[str, Any]:
-    """The arguments :func:`main` launches with (tests launch the same way)."""
+def launch_kwargs(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None) -> dict[str, Any]:
+    """The arguments :func:`main` launches ``demo`` with (tests launch the same way)."""
     return {
+        "allowed_paths": list(demo.asm_allowed_paths),  # type: ignore[attr-defined]
         "server_name": host,
         "server_port": port,
         "max_file_size": MAX_UPLOAD,
@@ -496,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, AsmError, ValueError) as e:
         print(f"asm demo: {e}", file=sys.stderr)
         return 2
-    demo.launch(**launch_kwargs(args.host, args.port))
+    demo.launch(**launch_kwargs(demo, args.host, args.port))
     return 0
 
 

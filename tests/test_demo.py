@@ -77,7 +77,7 @@ def server(cropper, tmp_path_factory):
     demo = demo_app.build_demo(cropper, cache_examples="eager")
     port = _free_port()
     t0 = time.monotonic()
-    demo.launch(prevent_thread_lock=True, quiet=True, **demo_app.launch_kwargs("127.0.0.1", port))
+    demo.launch(prevent_thread_lock=True, quiet=True, **demo_app.launch_kwargs(demo, "127.0.0.1", port))
     launch_s = time.monotonic() - t0
     try:
         yield {"url": f"http://127.0.0.1:{port}/", "demo": demo, "cache": cache, "launch_s": launch_s}
@@ -404,3 +404,61 @@ def test_browser_upload_crop_and_screenshot(server, tmp_path):
         assert not errors, errors
     finally:
         driver.quit()
+
+
+# --------------------------------------------------------------------------- issue 14: `make demo` as a user runs it
+@pytest.fixture(params=["eager", "lazy"])
+def demo_in_home(request, tmp_path):
+    """``python -m gradio_demo.app`` as ``make demo`` starts it, with a HOME of its own inside the real
+    home folder (not under /tmp, which Gradio serves anyway and so hides path problems): the
+    examples cache lands in the default place, ``$HOME/.cache/asm``."""
+    import subprocess
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix=".asm-test-home-", dir=Path.home()))
+    assert not str(home).startswith(tempfile.gettempdir())
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("ASM_DEMO_CACHE", "GRADIO_EXAMPLES_CACHE", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), GRADIO_ANALYTICS_ENABLED="False", PYTHONPATH=str(ROOT))
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gradio_demo.app", "--port", str(port), "--cache-examples", request.param],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_port(port, timeout=240)
+        yield {"url": f"http://127.0.0.1:{port}/", "home": home, "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_browser_example_with_the_cache_in_the_home_folder(demo_in_home, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chrome(tmp_path, 1440, 1000)
+    try:
+        driver.get(demo_in_home["url"])
+        wait = WebDriverWait(driver, 120, ignored_exceptions=[StaleElementReferenceException])
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#asm-examples button.gallery-item")) == len(demo_app.EXAMPLES))
+        driver.find_elements(By.CSS_SELECTOR, "#asm-examples button.gallery-item")[1].click()  # otters: round crops
+        wait.until(lambda d: '"circle"' in d.find_element(By.ID, "asm-json").text or _error_shown(d), "example answer")
+        assert not _error_shown(driver), demo_in_home["log"].read_text()[-3000:]
+        wait.until(lambda d: d.execute_script(
+            "const imgs = [...document.querySelectorAll('#asm-gallery img')];"
+            "return imgs.length >= 3 && imgs.every(i => i.complete && i.naturalWidth > 0);"), "example cut-outs")
+        assert list((demo_in_home["home"] / ".cache" / "asm" / "gradio-examples").iterdir()), "the cache is not in ~/.cache/asm"
+        assert "InvalidPathError" not in demo_in_home["log"].read_text()
+    finally:
+        driver.quit()
+
+
+def _error_shown(driver) -> bool:
+    return bool(driver.execute_script(
+        "return [...document.querySelectorAll('.error, .toast-body.error')].some(e => e.offsetParent !== null)"))
