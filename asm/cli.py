@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from asm.errors import InvalidOption, echo
+from asm.errors import ECHO_LIMIT, InvalidOption, echo
 
 __all__ = ["main", "build_parser", "output_stems"]
 
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(name: str, message: str) -> None:
-    print(f"asm: {name}: {message}", file=sys.stderr, flush=True)
+    """``asm: NAME: message`` on stderr; a name longer than ~100 characters is cut (see asm.errors.echo)."""
+    print(f"asm: {name if len(name) <= ECHO_LIMIT else echo(name)}: {message}", file=sys.stderr, flush=True)
 
 
 def output_stems(images: list[str]) -> list[str]:
