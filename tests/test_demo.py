@@ -332,7 +332,7 @@ def test_examples_are_small_open_photos_with_credits():
 
 def test_command_line_refuses_a_missing_model(capsys):
     assert demo_app.main(["--model", "/nonexistent/model.pt"]) == 2
-    assert "no asm model at /nonexistent/model.pt" in capsys.readouterr().err
+    assert "no asm model at '/nonexistent/model.pt'" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- the browser
