@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.ops import nms
+from torchvision.ops import box_iou, nms
 
 from asm.candidates import FREE_ASPECTS, Aspect, coarse_candidates, parse_aspects, refine_candidates, snap_box
-from asm.errors import InvalidOption
+from asm.errors import InvalidModel, InvalidOption, ModelNotFound, echo
 from asm.io import load_image
 from asm.model import ASMNet, load_model, normalize, theta_avg, theta_std
 from asm.ops import pool_boxes
@@ -99,7 +99,7 @@ def _parse_bool(name: str, value: object) -> bool:
         return True
     if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
         return False
-    raise InvalidOption(f"{name} must be true or false, got {value!r}")
+    raise InvalidOption(f"{name} must be true or false, got {echo(value)}")
 
 
 def _parse_int(name: str, value: object, lo: int, hi: int) -> int:
@@ -108,7 +108,7 @@ def _parse_int(name: str, value: object, lo: int, hi: int) -> int:
             raise ValueError
         number = int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidOption(f"{name} must be a whole number, got {value!r}") from None
+        raise InvalidOption(f"{name} must be a whole number, got {echo(value)}") from None
     if not lo <= number <= hi:
         raise InvalidOption(f"{name} must be between {lo} and {hi}, got {number}")
     return number
@@ -118,10 +118,21 @@ def _parse_float(name: str, value: object, lo: float, hi: float) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidOption(f"{name} must be a number, got {value!r}") from None
+        raise InvalidOption(f"{name} must be a number, got {echo(value)}") from None
     if not lo <= number <= hi:
-        raise InvalidOption(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+        raise InvalidOption(f"{name} must be between {lo:g} and {hi:g}, got {echo(value)}")
     return number
+
+
+def _parse_boxes(boxes: object) -> Tensor:
+    """``[N, 4]`` float64 from a list / array of ``(x1, y1, x2, y2)`` (one box may be flat)."""
+    try:
+        b = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        b = None
+    if b is None or b.ndim not in (1, 2) or (b.size and b.shape[-1] != 4) or not np.isfinite(b).all():
+        raise InvalidOption(f"boxes must be [N, 4] finite numbers (x1, y1, x2, y2), got {echo(boxes)}")
+    return torch.from_numpy(b.reshape(-1, 4).copy())
 
 
 @dataclass(frozen=True)
@@ -149,9 +160,9 @@ class CropOptions:
 
         Unknown keys are refused, so a misspelt option is never ignored silently.
         """
-        unknown = sorted(set(options) - set(OPTION_KEYS))
+        unknown = sorted(set(options) - set(OPTION_KEYS), key=str)
         if unknown:
-            raise InvalidOption(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTION_KEYS)}")
+            raise InvalidOption(f"unknown option(s) {echo(', '.join(map(str, unknown)))}; known: {', '.join(OPTION_KEYS)}")
         kwargs = {k: options[k] for k in ("aspect", "circular", "top_k", "nms_iou") if k in options}
         heatmap = _parse_bool("heatmap", options.get("heatmap", False))
         return cls.parse(**kwargs), heatmap
@@ -185,14 +196,23 @@ class Cropper:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, **kwargs: Any) -> Cropper:
-        """The committed default model, or the model file at ``path``."""
+        """The committed default model, or the model file at ``path``.
+
+        Raises :class:`~asm.errors.ModelNotFound` (no such file) or
+        :class:`~asm.errors.InvalidModel` (not an asm model, unreadable).
+        """
         path = Path(path) if path is not None else DEFAULT_MODEL_PATH
         if not path.is_file():
-            raise FileNotFoundError(
-                f"no asm model at {path}. The default model ships inside the package "
+            raise ModelNotFound(
+                f"no asm model at {echo(str(path))}. The default model ships inside the package "
                 f"({DEFAULT_MODEL_PATH}); pass a model file (--model PATH) or train one with `asm train`."
             )
-        model = load_model(path)
+        try:
+            model = load_model(path)
+        except Exception as e:  # torch.load's UnpicklingError / RuntimeError / EOFError, a wrong format, ...
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+            raise InvalidModel(f"{echo(str(path))} is not an asm model file ({reason}); "
+                               "pass a file written by `asm train` (--model PATH)") from e
         preset = json.loads(model.meta.get("preset", "{}"))  # how the model was trained to be served
         return cls(model, **{**preset, **kwargs})
 
@@ -261,18 +281,25 @@ class Cropper:
         all_scores = torch.cat([scores, fine_scores])
         all_aspects = torch.cat([aspect_of, aspect_of[seed_idx][from_seed]])
 
-        # the best top_k of each aspect, kept apart by non-maximum suppression
+        # the best top_k of each aspect, kept apart by non-maximum suppression on the pixel
+        # boxes actually returned (snapping moves boxes; equal boxes are never returned twice)
         picked: list[tuple[int, list[int]]] = []
         for a, aspect in enumerate(options.aspects):
             sel = torch.nonzero(all_aspects == a)[:, 0]
-            keep = sel[nms(all_boxes[sel].float(), all_scores[sel].float(), options.nms_iou)]
-            for i in keep[: options.top_k].tolist():
-                picked.append((a, snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)))
+            kept: list[list[int]] = []
+            for i in sel[nms(all_boxes[sel].float(), all_scores[sel].float(), options.nms_iou)].tolist():
+                box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
+                if not kept or (box not in kept and float(box_iou(torch.tensor([box]), torch.tensor(kept)).max()) <= options.nms_iou):
+                    kept.append(box)
+                    if len(kept) == options.top_k:
+                        break
+            picked += [(a, b) for b in kept]
         snapped = torch.tensor([b for _, b in picked], dtype=torch.float64)
-        final = self.score_boxes(score_map, snapped, W, H, options.circular)
+        final = self.score_boxes(score_map, snapped, W, H, options.circular).tolist()
         shape = "circle" if options.circular else "rect"
-        crops = [Crop(b, float(s), options.aspects[a].label, shape) for (a, b), s in zip(picked, final.tolist())]
-        return CropResult(W, H, crops)
+        crops = [Crop(b, float(s), options.aspects[a].label, shape) for (a, b), s in zip(picked, final)]
+        order = sorted(range(len(crops)), key=lambda j: (picked[j][0], -crops[j].score))  # best first per aspect
+        return CropResult(W, H, [crops[j] for j in order])
 
     # --------------------------------------------------------------- one-call API
     def crop(
@@ -301,8 +328,8 @@ class Cropper:
 
     def score(self, image: object, boxes: object, circular: bool = False) -> np.ndarray:
         """Scores of the caller's own ``boxes`` (``[N, 4]`` x1, y1, x2, y2 in image pixels)."""
+        b = _parse_boxes(boxes)
         prepared = self.prepare(image)
-        b = torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4) if len(boxes) else torch.zeros(0, 4, dtype=torch.float64)  # type: ignore[arg-type]
         W, H = prepared.width, prepared.height
         bad = ~((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= W) & (b[:, 3] <= H) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
         if bool(bad.any()):
