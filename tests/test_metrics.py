@@ -10,11 +10,9 @@ from asm.datasets import GAICD, shared_dir
 from asm.metrics import (
     boundary_displacement,
     fixations_kept,
-    fixations_kept_circle,
     gaicd_acc,
     gaicd_evaluate,
     iou,
-    pair_accuracy,
     rankdata,
     srcc,
 )
@@ -129,22 +127,11 @@ def test_boundary_displacement_hand_value():
         boundary_displacement([0, 0, 1, 1], [0, 0, 1, 1], 0, 10)
 
 
-def test_pair_accuracy():
-    assert pair_accuracy([1, 2, 3], [0, 2, 4]) == pytest.approx(0.5)  # right, tie (1/2), wrong
-    assert pair_accuracy(torch.tensor([2.0, 3.0]), torch.tensor([1.0, 1.0])) == 1.0
-    assert np.isnan(pair_accuracy([], []))
-
-
-def test_fixations_kept_box_and_circle():
+def test_fixations_kept_box():
     pts = np.array([[1, 1], [5, 5], [9, 9], [2, 8]], dtype=float)
     assert fixations_kept([0, 0, 6, 6], pts) == 0.5
     assert fixations_kept([0, 0, 10, 10], pts) == 1.0
-    # disc of the square (0, 0, 10, 10): centre (5, 5), r = 5
-    circ = np.array([[5, 5], [1, 1], [9, 5], [0.5, 0.5]], dtype=float)  # in, out (5.66), in (4), out
-    assert fixations_kept_circle([0, 0, 10, 10], circ) == 0.5
-    assert fixations_kept([0, 0, 10, 10], circ) == 1.0
-    # ellipse of a wide box (0, 0, 20, 10): (18, 5) inside, (18, 9) outside
-    assert fixations_kept_circle([0, 0, 20, 10], np.array([[18.0, 5.0], [18.0, 9.0]])) == 0.5
+    assert fixations_kept([0, 0, 5, 5], pts) == 0.5  # edges count
     assert np.isnan(fixations_kept([0, 0, 1, 1], np.zeros((0, 2))))
 
 
