@@ -18,8 +18,6 @@ from torch.nn import functional as F
 __all__ = ["pair_ranking_loss", "saliency_loss", "resize_saliency", "safe_theta_std"]
 
 
-
-
 def _zero(t: Tensor) -> Tensor:
     """A zero that keeps the graph (so ``backward()`` works and gives zero gradients)."""
     return t.sum() * 0.0
