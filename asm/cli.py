@@ -129,7 +129,7 @@ def _crop(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from asm.cropper import Cropper, CropOptions
-    from asm.errors import AsmError
+    from asm.errors import AsmError, describe
     from asm.io import allow_pixels
 
     if args.heatmap and args.out is None:
@@ -168,16 +168,11 @@ def _crop(args: argparse.Namespace) -> int:
                 files = _write_outputs(args.out, stem, prepared, result, heat)
         except Exception as e:  # never a traceback for one bad file; the rest still run
             failed += 1
-            if isinstance(e, AsmError):
-                code, message = e.code, str(e)
-            elif isinstance(e, OSError):  # writing (reading is asm.io's, which raises InvalidImage)
-                code, message = "io_error", e.strerror or str(e)
-            else:
-                code, message = "internal_error", f"internal error ({type(e).__name__}: {echo(str(e))})"
+            error = describe(e)  # an OSError here is writing (reading is asm.io's, which raises InvalidImage)
             bar.clear()
-            _fail(name, message)
+            _fail(name, error["message"])
             if args.json:
-                print(json.dumps({"file": str(name), "error": code, "message": message}), flush=True)
+                print(json.dumps({"file": str(name), **error}), flush=True)
             continue
         bar.clear()
         if args.json:
