@@ -233,7 +233,7 @@ def _batch(args: argparse.Namespace) -> int:
         _fail("--ray-address", "joins a Ray cluster; add --engine ray")
         return 2
     # SIGTERM (kill, a scheduler's stop) ends the job like Ctrl-C: the lines written stay whole
-    signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))
     try:
         crop_options = {k: getattr(args, k) for k in OPTION_KEYS if hasattr(args, k)}
         options, _ = CropOptions.from_mapping(crop_options)
@@ -244,6 +244,8 @@ def _batch(args: argparse.Namespace) -> int:
     except (AsmError, OSError) as e:
         _fail("error", str(e) if isinstance(e, AsmError) else e.strerror or str(e))
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"asm batch: {summary.line()}; results in {args.out}", file=sys.stderr, flush=True)
     if summary.interrupted:
         return 130
