@@ -35,7 +35,7 @@ export ASM_ZIP_PY
 archive: $(MAR)
 	@echo "archive: $(MAR) (asm $(ASM_VERSION), model $(MODEL_FILE))"
 
-$(MAR): $(MODEL_FILE) handler/asm_handler.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py)
+$(MAR): $(MODEL_FILE) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py)
 	@mkdir -p $(MODEL_STORE) $(SERVE_BUILD)
 	@rm -f $(SERVE_BUILD)/asm.zip
 	$(PY) -c "$$ASM_ZIP_PY" $(SERVE_BUILD)/asm.zip
@@ -43,7 +43,7 @@ $(MAR): $(MODEL_FILE) handler/asm_handler.py $(MODEL_CONFIG) handler/serve.mk $(
 	$(ARCHIVER) --model-name asm --version $(ASM_VERSION) \
 	  --serialized-file $(MODEL_FILE) --handler handler/asm_handler.py \
 	  --config-file $(MODEL_CONFIG) \
-	  --extra-files $(SERVE_BUILD)/asm.zip --requirements-file $(SERVE_BUILD)/requirements.txt \
+	  --extra-files $(SERVE_BUILD)/asm.zip,handler/kserve_v2.py --requirements-file $(SERVE_BUILD)/requirements.txt \
 	  --export-path $(MODEL_STORE) --force
 
 serve: $(MAR)
