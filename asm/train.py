@@ -412,7 +412,7 @@ def _plot(history: list[dict], path: Path) -> None:
         ax.set_title({"loss": "train loss", "train_pair_acc": "train pair accuracy",
                       "osie_kept": "OSIE val: fixations kept", "photos_kept": "photo val: teacher x centre kept"}[k])
         base = k.replace("_kept", "_centre")
-        if base in history[-1]:
+        if k.endswith("_kept") and base in history[-1]:
             ax.axhline(history[-1][base], color="grey", ls="--", label="centre crop")
             ax.legend()
         ax.set_xlabel("epoch")
