@@ -86,6 +86,21 @@ def _check_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
     B, L, H, W = score_map.shape
     if H == 0 or W == 0:
         raise ValueError(f"score_map must have a non-empty spatial size, got {H}x{W}")
+    # valid input costs one reduction and one host sync; the message is worked out on failure
+    ok = (partition.min() >= 0) & (partition.max() < L)
+    if boxes.shape[0] > 0:
+        b, x1, y1, x2, y2 = boxes.unbind(1)
+        tol = BOX_TOLERANCE
+        good = (b == b.round()) & (b >= 0) & (b < B) & (x2 > x1) & (y2 > y1)  # NaN compares False
+        good &= (x1 >= -tol) & (y1 >= -tol) & (x2 <= W + tol) & (y2 <= H + tol)
+        ok &= good.all()
+    if not bool(ok):
+        _raise_bad_values(score_map, boxes, partition)
+
+
+def _raise_bad_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
+    """Raise the error that names what is wrong (``_check_values`` found something)."""
+    B, L, H, W = score_map.shape
     lo, hi = int(partition.min()), int(partition.max())
     if lo < 0 or hi >= L:
         raise IndexError(f"partition values must lie in 0..{L - 1} (score_map has L={L} channels), got {lo}..{hi}")
@@ -107,6 +122,7 @@ def _check_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
     if not bool(inside.all()):
         k = int(torch.nonzero(~inside)[0])
         raise ValueError(f"boxes must lie inside the map [0, {W}] x [0, {H}]; box {k} is {boxes[k, 1:].tolist()}")
+    raise ValueError("boxes or partition hold invalid values")
 
 
 # --------------------------------------------------------------------------------------
