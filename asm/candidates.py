@@ -25,6 +25,7 @@ __all__ = [
     "coarse_candidates",
     "refine_candidates",
     "snap_box",
+    "nms",
 ]
 
 #: Allowed aspect ratios (width / height) lie in [1 / MAX_RATIO, MAX_RATIO].
@@ -185,3 +186,25 @@ def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> 
     left = min(max(0, round(cx - w / 2)), width - w)
     top = min(max(0, round(cy - h / 2)), height - h)
     return [int(left), int(top), int(left + w), int(top + h)]
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Greedy non-maximum suppression, as ``torchvision.ops.nms`` (which would import all of
+    torchvision): indices of the kept ``boxes [N, 4]``, best ``scores [N]`` first; a box is
+    dropped when its IoU with a better kept box is above ``iou_threshold``."""
+    if boxes.shape[0] == 0:
+        return torch.empty(0, dtype=torch.int64)
+    order = torch.argsort(scores, descending=True, stable=True)
+    b = boxes[order].double()
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    over = (inter / (area[:, None] + area[None, :] - inter) > iou_threshold).numpy()
+    removed = over[0] & False
+    keep = []
+    for i in range(len(order)):
+        if not removed[i]:
+            keep.append(i)
+            removed |= over[i]
+    return order[keep]

@@ -1,12 +1,14 @@
-"""The ``asm`` command: ``asm crop``, ``asm train``, ``asm eval``.
+"""The ``asm`` command: ``asm crop``, ``asm export``, ``asm train``, ``asm eval``.
 
 A thin shell over :class:`asm.cropper.Cropper`: it parses arguments, prints and writes
-files; it never resizes, searches or draws by itself.
+files; it never resizes, searches or draws by itself. Nothing heavy is imported before a
+command runs, so ``asm --help`` and ``asm crop --help`` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -36,10 +38,35 @@ def _add_crop_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per image: {file, width, height, crops}")
     p.add_argument("--heatmap", action="store_true", help="also write the θ_avg / θ_std heatmap overlays (needs --out)")
     p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
+                   help="run the network on ONNX Runtime (fast on CPUs) or torch; auto (default) takes ONNX Runtime "
+                   "when it is installed")
     p.set_defaults(func=_crop)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as ONNX next to it (the fast CPU path)",
+        description="Write the model as ONNX (dynamic height and width) next to the checkpoint: MODEL.pt -> "
+        "MODEL.onnx. Croppers use it whenever it matches the checkpoint byte for byte; without it, they "
+        "export to the user's cache on first use.",
+    )
+    p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: next to the model, .onnx)")
+    p.set_defaults(func=_export)
+
+
+#: Commands whose modules import torch and more: their parsers are built only when they run.
+#: The help line must match the one their own add_parser gives (a test checks it).
+LAZY_COMMANDS = {
+    "train": ("asm.train", "train a model from human eye fixations (OSIE)"),
+    "eval": ("asm.evaluate", "evaluate a model next to the centre crop and heuristic peers"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``asm`` parser; of the :data:`LAZY_COMMANDS` only ``command``'s is built in full."""
     parser = argparse.ArgumentParser(
         prog="asm",
         description="Composition-aware automatic image cropping (ASM-Net).",
@@ -50,18 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"asm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_crop_parser(sub)
-    try:  # training and evaluation add their own subcommands
-        from asm.train import add_parser as add_train
-    except ImportError:
-        add_train = None
-    if add_train is not None:
-        add_train(sub)
-    try:
-        from asm.evaluate import add_parser as add_eval
-    except ImportError:
-        add_eval = None
-    if add_eval is not None:
-        add_eval(sub)
+    _add_export_parser(sub)
+    for name, (module, help_line) in LAZY_COMMANDS.items():  # they add their own subcommands
+        if name == command:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
@@ -81,7 +102,7 @@ def _crop(args: argparse.Namespace) -> int:
         return 2
     try:
         options = CropOptions.parse(args.aspect, args.circular, args.top_k, args.nms_iou)
-        cropper = Cropper.from_pretrained(args.model)
+        cropper = Cropper.from_pretrained(args.model, runtime=args.runtime)
     except (AsmError, FileNotFoundError, ValueError) as e:
         _fail("error", str(e))
         return 2
@@ -125,8 +146,26 @@ def _crop(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from asm.cropper import DEFAULT_MODEL_PATH
+    from asm.model import load_model
+    from asm.runtime import export_onnx, file_digest
+
+    model_path = args.model or DEFAULT_MODEL_PATH
+    out = args.out or model_path.with_suffix(".onnx")
+    try:
+        export_onnx(load_model(model_path), out, digest=file_digest(model_path))
+    except (OSError, ValueError, ImportError) as e:
+        _fail("export", str(e))
+        return 2
+    print(out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     return args.func(args)
 
 

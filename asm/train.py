@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn import functional as F
 
+import asm.ops  # noqa: F401  (registers torch.ops.asm, used below)
 from asm.candidates import largest_box
 from asm.losses import pair_ranking_loss, saliency_loss
 from asm.model import ASMNet, normalize, save_model

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-import asm  # noqa: F401  (registers torch.ops.asm)
+import asm.ops  # noqa: F401  (registers torch.ops.asm)
 from asm.ops import BOX_TOLERANCE, pool_boxes
 from asm.patterns import PATTERN_NAMES, get_pattern
 
