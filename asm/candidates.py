@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -188,23 +189,25 @@ def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> 
     return [int(left), int(top), int(left + w), int(top + h)]
 
 
-def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, max_keep: int | None = None) -> Tensor:
     """Greedy non-maximum suppression, as ``torchvision.ops.nms`` (which would import all of
     torchvision): indices of the kept ``boxes [N, 4]``, best ``scores [N]`` first; a box is
-    dropped when its IoU with a better kept box is above ``iou_threshold``."""
-    if boxes.shape[0] == 0:
-        return torch.empty(0, dtype=torch.int64)
+    dropped when its IoU with a better kept box is above ``iou_threshold``. Stops after
+    ``max_keep`` boxes; each kept box costs one pass over the boxes after it."""
     order = torch.argsort(scores, descending=True, stable=True)
-    b = boxes[order].double()
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    over = (inter / (area[:, None] + area[None, :] - inter) > iou_threshold).numpy()
-    removed = over[0] & False
-    keep = []
-    for i in range(len(order)):
-        if not removed[i]:
-            keep.append(i)
-            removed |= over[i]
+    x1, y1, x2, y2 = boxes[order].double().numpy().T
+    area = (x2 - x1) * (y2 - y1)
+    alive = np.ones(len(area), dtype=bool)
+    keep: list[int] = []
+    for i in range(len(area)):
+        if not alive[i]:
+            continue
+        keep.append(i)
+        if len(keep) == max_keep:
+            break
+        w = np.minimum(x2[i], x2[i + 1 :]) - np.maximum(x1[i], x1[i + 1 :])
+        h = np.minimum(y2[i], y2[i + 1 :]) - np.maximum(y1[i], y1[i + 1 :])
+        inter = w.clip(min=0) * h.clip(min=0)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 (empty boxes) is NaN: kept, as torchvision
+            alive[i + 1 :] &= ~(inter / (area[i] + area[i + 1 :] - inter) > iou_threshold)
     return order[keep]

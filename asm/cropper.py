@@ -293,7 +293,7 @@ class Cropper:
         # stage 2: refine the best few (kept diverse) of each aspect, all in one call
         n_seeds = max(10, 3 * options.top_k)
         seeds = [torch.nonzero(aspect_of == a)[:, 0] for a in range(len(options.aspects))]
-        seeds = [s[nms(boxes[s].float(), scores[s].float(), 0.7)[:n_seeds]] for s in seeds]
+        seeds = [s[nms(boxes[s].float(), scores[s].float(), 0.7, n_seeds)] for s in seeds]
         seed_idx = torch.cat(seeds)
         free = torch.tensor([options.aspects[int(aspect_of[i])].free for i in seed_idx], dtype=torch.bool)
         fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
@@ -306,8 +306,8 @@ class Cropper:
         picked: list[tuple[int, list[int]]] = []
         for a, aspect in enumerate(options.aspects):
             sel = torch.nonzero(all_aspects == a)[:, 0]
-            keep = sel[nms(all_boxes[sel].float(), all_scores[sel].float(), options.nms_iou)]
-            for i in keep[: options.top_k].tolist():
+            keep = sel[nms(all_boxes[sel].float(), all_scores[sel].float(), options.nms_iou, options.top_k)]
+            for i in keep.tolist():
                 picked.append((a, snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)))
         snapped = torch.tensor([b for _, b in picked], dtype=torch.float64)
         final = self.score_boxes(score_map, snapped, W, H, options.circular)

@@ -143,6 +143,9 @@ class OnnxNet:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
+        # idle pool threads sleep instead of spinning: spinning threads would take the cores
+        # from the torch ops (the box search) that run right after each forward
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         props = self.session.get_modelmeta().custom_metadata_map
