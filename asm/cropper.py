@@ -43,6 +43,12 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "asm_default.
 MAX_TOP_K = 20
 #: Options accepted by :meth:`CropOptions.from_mapping` (servers and forms).
 OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "heatmap")
+#: A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps this many times the
+#: network's input on each side; the area resize does the rest. Measured on 22 real photos
+#: upscaled to ~4000 px, against a full decode: scores moved by 0.35% (median; 2.3% at most)
+#: with 4, by 1.2% (6%) with 2; a DCT reduction straight to the network size moved them by
+#: up to 17% on 1024 px photos. An 8000x6000 photo is still read at 1/4.
+DRAFT_MARGIN = 4
 #: Where the network runs: "auto" (ONNX Runtime on the CPU when available, else torch),
 #: "onnx" or "torch".
 RUNTIMES = ("auto", "onnx", "torch")
@@ -245,7 +251,8 @@ class Cropper:
             if hasattr(image, "read"):  # a stream is read once, its bytes kept for Prepared.image
                 image = image.read()  # type: ignore[union-attr]
             W, H = image_size(image)  # type: ignore[arg-type]
-            rgb = load_image_draft(image, self.input_size(W, H), max_pixels=self.max_pixels)  # type: ignore[arg-type]
+            w, h = self.input_size(W, H)
+            rgb = load_image_draft(image, (DRAFT_MARGIN * w, DRAFT_MARGIN * h), max_pixels=self.max_pixels)  # type: ignore[arg-type]
             full = None
             if rgb.shape[1] == W and rgb.shape[0] == H:  # decoded in full anyway: keep it
                 full, image = rgb, None
