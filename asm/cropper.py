@@ -18,6 +18,7 @@ to 1/8 of its size); the full-size pixels are decoded when ``Prepared.image`` is
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,8 +228,13 @@ class Cropper:
         if runtime not in RUNTIMES:
             raise InvalidOption(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         on_cpu = torch.device(kwargs.get("device", "cpu")).type == "cpu"
-        if runtime == "onnx" or (runtime == "auto" and on_cpu and _onnxruntime_installed()):
+        if runtime == "onnx":
             return cls(load_onnx_net(path), **kwargs)
+        if runtime == "auto" and on_cpu and _onnxruntime_installed():
+            try:
+                return cls(load_onnx_net(path), **kwargs)
+            except (ImportError, OSError) as e:  # no exporter installed, a read-only cache, ...
+                warnings.warn(f"asm: running the network on torch: no ONNX export of {path.name} ({e})", stacklevel=2)
         return cls(load_model(path), **kwargs)
 
     # ------------------------------------------------------------------ steps

@@ -154,3 +154,17 @@ def test_export_command_writes_next_to_the_model(tmp_path):
     assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 0 and out.is_file()
     assert main(["export", "--model", str(tmp_path / "missing.pt")]) == 2
     assert not os.path.exists(tmp_path / "missing.onnx")
+
+
+def test_auto_falls_back_to_torch_when_no_export_can_be_made(home, tmp_path, monkeypatch):
+    ckpt = tmp_path / "m.pt"
+    save_model(_random_model(6, backbone="mobilenet_v3_small"), ckpt)
+
+    def no_exporter(*a, **k):
+        raise ImportError("No module named 'onnx'")
+
+    monkeypatch.setattr("asm.runtime.export_onnx", no_exporter)
+    with pytest.warns(UserWarning, match="torch"):
+        assert Cropper.from_pretrained(ckpt).runtime == "torch"
+    with pytest.raises(ImportError):
+        Cropper.from_pretrained(ckpt, runtime="onnx")
