@@ -9,17 +9,22 @@ so and exits with status 0. Checks, for both ops and every pattern:
 
 then times both ops on CUDA and on the CPU (K = 1 000 and 100 000 boxes on a
 ``[1, 12, 256, 384]`` map) next to ``torchvision.ops.ps_roi_align`` (sampling ratio 2, the map
-expanded to 36 channels). Exits with status 1 if a check fails.
+expanded to 36 channels). Exits with status 1 if a check fails. ``--device cpu`` runs the
+same script against the CPU itself (a dry run of the script, where there is no GPU).
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the other benchmarks (see bench_pool.py)
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -36,7 +41,7 @@ def random_boxes(k: int, H: int, W: int, gen: torch.Generator, dtype=torch.float
     return torch.cat([batch, lo, lo + wh], 1).to(dtype)
 
 
-def check(failures: list[str]) -> None:
+def check(failures: list[str], dev: str) -> None:
     gen = torch.Generator().manual_seed(0)
     for name in PATTERN_NAMES:
         part = get_pattern(name).partition
@@ -46,34 +51,34 @@ def check(failures: list[str]) -> None:
             boxes = random_boxes(300, 40, 56, gen, dtype)
             for op_name, op in OPS.items():
                 want = op(m, boxes, part)
-                got = op(m.cuda(), boxes.cuda(), part.cuda()).cpu()
+                got = op(m.to(dev), boxes.to(dev), part.to(dev)).cpu()
                 tol = 1e-5 if dtype == torch.float32 else 1e-10
                 err = float((got - want).abs().max())
                 if not err <= tol * max(1.0, float(want.abs().max())):
                     failures.append(f"forward {op_name} {name} {dtype}: max difference {err:.3g}")
                 # backward
-                mc, mg = m.clone().requires_grad_(), m.cuda().requires_grad_()
+                mc, mg = m.detach().clone().requires_grad_(), m.detach().to(dev).clone().requires_grad_()
                 w = torch.rand(boxes.shape[0], generator=gen, dtype=torch.float64).to(dtype)
                 (op(mc, boxes, part) * w).sum().backward()
-                (op(mg, boxes.cuda(), part.cuda()) * w.cuda()).sum().backward()
+                (op(mg, boxes.to(dev), part.to(dev)) * w.to(dev)).sum().backward()
                 gerr = float((mg.grad.cpu() - mc.grad).abs().max())
                 if not gerr <= tol * max(1.0, float(mc.grad.abs().max())):
                     failures.append(f"backward {op_name} {name} {dtype}: max difference {gerr:.3g}")
         print(f"  {name}: forward and backward agree" if not failures else f"  {name}: {len(failures)} failure(s) so far", flush=True)
-    part = get_pattern(DEFAULT_PATTERN).partition.cuda()
-    m = torch.rand(1, int(part.max()) + 1, 6, 7, dtype=torch.float64, device="cuda", requires_grad=True)
-    boxes = random_boxes(5, 6, 7, gen, torch.float64).cuda()
+    part = get_pattern(DEFAULT_PATTERN).partition.to(dev)
+    m = torch.rand(1, int(part.max()) + 1, 6, 7, dtype=torch.float64, device=dev, requires_grad=True)
+    boxes = random_boxes(5, 6, 7, gen, torch.float64).to(dev)
     boxes[:, 0] = 0
     for op_name, op in OPS.items():
         try:
             ok = torch.autograd.gradcheck(lambda x: op(x, boxes, part), (m,))
-            ok &= torch.autograd.gradgradcheck(lambda x: op(x, boxes, part), (m,))
+            ok &= torch.autograd.gradgradcheck(lambda x: op(x, boxes, part), (m,), fast_mode=True)
         except Exception as e:  # gradcheck raises with the details
             failures.append(f"gradcheck {op_name}: {str(e)[:300]}")
             continue
         if not ok:
             failures.append(f"gradcheck {op_name} failed")
-    print("  gradcheck / gradgradcheck on CUDA: " + ("ok" if not any("gradcheck" in f for f in failures) else "FAILED"))
+    print(f"  gradcheck / gradgradcheck on {dev}: " + ("ok" if not any("gradcheck" in f for f in failures) else "FAILED"))
 
 
 def _time(fn, sync: bool, repeats: int = 20) -> float:
@@ -90,7 +95,7 @@ def _time(fn, sync: bool, repeats: int = 20) -> float:
     return statistics.median(times)
 
 
-def timing() -> list[str]:
+def timing(dev: str) -> list[str]:
     import torchvision
 
     gen = torch.Generator().manual_seed(1)
@@ -102,31 +107,34 @@ def timing() -> list[str]:
     for k in (1_000, 100_000):
         boxes = random_boxes(k, 256, 384, gen)
         boxes[:, 0] = 0
-        for dev in ("cpu", "cuda"):
-            mm, bb, pp = m.to(dev), boxes.to(dev), part.to(dev)
+        for where in dict.fromkeys(("cpu", dev)):
+            mm, bb, pp = m.to(where), boxes.to(where), part.to(where)
             expanded = mm.index_select(1, pp.flatten())
             with torch.inference_mode():
-                t = {name: _time(lambda op=op: op(mm, bb, pp), dev == "cuda", 5 if dev == "cpu" and k > 1000 else 20)
-                     for name, op in OPS.items()}
-                ps = _time(lambda: torchvision.ops.ps_roi_align(expanded, bb, tuple(pp.shape), 1.0, 2), dev == "cuda",
-                           5 if dev == "cpu" and k > 1000 else 20)
-            rows.append(f"| {k:,} | {dev} | {t['composition_pool']:.2f} | {t['circular_pool']:.2f} | {ps:.2f} |")
+                sync, repeats = where == "cuda", 5 if where == "cpu" and k > 1000 else 20
+                t = {name: _time(lambda op=op: op(mm, bb, pp), sync, repeats) for name, op in OPS.items()}
+                ps = _time(lambda: torchvision.ops.ps_roi_align(expanded, bb, tuple(pp.shape), 1.0, 2), sync, repeats)
+            rows.append(f"| {k:,} | {where} | {t['composition_pool']:.2f} | {t['circular_pool']:.2f} | {ps:.2f} |")
     return rows
 
 
 def main() -> int:
-    if not torch.cuda.is_available():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda", help="device to check against the CPU (default cuda; cpu: a dry run)")
+    dev = parser.parse_args().device
+    if dev.startswith("cuda") and not torch.cuda.is_available():
         print("cuda_check: no CUDA device here (torch.cuda.is_available() is False); nothing to check.")
         return 0
-    print(f"cuda_check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
+    name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else dev
+    print(f"cuda_check: {name}, torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
     failures: list[str] = []
-    check(failures)
-    for line in timing():
+    check(failures, dev)
+    for line in timing(dev):
         print(line)
     if failures:
         print("FAILED:\n  " + "\n  ".join(failures))
         return 1
-    print("all CUDA checks passed")
+    print(f"all checks on {dev} passed")
     return 0
 
 
