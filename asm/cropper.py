@@ -17,6 +17,7 @@ to 1/8 of its size); the full-size pixels are decoded when ``Prepared.image`` is
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -254,7 +255,7 @@ class Cropper:
             rgb = load_image(image, max_pixels=self.max_pixels)
             full, (W, H) = rgb, (rgb.shape[1], rgb.shape[0])
         else:
-            if hasattr(image, "read"):  # a stream is read once, its bytes kept for Prepared.image
+            if hasattr(image, "read") and not isinstance(image, io.TextIOBase):  # read once, kept for Prepared.image
                 image = image.read()  # type: ignore[union-attr]
             W, H = image_size(image)  # type: ignore[arg-type]
             w, h = self.input_size(W, H)

@@ -111,3 +111,10 @@ def test_draft_decode_keeps_the_scores_of_a_full_decode(cropper):
         for crop in cropper.crop(data, aspect=["16:9", "1:1"]).crops:
             want = float(cropper.score(full, [crop.box])[0])
             assert abs(crop.score - want) <= 0.03 * abs(want), (path.name, crop, want)
+
+
+def test_a_text_mode_file_is_refused_as_before(cropper, tmp_path):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg(400, 300))
+    with open(path, encoding="latin-1") as text, pytest.raises(InvalidImage, match="binary mode"):
+        cropper.prepare(text)
