@@ -256,15 +256,17 @@ class Cropper:
             full, (W, H) = rgb, (rgb.shape[1], rgb.shape[0])
         else:
             if hasattr(image, "read") and not isinstance(image, io.TextIOBase):  # read once, kept for Prepared.image
-                image = image.read()  # type: ignore[union-attr]
+                try:
+                    image = image.read()  # type: ignore[union-attr]
+                except Exception as e:  # closed, unreadable, ...
+                    raise InvalidImage(f"Cannot read the image stream: {str(e)[:100]}") from e
             W, H = image_size(image)  # type: ignore[arg-type]
             w, h = self.input_size(W, H)
             rgb = load_image_draft(image, (DRAFT_MARGIN * w, DRAFT_MARGIN * h), max_pixels=self.max_pixels)  # type: ignore[arg-type]
             full = None
             if rgb.shape[1] == W and rgb.shape[0] == H:  # decoded in full anyway: keep it
                 full, image = rgb, None
-        w, h = self.input_size(W, H)
-        small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(rgb, self.input_size(W, H), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(small).to(self.device).permute(2, 0, 1)[None].float().div_(255)
         return Prepared(normalize(x), W, H, image=full, source=image, max_pixels=self.max_pixels)
 

@@ -118,3 +118,10 @@ def test_a_text_mode_file_is_refused_as_before(cropper, tmp_path):
     path.write_bytes(_jpeg(400, 300))
     with open(path, encoding="latin-1") as text, pytest.raises(InvalidImage, match="binary mode"):
         cropper.prepare(text)
+
+
+def test_a_closed_stream_is_an_invalid_image(cropper):
+    stream = io.BytesIO(_jpeg(400, 300))
+    stream.close()
+    with pytest.raises(InvalidImage, match="stream"):
+        cropper.prepare(stream)
