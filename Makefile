@@ -34,10 +34,11 @@ clean:
 
 # the default model: see the model card in README.md
 train: install
+	test -f runs/gaze-pack.pkl || $(PY) -m asm.cli train --config configs/default.json --data gaze --write-pack runs/gaze-pack.pkl
 	$(PY) -m asm.cli train --config configs/default.json
 
 eval: install
-	$(PY) -m asm.cli eval --osie --sheet docs/comparison.png --out benchmarks/results/eval.md
+	$(PY) -m asm.cli eval --osie --sheet docs/comparison.png --placements docs/placements.png --out benchmarks/results/eval.md
 
 -include handler/serve.mk
 -include gradio_demo/demo.mk

@@ -8,6 +8,7 @@ index of the aspect ratio it was made for, so one scoring call serves every aspe
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from asm.errors import InvalidOption
+from asm.errors import InvalidOption, echo
 
 __all__ = [
     "Aspect",
@@ -27,6 +28,8 @@ __all__ = [
     "refine_candidates",
     "snap_box",
     "nms",
+    "box_iou",
+    "random_cut",
 ]
 
 #: Allowed aspect ratios (width / height) lie in [1 / MAX_RATIO, MAX_RATIO].
@@ -52,8 +55,9 @@ class Aspect:
         return self.ratio is None
 
 
-_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
-_ASPECT_RE = re.compile(rf"^\s*{_NUMBER}\s*[:x/]\s*{_NUMBER}\s*$")
+_NUMBER = r"((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+_ASPECT_RE = re.compile(rf"^\s*{_NUMBER}\s*[:x/]\s*{_NUMBER}\s*$", re.ASCII)  # ASCII digits only
+_NUMBER_RE = re.compile(rf"^\s*[-+]?{_NUMBER}\s*$", re.ASCII)
 
 
 def parse_aspect(value: object) -> Aspect:
@@ -63,25 +67,26 @@ def parse_aspect(value: object) -> Aspect:
     if isinstance(value, str):
         m = _ASPECT_RE.match(value)
         if not m:
-            raise InvalidOption(f"aspect {value!r} is not of the form W:H with positive numbers (e.g. 16:9)")
+            raise InvalidOption(f"aspect {echo(value)} is not of the form W:H with positive numbers (e.g. 16:9)")
         w, h = float(m.group(1)), float(m.group(2))
-        label = f"{m.group(1)}:{m.group(2)}"
+        label = f"{_fmt(w)}:{_fmt(h)}"
     elif isinstance(value, (tuple, list)) and len(value) == 2:
-        try:
-            w, h = float(value[0]), float(value[1])
-        except (TypeError, ValueError):
-            raise InvalidOption(f"aspect {value!r} must be two numbers (width, height)") from None
+        if not all(_is_number(v) for v in value):
+            raise InvalidOption(f"aspect {echo(value)} must be two numbers (width, height)")
+        w, h = float(value[0]), float(value[1])
         label = f"{_fmt(w)}:{_fmt(h)}"
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         w, h = float(value), 1.0
         label = f"{_fmt(w)}:1"
     else:
-        raise InvalidOption(f"aspect {value!r} must be a string like '16:9', a (w, h) pair or 'free'")
+        raise InvalidOption(f"aspect {echo(value)} must be a string like '16:9', a (w, h) pair or 'free'")
     if not (math.isfinite(w) and math.isfinite(h)) or w <= 0 or h <= 0:
-        raise InvalidOption(f"aspect {label} must have a positive width and height")
+        raise InvalidOption(f"aspect {echo(label)} must have a positive width and height")
     ratio = w / h
     if not (1 / MAX_RATIO <= ratio <= MAX_RATIO):
-        raise InvalidOption(f"aspect {label} is too extreme; ratios from 1:{MAX_RATIO:g} to {MAX_RATIO:g}:1 are allowed")
+        raise InvalidOption(
+            f"aspect {echo(label)} is too extreme; ratios from 1:{MAX_RATIO:g} to {MAX_RATIO:g}:1 are allowed"
+        )
     return Aspect(label, ratio)
 
 
@@ -100,6 +105,15 @@ def parse_aspects(value: object) -> list[Aspect]:
         if a not in out:
             out.append(a)
     return out
+
+
+def _is_number(v: object) -> bool:
+    """A real number, or a string of ASCII digits that reads as one (never ``bool``)."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, numbers.Real):
+        return True
+    return isinstance(v, str) and bool(_NUMBER_RE.match(v))
 
 
 def _fmt(x: float) -> str:
@@ -211,3 +225,24 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, max_keep: int | Non
         with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 (empty boxes) is NaN: kept, as torchvision
             alive[i + 1 :] &= ~(inter / (area[i] + area[i + 1 :] - inter) > iou_threshold)
     return order[keep]
+
+
+def box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of every box of ``a [N, 4]`` with every box of ``b [M, 4]``: ``[N, M]``, as
+    ``torchvision.ops.box_iou``."""
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def random_cut(rng, width: int, height: int, lo: float = 0.60, hi: float = 0.85) -> list[int]:
+    """A random box of ``lo..hi`` of each side at a random place (``rng``: a numpy Generator):
+    the re-framed cuts that a real photo should outscore."""
+    w = max(1, int(round(width * rng.uniform(lo, hi))))
+    h = max(1, int(round(height * rng.uniform(lo, hi))))
+    x = int(rng.integers(0, width - w + 1))
+    y = int(rng.integers(0, height - h + 1))
+    return [x, y, x + w, y + h]

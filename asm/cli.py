@@ -8,13 +8,16 @@ command runs, so ``asm --help`` and ``asm crop --help`` answer at once.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+from asm.errors import ECHO_LIMIT, InvalidOption, echo
+
+__all__ = ["main", "build_parser", "output_stems"]
 
 
 def _add_crop_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,13 +38,17 @@ def _add_crop_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nms-iou", type=float, default=0.5, metavar="T",
                    help="two of the top-k crops overlap at most this much (IoU, default 0.5)")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="write each crop, an overview with the crops drawn and (with --heatmap) heatmaps here")
-    p.add_argument("--json", action="store_true", help="print one JSON object per image: {file, width, height, crops}")
+                   help="write each crop, an overview with the crops drawn and (with --heatmap) heatmaps here; "
+                   "inputs with the same name get -2, -3, ... in input order")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per image: {file, width, height, crops, files}; a failure is {file, error, message}")
     p.add_argument("--heatmap", action="store_true", help="also write the θ_avg / θ_std heatmap overlays (needs --out)")
     p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
     p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
                    help="run the network on ONNX Runtime (fast on CPUs) or torch; auto (default) takes ONNX Runtime "
                    "when it is installed")
+    p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
+                   help="refuse images with more pixels than this, checked before decoding (default 50,000,000)")
     p.set_defaults(func=_crop)
 
 
@@ -61,7 +68,7 @@ def _add_export_parser(sub: argparse._SubParsersAction) -> None:
 #: Commands whose modules import torch and more: their parsers are built only when they run.
 #: The help line must match the one their own add_parser gives (a test checks it).
 LAZY_COMMANDS = {
-    "train": ("asm.train", "train a model from human eye fixations (OSIE)"),
+    "train": ("asm.train", "train a model on where people look (OSIE fixations + FastGaze teacher)"),
     "eval": ("asm.evaluate", "evaluate a model next to the centre crop and heuristic peers"),
 }
 
@@ -88,7 +95,55 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _fail(name: str, message: str) -> None:
-    print(f"asm: {name}: {message}", file=sys.stderr)
+    """``asm: NAME: message`` on stderr; a name longer than ~100 characters is cut (see asm.errors.echo)."""
+    print(f"asm: {name if len(name) <= ECHO_LIMIT else echo(name)}: {message}", file=sys.stderr, flush=True)
+
+
+def output_stems(images: list[str]) -> list[str]:
+    """One file-name stem per input: its own stem, with ``-2``, ``-3``, ... for repeats
+    (``a/pic.jpg b/pic.jpg b/pic.png`` -> ``pic pic-2 pic-3``), so no output is overwritten."""
+    seen: dict[str, int] = {}
+    stems = []
+    for name in images:
+        stem = Path(name).stem or "image"
+        n = seen[stem.lower()] = seen.get(stem.lower(), 0) + 1
+        stems.append(stem if n == 1 else f"{stem}-{n}")
+    return stems
+
+
+def _write(path: Path, data: bytes) -> Path:
+    """Write ``data`` whole or not at all (a full disk leaves no 0-byte file); errors name the path."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"cannot write {echo(str(path))}: {e.strerror or e}") from None
+    return path
+
+
+def _write_outputs(out: Path, stem: str, prepared, result, heatmaps) -> list[str]:
+    """The crops (numbered within each aspect), the overview and the heatmaps; returns their paths."""
+    from asm import viz
+    from asm.io import encode_jpeg, encode_png
+
+    written = []
+    count: dict[str, int] = {}
+    for crop in result.crops:
+        n = count[crop.aspect] = count.get(crop.aspect, 0) + 1
+        pixels = viz.cut_crop(prepared.image, crop)
+        if crop.shape == "circle":
+            written.append(_write(out / f"{stem}_circle_{n}.png", encode_png(pixels)))
+        else:
+            tag = crop.aspect.replace(":", "x").replace("/", "x")
+            written.append(_write(out / f"{stem}_{tag}_{n}.jpg", encode_jpeg(pixels)))
+    written.append(_write(out / f"{stem}_crops.jpg", encode_jpeg(viz.draw_crops(prepared.image, result.crops))))
+    if heatmaps is not None:  # PNG, as TorchServe returns them
+        written.append(_write(out / f"{stem}_theta_avg.png", encode_png(viz.overlay_heatmap(prepared.image, heatmaps.avg))))
+        written.append(_write(out / f"{stem}_theta_std.png", encode_png(viz.overlay_heatmap(prepared.image, heatmaps.std))))
+    return [str(p) for p in written]
 
 
 def _crop(args: argparse.Namespace) -> int:
@@ -96,51 +151,58 @@ def _crop(args: argparse.Namespace) -> int:
 
     from asm.cropper import Cropper, CropOptions
     from asm.errors import AsmError
-    from asm.io import encode_jpeg, encode_png
+    from asm.io import allow_pixels
 
     if args.heatmap and args.out is None:
         _fail("--heatmap", "heatmaps are written as files; add --out DIR")
         return 2
     try:
         options = CropOptions.parse(args.aspect, args.circular, args.top_k, args.nms_iou)
-        cropper = Cropper.from_pretrained(args.model, runtime=args.runtime)
-    except (AsmError, FileNotFoundError, ValueError) as e:
+        if args.max_pixels < 1:
+            raise InvalidOption(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
+        allow_pixels(args.max_pixels)
+        cropper = Cropper.from_pretrained(args.model, runtime=args.runtime, max_pixels=args.max_pixels)
+    except (AsmError, ImportError) as e:  # ImportError: --runtime onnx without onnxruntime
         _fail("error", str(e))
         return 2
-    from asm import viz
-
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            if not os.access(args.out, os.W_OK):
+                raise PermissionError(errno.EACCES, "it is not writable (a read-only file system, or no permission)")
+        except OSError as e:
+            reason = "it is a file" if args.out.is_file() else (e.strerror or str(e)).lower()
+            _fail("--out", f"cannot write to the folder {echo(str(args.out))}: {reason}")
+            return 2
+
     failed = 0
-    for name in tqdm(args.images, desc="cropping", unit="img", disable=len(args.images) < 2, file=sys.stderr):
+    stems = output_stems(args.images)
+    bar = tqdm(args.images, desc="cropping", unit="img", file=sys.stderr, disable=len(args.images) < 2 or not sys.stderr.isatty())
+    for name, stem in zip(bar, stems):
         try:
             prepared = cropper.prepare(Path(name))
             score_map = cropper.score_maps([prepared])[0]
             result = cropper.search(prepared, score_map, options)
+            files = []
             if args.out is not None:
-                stem = Path(name).stem
-                for i, crop in enumerate(result.crops):
-                    tag = crop.aspect.replace(":", "x").replace("/", "x")
-                    pixels = viz.cut_crop(prepared.image, crop)
-                    if crop.shape == "circle":
-                        (args.out / f"{stem}_circle_{i + 1}.png").write_bytes(encode_png(pixels))
-                    else:
-                        (args.out / f"{stem}_{tag}_{i + 1}.jpg").write_bytes(encode_jpeg(pixels))
-                (args.out / f"{stem}_crops.jpg").write_bytes(encode_jpeg(viz.draw_crops(prepared.image, result.crops)))
-                if args.heatmap:
-                    heat = cropper.heatmaps(None, prepared, score_map)
-                    (args.out / f"{stem}_theta_avg.jpg").write_bytes(encode_jpeg(viz.overlay_heatmap(prepared.image, heat.avg)))
-                    (args.out / f"{stem}_theta_std.jpg").write_bytes(encode_jpeg(viz.overlay_heatmap(prepared.image, heat.std)))
-        except (AsmError, OSError) as e:
-            failed += 1
-            _fail(name, str(e) if isinstance(e, AsmError) else f"cannot read or write: {e.strerror or e}")
-            continue
+                heat = cropper.heatmaps(None, prepared, score_map) if args.heatmap else None
+                files = _write_outputs(args.out, stem, prepared, result, heat)
         except Exception as e:  # never a traceback for one bad file; the rest still run
             failed += 1
-            _fail(name, f"internal error ({type(e).__name__}: {e})")
+            if isinstance(e, AsmError):
+                code, message = e.code, str(e)
+            elif isinstance(e, OSError):  # writing (reading is asm.io's, which raises InvalidImage)
+                code, message = "io_error", e.strerror or str(e)
+            else:
+                code, message = "internal_error", f"internal error ({type(e).__name__}: {echo(str(e))})"
+            bar.clear()
+            _fail(name, message)
+            if args.json:
+                print(json.dumps({"file": str(name), "error": code, "message": message}), flush=True)
             continue
+        bar.clear()
         if args.json:
-            print(json.dumps({"file": str(name), **result.to_json()}), flush=True)
+            print(json.dumps({"file": str(name), **result.to_json(), "files": files}), flush=True)
         else:
             parts = [f"{c.aspect} {c.shape} {c.box} score {c.score:.3f}" for c in result.crops]
             print(f"{name} ({result.width}x{result.height}): " + "; ".join(parts), flush=True)
@@ -169,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
+    parser = build_parser(command)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # an unknown option: the command's own usage, not the top level's
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices[args.command].error(f"unrecognized arguments: {echo(' '.join(extra))}")
     return args.func(args)
 
 

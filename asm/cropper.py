@@ -18,6 +18,7 @@ to 1/8 of its size); the full-size pixels are decoded when ``Prepared.image`` is
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -31,11 +32,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from asm.candidates import FREE_ASPECTS, Aspect, coarse_candidates, nms, parse_aspects, refine_candidates, snap_box
-from asm.errors import InvalidImage, InvalidOption
+from asm.candidates import FREE_ASPECTS, Aspect, box_iou, coarse_candidates, nms, parse_aspects, refine_candidates, snap_box
+from asm.errors import InvalidImage, InvalidModel, InvalidOption, ModelNotFound, echo
 from asm.io import image_size, load_image, load_image_draft
 from asm.model import ASMNet, load_model, normalize, theta_avg, theta_std
 from asm.ops import pool_boxes
+from asm.prior import centre_prior
 from asm.runtime import OnnxNet, load_onnx_net
 
 __all__ = ["Cropper", "Crop", "CropResult", "CropOptions", "Prepared", "Heatmaps", "DEFAULT_MODEL_PATH"]
@@ -122,7 +124,7 @@ def _parse_bool(name: str, value: object) -> bool:
         return True
     if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
         return False
-    raise InvalidOption(f"{name} must be true or false, got {value!r}")
+    raise InvalidOption(f"{name} must be true or false, got {echo(value)}")
 
 
 def _parse_int(name: str, value: object, lo: int, hi: int) -> int:
@@ -131,7 +133,7 @@ def _parse_int(name: str, value: object, lo: int, hi: int) -> int:
             raise ValueError
         number = int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidOption(f"{name} must be a whole number, got {value!r}") from None
+        raise InvalidOption(f"{name} must be a whole number, got {echo(value)}") from None
     if not lo <= number <= hi:
         raise InvalidOption(f"{name} must be between {lo} and {hi}, got {number}")
     return number
@@ -141,10 +143,21 @@ def _parse_float(name: str, value: object, lo: float, hi: float) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidOption(f"{name} must be a number, got {value!r}") from None
+        raise InvalidOption(f"{name} must be a number, got {echo(value)}") from None
     if not lo <= number <= hi:
-        raise InvalidOption(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+        raise InvalidOption(f"{name} must be between {lo:g} and {hi:g}, got {echo(value)}")
     return number
+
+
+def _parse_boxes(boxes: object) -> Tensor:
+    """``[N, 4]`` float64 from a list / array of ``(x1, y1, x2, y2)`` (one box may be flat)."""
+    try:
+        b = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        b = None
+    if b is None or b.ndim not in (1, 2) or (b.size and b.shape[-1] != 4) or not np.isfinite(b).all():
+        raise InvalidOption(f"boxes must be [N, 4] finite numbers (x1, y1, x2, y2), got {echo(boxes)}")
+    return torch.from_numpy(b.reshape(-1, 4).copy())
 
 
 @dataclass(frozen=True)
@@ -172,9 +185,9 @@ class CropOptions:
 
         Unknown keys are refused, so a misspelt option is never ignored silently.
         """
-        unknown = sorted(set(options) - set(OPTION_KEYS))
+        unknown = sorted(set(options) - set(OPTION_KEYS), key=str)
         if unknown:
-            raise InvalidOption(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTION_KEYS)}")
+            raise InvalidOption(f"unknown option(s) {echo(', '.join(map(str, unknown)))}; known: {', '.join(OPTION_KEYS)}")
         kwargs = {k: options[k] for k in ("aspect", "circular", "top_k", "nms_iou") if k in options}
         heatmap = _parse_bool("heatmap", options.get("heatmap", False))
         return cls.parse(**kwargs), heatmap
@@ -219,24 +232,38 @@ class Cropper:
         ``runtime``: "auto" runs the network on ONNX Runtime when ``device`` is the CPU and
         onnxruntime is installed (its ONNX twin is exported to the user's cache on first
         use, see :mod:`asm.runtime`), else on torch; "onnx" or "torch" insist.
+
+        Raises :class:`~asm.errors.ModelNotFound` (no such file) or
+        :class:`~asm.errors.InvalidModel` (not an asm model, unreadable).
         """
         path = Path(path) if path is not None else DEFAULT_MODEL_PATH
         if not path.is_file():
-            raise FileNotFoundError(
-                f"no asm model at {path}. The default model ships inside the package "
+            raise ModelNotFound(
+                f"no asm model at {echo(str(path))}. The default model ships inside the package "
                 f"({DEFAULT_MODEL_PATH}); pass a model file (--model PATH) or train one with `asm train`."
             )
         if runtime not in RUNTIMES:
             raise InvalidOption(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         on_cpu = torch.device(kwargs.get("device", "cpu")).type == "cpu"
-        if runtime == "onnx":
-            return cls(load_onnx_net(path), **kwargs)
-        if runtime == "auto" and on_cpu and _onnxruntime_installed():
-            try:
-                return cls(load_onnx_net(path), **kwargs)
-            except (ImportError, OSError) as e:  # no exporter installed, a read-only cache, ...
-                warnings.warn(f"asm: running the network on torch: no ONNX export of {path.name} ({e})", stacklevel=2)
-        return cls(load_model(path), **kwargs)
+        model: ASMNet | OnnxNet | None = None
+        try:
+            if runtime == "onnx" or (runtime == "auto" and on_cpu and _onnxruntime_installed()):
+                try:
+                    model = load_onnx_net(path)
+                except (ImportError, OSError) as e:  # no exporter installed, a read-only cache, ...
+                    if runtime == "onnx":
+                        raise
+                    warnings.warn(f"asm: running the network on torch: no ONNX export of {path.name} ({e})", stacklevel=2)
+            if model is None:
+                model = load_model(path)
+        except ImportError:
+            raise
+        except Exception as e:  # torch.load's UnpicklingError / RuntimeError / EOFError, a wrong format, ...
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+            raise InvalidModel(f"{echo(str(path))} is not an asm model file ({reason}); "
+                               "pass a file written by `asm train` (--model PATH)") from e
+        preset = json.loads(model.meta.get("preset", "{}"))  # how the model was trained to be served
+        return cls(model, **{**preset, **kwargs})
 
     # ------------------------------------------------------------------ steps
     def input_size(self, width: int, height: int) -> tuple[int, int]:
@@ -284,13 +311,15 @@ class Cropper:
         return maps  # type: ignore[return-value]
 
     def score_boxes(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool = False) -> Tensor:
-        """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image."""
+        """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image:
+        the pooled map plus the model's weighted centre prior (:mod:`asm.prior`)."""
         if boxes.shape[0] == 0:
             return torch.empty(0, dtype=torch.float64)
         h, w = score_map.shape[-2:]
         to_map = boxes.new_tensor([w / width, h / height, w / width, h / height])
         rows = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes * to_map], dim=1)
-        return pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
+        pooled = pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
+        return pooled + self.model.prior_weight.item() * centre_prior(boxes.double(), width, height)
 
     @torch.inference_mode()
     def search(self, prepared: Prepared, score_map: Tensor, options: CropOptions) -> CropResult:
@@ -318,18 +347,25 @@ class Cropper:
         all_scores = torch.cat([scores, fine_scores])
         all_aspects = torch.cat([aspect_of, aspect_of[seed_idx][from_seed]])
 
-        # the best top_k of each aspect, kept apart by non-maximum suppression
+        # the best top_k of each aspect, kept apart by non-maximum suppression on the pixel
+        # boxes actually returned (snapping moves boxes; equal boxes are never returned twice)
         picked: list[tuple[int, list[int]]] = []
         for a, aspect in enumerate(options.aspects):
             sel = torch.nonzero(all_aspects == a)[:, 0]
-            keep = sel[nms(all_boxes[sel].float(), all_scores[sel].float(), options.nms_iou, options.top_k)]
-            for i in keep.tolist():
-                picked.append((a, snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)))
+            kept: list[list[int]] = []
+            for i in sel[nms(all_boxes[sel].float(), all_scores[sel].float(), options.nms_iou)].tolist():
+                box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
+                if not kept or (box not in kept and float(box_iou(torch.tensor([box]), torch.tensor(kept)).max()) <= options.nms_iou):
+                    kept.append(box)
+                    if len(kept) == options.top_k:
+                        break
+            picked += [(a, b) for b in kept]
         snapped = torch.tensor([b for _, b in picked], dtype=torch.float64)
-        final = self.score_boxes(score_map, snapped, W, H, options.circular)
+        final = self.score_boxes(score_map, snapped, W, H, options.circular).tolist()
         shape = "circle" if options.circular else "rect"
-        crops = [Crop(b, float(s), options.aspects[a].label, shape) for (a, b), s in zip(picked, final.tolist())]
-        return CropResult(W, H, crops)
+        crops = [Crop(b, float(s), options.aspects[a].label, shape) for (a, b), s in zip(picked, final)]
+        order = sorted(range(len(crops)), key=lambda j: (picked[j][0], -crops[j].score))  # best first per aspect
+        return CropResult(W, H, [crops[j] for j in order])
 
     # --------------------------------------------------------------- one-call API
     def crop(
@@ -364,8 +400,8 @@ class Cropper:
 
     def score(self, image: object, boxes: object, circular: bool = False) -> np.ndarray:
         """Scores of the caller's own ``boxes`` (``[N, 4]`` x1, y1, x2, y2 in image pixels)."""
+        b = _parse_boxes(boxes)
         prepared = self.prepare(image)
-        b = torch.as_tensor(np.asarray(boxes, dtype=np.float64)).reshape(-1, 4) if len(boxes) else torch.zeros(0, 4, dtype=torch.float64)  # type: ignore[arg-type]
         W, H = prepared.width, prepared.height
         bad = ~((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= W) & (b[:, 3] <= H) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
         if bool(bad.any()):

@@ -11,21 +11,41 @@ developer reading a traceback.
 
 Hierarchy::
 
-    AsmError(Exception)                  code "asm_error"        400
-    ├── InvalidImage(AsmError, ValueError) code "invalid_image"  400
-    │   ├── ImageTooLarge                  code "image_too_large" 413
-    │   └── ImageTooSmall                  code "image_too_small" 422
-    └── InvalidOption(AsmError, ValueError) code "invalid_option" 400
+    AsmError(Exception)                          code "asm_error"        400
+    ├── InvalidImage(AsmError, ValueError)         code "invalid_image"  400
+    │   ├── ImageTooLarge                          code "image_too_large" 413
+    │   └── ImageTooSmall                          code "image_too_small" 422
+    ├── InvalidOption(AsmError, ValueError)        code "invalid_option" 400
+    ├── BadRequest(AsmError, ValueError)           code "bad_request"    400
+    ├── InvalidModel(AsmError, ValueError)         code "invalid_model"  500
+    └── ModelNotFound(AsmError, FileNotFoundError) code "model_not_found" 500
 
-``InvalidImage`` and ``InvalidOption`` are also ``ValueError`` so code that already catches
-``ValueError`` keeps working.
+Every subclass is also the builtin error code that already catches it expects
+(``ValueError``, ``FileNotFoundError``). Messages that quote what the user sent go
+through :func:`echo`, so a 100 KB option never comes back as a 100 KB message.
 """
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
-__all__ = ["AsmError", "InvalidImage", "ImageTooLarge", "ImageTooSmall", "InvalidOption"]
+__all__ = [
+    "AsmError", "InvalidImage", "ImageTooLarge", "ImageTooSmall", "InvalidOption", "BadRequest",
+    "InvalidModel", "ModelNotFound", "echo", "ECHO_LIMIT",
+]
+
+#: At most this many characters of the user's input are quoted back in a message.
+ECHO_LIMIT = 100
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = ECHO_LIMIT
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` in at most ``limit`` characters (``...`` marks a cut), cheap for huge input."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class AsmError(Exception):
@@ -89,3 +109,24 @@ class InvalidOption(AsmError, ValueError):
 
     code = "invalid_option"
     http_status = 400
+
+
+class BadRequest(AsmError, ValueError):
+    """A request that cannot even be read (no image, broken JSON or base64, a text body)."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class InvalidModel(AsmError, ValueError):
+    """A model file that is not an asm model (or cannot be read)."""
+
+    code = "invalid_model"
+    http_status = 500
+
+
+class ModelNotFound(AsmError, FileNotFoundError):
+    """No model file where one was asked for."""
+
+    code = "model_not_found"
+    http_status = 500

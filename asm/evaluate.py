@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from asm import peers as peer_mod
-from asm.metrics import boundary_displacement, fixations_kept, gaicd_evaluate, iou
+from asm.candidates import random_cut
+from asm.metrics import VALIDATION_ASPECTS, boundary_displacement, fixations_kept, gaicd_evaluate, iou, placement_offset
 
 __all__ = [
     "Table",
@@ -62,9 +63,7 @@ __all__ = [
 DASH = "–"
 #: The share of photos that must beat their re-framed cut.
 PHOTO_TARGET = 0.80
-#: Reference numbers for OSIE val (issue): best possible box and centre crop at 1:1 / 9:16.
-OSIE_REFERENCE = {"best possible box": (0.974, 0.772), "centre crop": (0.935, 0.601)}
-RETENTION_ASPECTS = (("1:1", 1.0), ("9:16", 9 / 16))
+RETENTION_ASPECTS = VALIDATION_ASPECTS
 SHEET_ASPECTS = (("1:1", 1.0), ("9:16", 9 / 16), ("16:9", 16 / 9))
 SHEET_METHODS = ("asm", "centre crop", "smartcrop.py", "libvips attention")
 
@@ -125,6 +124,19 @@ class _Timing:
         self.timer.seconds.setdefault(self.name, []).append(time.perf_counter() - self.t0)
 
 
+def shown(path: str | os.PathLike) -> str:
+    """A path as the tables show it: relative to the working folder or to the shared data
+    folder (``<shared>/...``) where it lies under one, else just its name; tables are
+    committed, and a path of one machine means nothing on another."""
+    from asm.datasets import shared_dir
+
+    p = Path(path).resolve()
+    for base, prefix in ((Path.cwd().resolve(), ""), (shared_dir(), "<shared>/")):
+        if base is not None and p.is_relative_to(base.resolve()):
+            return prefix + str(p.relative_to(base.resolve()))
+    return p.name
+
+
 def _f(x: float | None, digits: int = 3) -> str:
     if x is None:
         return DASH
@@ -172,7 +184,7 @@ def gaicd_section(cropper, dataset, limit: int | None = None, progress: bool = F
     """
     timer = timer or Timer()
     status = status or _peer_status()
-    table = Table(f"GAICD protocol ({dataset.root})", ["method", "images", "crops", *GAICD_COLUMNS])
+    table = Table(f"GAICD protocol ({shown(dataset.root)})", ["method", "images", "crops", *GAICD_COLUMNS])
     names = dataset.available()[:limit] if limit else dataset.available()
     if not names:
         table.notes.append(f"no GAICD images under {dataset.root}: skipped.")
@@ -238,7 +250,7 @@ def best_crop_section(cropper, dataset, name: str, limit: int | None = None, pro
 
     timer = timer or Timer()
     status = status or _peer_status()
-    table = Table(f"{name} protocol ({dataset.root})", ["method", "images", "IoU ↑", "Disp ↓"])
+    table = Table(f"{name} protocol ({shown(dataset.root)})", ["method", "images", "IoU ↑", "Disp ↓"])
     names = dataset.available()[:limit] if limit else dataset.available()
     if not names:
         table.notes.append(f"no {name} images under {dataset.root}: skipped ({len(dataset.names)} annotated images, none present).")
@@ -302,15 +314,6 @@ def validation_photos(photos: str | os.PathLike | None = None) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"photo folder {root} does not exist")
     return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def random_cut(rng: np.random.Generator, width: int, height: int, lo: float = 0.60, hi: float = 0.85) -> list[int]:
-    """A random box of ``lo..hi`` of each side at a random place."""
-    w = max(1, int(round(width * rng.uniform(lo, hi))))
-    h = max(1, int(round(height * rng.uniform(lo, hi))))
-    x = int(rng.integers(0, width - w + 1))
-    y = int(rng.integers(0, height - h + 1))
-    return [x, y, x + w, y + h]
 
 
 def photo_vs_cut(cropper, paths: Sequence[Path], cuts: int = 3, seed: int = 0, progress: bool = False,
@@ -488,23 +491,26 @@ def best_possible_kept(points: np.ndarray, width: int, height: int, ratio: float
 
 def osie_retention(cropper, osie, limit: int | None = None, progress: bool = False, timer: Timer | None = None,
                    status: dict | None = None) -> tuple[Table, dict[str, dict[str, float] | None]]:
-    """Check (c): share of eye fixations kept by the top-1 crop at 1:1 and 9:16.
+    """Check (c): share of eye fixations kept by the top-1 crop at each of
+    :data:`asm.metrics.VALIDATION_ASPECTS`.
 
     Rows: asm's own crop (its size is its choice), asm restricted to the largest box of the
     aspect (placement only), the centre crop and peers (largest box), and the best possible
-    largest box. Returns ``{method: {"1:1": kept, "9:16": kept, "area 1:1": ..., ...}}``.
+    largest box. Returns ``{method: {"1:1": kept, ..., "mean": ..., "area 1:1": ...,
+    "offsets": [placement offsets]}}``.
     """
     from asm.cropper import CropOptions
 
     timer = timer or Timer()
     status = status or _peer_status()
     labels = [a for a, _ in RETENTION_ASPECTS]
-    table = Table(f"Border-free check (c): eye fixations kept on OSIE {osie.split} ({osie.root})",
-                  ["method", "images", *[f"kept {a}" for a in labels], *[f"crop area {a}" for a in labels]])
+    table = Table(f"Check (c): eye fixations kept on OSIE {osie.split} ({len(osie)} photos)",
+                  ["method", "images", *[f"kept {a}" for a in labels], "mean", "mean crop area"])
     items = list(range(len(osie)))[:limit] if limit else list(range(len(osie)))
     methods = ["asm", "asm (largest box)", *peer_mod.PEERS, "best possible box"]
     kept: dict[str, dict[str, list[float]]] = {m: {a: [] for a in labels} for m in methods}
-    area: dict[str, dict[str, list[float]]] = {m: {a: [] for a in labels} for m in methods}
+    area: dict[str, list[float]] = {m: [] for m in methods}
+    offsets: dict[str, list[float]] = {m: [] for m in methods}
     options = CropOptions.parse(labels)
     for i in _bar(items, "OSIE", progress):
         item = osie[i]
@@ -513,9 +519,10 @@ def osie_retention(cropper, osie, limit: int | None = None, progress: bool = Fal
 
         def add(m: str, a: str, box) -> None:
             kept[m][a].append(fixations_kept(box, item.points))
-            area[m][a].append((box[2] - box[0]) * (box[3] - box[1]) / (W * H))
+            area[m].append((box[2] - box[0]) * (box[3] - box[1]) / (W * H))
+            offsets[m].append(placement_offset(box, W, H))
 
-        with timer("asm (crop at 1:1 + 9:16)"):
+        with timer(f"asm (crop at {len(labels)} aspects)"):
             prepared = cropper.prepare(rgb)
             score_map = cropper.score_maps([prepared])[0]
             result = cropper.search(prepared, score_map, options)
@@ -532,26 +539,135 @@ def osie_retention(cropper, osie, limit: int | None = None, progress: bool = Fal
                         box = peer.place(rgb, ratio)
                     add(pname, a, box)
             kept["best possible box"][a].append(best_possible_kept(item.points, W, H, ratio))
-            area["best possible box"][a].append(w * h / (W * H))
+            area["best possible box"].append(w * h / (W * H))
     results: dict[str, dict[str, float] | None] = {}
     for m in methods:
         if m in peer_mod.PEERS and not status[m][0]:
             results[m] = None
-            table.add(m, "n/a", *["n/a"] * (2 * len(labels)))
+            table.add(m, "n/a", *["n/a"] * (len(labels) + 2))
             continue
-        r = {a: float(np.nanmean(kept[m][a])) for a in labels}
-        r.update({f"area {a}": float(np.mean(area[m][a])) for a in labels})
+        r: dict = {a: float(np.nanmean(kept[m][a])) for a in labels}
+        r["mean"] = float(np.mean([r[a] for a in labels]))
+        r["area"] = float(np.mean(area[m]))
+        r["offsets"] = offsets[m]
         results[m] = r
-        table.add(m, len(items), *[_f(r[a]) for a in labels], *[_f(r[f"area {a}"], 2) for a in labels])
-    ref = "; ".join(f"{k} {v[0]:.3f} / {v[1]:.3f}" for k, v in OSIE_REFERENCE.items())
+        table.add(m, len(items), *[_f(r[a]) for a in labels], _f(r["mean"]), _f(r["area"], 2))
     table.notes.append(
         "Share of the fixated pixels (all 15 viewers) inside the top-1 crop, mean over images. The peers, the centre crop "
         "and 'asm (largest box)' (asm's best-scored placement of the largest box, 4-px grid) place the largest box of the "
-        "aspect; 'asm' chooses its crop size too (crop area: mean share of the image). 'best possible box': the most "
-        f"fixations any largest box of the aspect keeps (an upper bound for placement). Reference numbers (issue, 1:1 / 9:16): {ref}."
+        "aspect; 'asm' chooses its crop size too (crop area: mean share of the image). 'FastGaze x centre': the largest box "
+        "where the teacher's density times a centre Gaussian keeps the most. 'best possible box': the most fixations any "
+        "largest box of the aspect keeps (an upper bound for placement)."
     )
     table.notes += _na_notes(status)
     return table, results
+
+
+def placement_table(results: dict[str, dict | None], title: str) -> Table:
+    """How far from the centre crops sit: mean |offset| as a share of the free range (0 centred,
+    0.5 at an end) and the share at an end (within 5 % of the range)."""
+    table = Table(title, ["method", "mean |offset| (0.5 = at an end)", "share at an end"])
+    for m, r in results.items():
+        if r is None or not r.get("offsets") or m == "best possible box":
+            continue
+        o = np.abs(np.asarray(r["offsets"], np.float64))
+        o = o[np.isfinite(o)]
+        if len(o):
+            table.add(m, _f(float(o.mean()) / 2), _f(float((o >= 0.9).mean())))
+    table.notes.append("Offset: where the crop sits along the axis it has most room on, -1 / +1 at the two ends, 0 centred.")
+    return table
+
+
+def placement_histogram(results: dict[str, dict | None], out: str | os.PathLike,
+                        methods: Sequence[str] = ("asm", "FastGaze x centre", "smartcrop.py", "libvips attention")) -> Path:
+    """Histograms of placement offsets (-1 / +1: at an end of the free range, 0: centred)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [m for m in methods if results.get(m) and results[m].get("offsets")]
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 2.8), sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], shown):
+        o = np.asarray(results[m]["offsets"], np.float64)
+        ax.hist(o[np.isfinite(o)], bins=np.linspace(-1, 1, 21), color="#4477aa")
+        ax.set_title(m, fontsize=10)
+        ax.set_xlabel("offset (-1, +1: at an end)")
+    axes[0][0].set_ylabel("crops")
+    fig.suptitle("Where top-1 crops sit along their free axis (OSIE val, all aspects)", fontsize=10)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def teacher_section(cropper, osie, teacher, limit: int | None = None, progress: bool = False) -> tuple[Table, dict[str, dict]]:
+    """How well maps predict where OSIE's viewers looked: NSS and AUC (every pixel a
+    negative) of FastGaze, FastGaze x centre Gaussian, the centre Gaussian alone and asm's θ_avg."""
+    import cv2
+
+    from asm.fastgaze import centre_gaussian, density_on_image
+    from asm.metrics import auc_all_pixels, nss
+
+    items = list(range(len(osie)))[:limit] if limit else list(range(len(osie)))
+    scores: dict[str, dict[str, list[float]]] = {}
+    for i in _bar(items, "saliency", progress):
+        item = osie[i]
+        rgb = _load(item.path)
+        H, W = rgb.shape[:2]
+        fg = cv2.resize(density_on_image(teacher.density(rgb), H, W), (W, H), interpolation=cv2.INTER_LINEAR)
+        centre = centre_gaussian(H, W, 1 / 4)
+        maps = {"FastGaze": fg, "FastGaze x centre Gaussian": fg * centre_gaussian(H, W), "centre Gaussian (W/4, H/4)": centre,
+                "asm θ_avg": cropper.heatmaps(rgb).avg}
+        for name, m in maps.items():
+            s = scores.setdefault(name, {"NSS": [], "AUC": []})
+            s["NSS"].append(nss(m, item.points))
+            s["AUC"].append(auc_all_pixels(m, item.points))
+    table = Table(f"Saliency maps against OSIE {osie.split} fixations ({len(items)} photos)", ["map", "NSS", "AUC"])
+    out = {}
+    for name, s in scores.items():
+        out[name] = {k: float(np.nanmean(v)) for k, v in s.items()}
+        table.add(name, _f(out[name]["NSS"], 2), _f(out[name]["AUC"]))
+    table.notes.append("NSS: mean of the standardised map at the fixated pixels. AUC: the chance that a fixated pixel "
+                       "scores above a random pixel of the image (every pixel a negative). The teacher's MANIFEST reports "
+                       "FastGaze 2.45 / 0.875 and FastGaze x centre 2.54 / 0.885 on these photos.")
+    return table, out
+
+
+def photo_retention(cropper, samples, progress: bool = False) -> tuple[Table, dict[str, dict]]:
+    """Share of the teacher x centre density kept at each validation aspect on held-out,
+    teacher-labelled photos (:func:`asm.train_data.photo_gaze`): asm, the centre crop, and
+    the largest box that keeps the most (the best possible placement)."""
+    from asm.cropper import CropOptions
+    from asm.metrics import density_kept
+
+    labels = [a for a, _ in RETENTION_ASPECTS]
+    options = CropOptions.parse(labels)
+    kept: dict[str, dict[str, list[float]]] = {m: {a: [] for a in labels} for m in ("asm", "centre crop", "best possible box")}
+    for s in _bar(samples, "photos", progress):
+        H, W = s.image.shape[:2]
+        gh, gw = s.target.shape
+        to_cells = np.array([gw / W, gh / H] * 2)
+        result = cropper.search(p := cropper.prepare(s.image), cropper.score_maps([p])[0], options)
+        for (a, ratio), crop in zip(RETENTION_ASPECTS, result.crops):
+            w, h = peer_mod.largest_box(W, H, ratio)
+            slide = np.array([[x, y, x + w, y + h] for x in range(0, W - w + 1, 2) for y in range(0, H - h + 1, 2)], np.float64)
+            kept["asm"][a].append(float(density_kept(s.target, np.asarray(crop.box) * to_cells)[0]))
+            kept["centre crop"][a].append(float(density_kept(s.target, np.asarray(peer_mod.centre_crop(W, H, ratio)) * to_cells)[0]))
+            kept["best possible box"][a].append(float(density_kept(s.target, slide * to_cells).max()))
+    table = Table(f"Teacher-labelled validation photos ({len(samples)}): FastGaze x centre density kept",
+                  ["method", *[f"kept {a}" for a in labels], "mean"])
+    out = {}
+    for m, k in kept.items():
+        r = {a: float(np.mean(k[a])) for a in labels}
+        r["mean"] = float(np.mean(list(r.values())))
+        out[m] = r
+        table.add(m, *[_f(r[a]) for a in labels], _f(r["mean"]))
+    table.notes.append("Held-out photo sources (never trained on); the target is the teacher's density times the centre "
+                       "Gaussian, which the FastGaze x centre baseline maximises by construction, so it is not listed.")
+    return table, out
 
 
 # --------------------------------------------------------------------- 4. the sheet
@@ -663,7 +779,18 @@ def _model_line(cropper, path) -> str:
             extra = f", checkpoint of epoch {v.get('epoch')}"
         except (ValueError, TypeError):
             pass
-    return f"model `{path}` ({cfg.get('backbone')}, pattern {cfg.get('pattern')}{extra})"
+    return f"model `{shown(path)}` ({cfg.get('backbone')}, pattern {cfg.get('pattern')}{extra})"
+
+
+def _load_teacher(path):
+    """The FastGaze teacher, or why it cannot be loaded."""
+    from asm.fastgaze import FastGaze
+    from asm.train_data import teacher_path
+
+    try:
+        return FastGaze.from_file(teacher_path(path))
+    except (FileNotFoundError, RuntimeError) as e:
+        return str(e)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -754,16 +881,34 @@ def run(args: argparse.Namespace) -> int:
             if args.osie:
                 emit(Table("Border-free check (c): eye fixations kept", [], notes=[f"no OSIE validation images ({e}): skipped."]))
     if args.osie and osie is not None:
-        emit(osie_retention(cropper, osie, args.limit, progress, timer, status)[0])
+        table, retention = osie_retention(cropper, osie, args.limit, progress, timer, status)
+        emit(table)
+        emit(placement_table(retention, "Placement: how far from the centre top-1 crops sit (OSIE val, all aspects)"))
+        if args.placements:
+            print(f"placement histogram: {placement_histogram(retention, args.placements)}\n", flush=True)
+        teacher = _load_teacher(args.teacher)
+        if isinstance(teacher, str):
+            emit(Table("Saliency maps against OSIE fixations", [], notes=[f"no teacher ({teacher}): skipped."]))
+        else:
+            emit(teacher_section(cropper, osie, teacher, args.limit, progress)[0])
+    if args.osie and photos and args.photos is None:
+        teacher = _load_teacher(args.teacher)
+        if not isinstance(teacher, str):
+            from asm.datasets import photo_folder, split_by_source
+            from asm.train_data import photo_gaze
+
+            val_photos = split_by_source(photo_folder())[1]
+            samples = photo_gaze(val_photos[: args.limit] if args.limit else val_photos, teacher, progress=progress)
+            emit(photo_retention(cropper, samples, progress)[0])
 
     # 4. sheet
     if args.sheet:
         picks = sheet_images(photos, osie, args.sheet_rows)
         if picks:
             path = comparison_sheet(cropper, picks, args.sheet, status=status,
-                                    title=f"Top-1 crops at 1:1, 9:16, 16:9 -- model {args.model or DEFAULT_MODEL_PATH}")
+                                    title=f"Top-1 crops at 1:1, 9:16, 16:9 -- model {shown(args.model or DEFAULT_MODEL_PATH)}")
             print(f"comparison sheet: {path}\n", flush=True)
-            sections.append(f"Comparison sheet: `{path}`.\n")
+            sections.append(f"Comparison sheet: `{shown(path)}`.\n")
         else:
             print("comparison sheet: no validation images to draw, skipped\n", flush=True)
 
@@ -800,6 +945,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "are used) or any folder of images (default: the shared photos)")
     p.add_argument("--osie", action="store_true", help="also measure eye fixations kept on OSIE validation (ids 1401-1500)")
     p.add_argument("--osie-root", type=Path, metavar="DIR", help="OSIE folder (default: the shared osie)")
+    p.add_argument("--teacher", type=Path, metavar="PATH", help="FastGaze weights (default: the shared weights folder)")
+    p.add_argument("--placements", type=Path, metavar="PATH", help="with --osie: draw the placement-offset histogram PNG here")
     p.add_argument("--sheet", type=Path, metavar="PATH", help="draw a comparison sheet PNG here")
     p.add_argument("--sheet-rows", type=int, default=6, metavar="N", help="photos on the sheet (default 6)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N images per section")

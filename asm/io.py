@@ -35,6 +35,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import stat
+import struct
 import threading
 import warnings
 from typing import IO, Any, Union
@@ -42,7 +45,7 @@ from typing import IO, Any, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from asm.errors import ImageTooLarge, ImageTooSmall, InvalidImage, InvalidOption
+from asm.errors import ImageTooLarge, ImageTooSmall, InvalidImage, InvalidOption, echo
 
 __all__ = [
     "load_image",
@@ -50,6 +53,7 @@ __all__ = [
     "image_size",
     "encode_png",
     "encode_jpeg",
+    "allow_pixels",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MIN_SIDE",
     "BACKGROUND",
@@ -110,7 +114,7 @@ def load_image(
         return _load_array(source, max_pixels, min_side)
     if isinstance(source, Image.Image):
         return _load_pil(source, max_pixels, min_side)
-    with _open(source) as im:
+    with _open(source, max_pixels) as im:
         return _load_pil(im, max_pixels, min_side)
 
 
@@ -161,6 +165,17 @@ def image_size(source: ImageSource) -> tuple[int, int]:
         return _oriented_size(im)
 
 
+def allow_pixels(max_pixels: int) -> None:
+    """Raise PIL's own hard limit so that ``max_pixels`` (ours) is the one that counts.
+
+    For applications (the CLI, the TorchServe handler): PIL refuses images above
+    ``2 * Image.MAX_IMAGE_PIXELS`` (~179 MP) whatever ``load_image`` is told; this lifts that
+    limit to ``max_pixels`` when it is higher, and never lowers it.
+    """
+    if Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
 def encode_png(array: np.ndarray, compress_level: int = 6) -> bytes:
     """Encode ``HxW`` (grey), ``HxWx3`` (RGB) or ``HxWx4`` (RGBA, e.g. circular crops) to PNG.
 
@@ -207,7 +222,7 @@ def _allowed_formats() -> tuple[str, ...]:
     return _formats_cache
 
 
-def _open(source: Any) -> Image.Image:
+def _open(source: Any, max_pixels: int | None = None) -> Image.Image:
     """``Image.open`` on a path / bytes / file-like with every failure mapped to our errors.
 
     Lazy: reads the header only. The caller must close the result (use it as a context
@@ -223,12 +238,17 @@ def _open(source: Any) -> Image.Image:
         fp = os.fspath(source)
         if isinstance(fp, bytes):
             fp = os.fsdecode(fp)
-        if not os.path.isfile(fp):
-            reason = "it is a directory" if os.path.isdir(fp) else "no such file"
-            raise InvalidImage(f"Cannot read image file {fp!r}: {reason}.")
+        try:
+            mode = os.stat(fp).st_mode
+        except OSError as e:
+            reason = "no such file" if isinstance(e, FileNotFoundError) else (e.strerror or type(e).__name__).lower()
+            raise InvalidImage(f"Cannot read image file {echo(fp)}: {reason}.") from None
+        if not stat.S_ISREG(mode):
+            reason = "it is a directory" if stat.S_ISDIR(mode) else "it is not a regular file (a device, pipe or socket)"
+            raise InvalidImage(f"Cannot read image file {echo(fp)}: {reason}.")
         if os.path.getsize(fp) == 0:
-            raise InvalidImage(f"The image file {fp!r} is empty (0 bytes).")
-        what = f"file {fp!r}"
+            raise InvalidImage(f"The image file {echo(fp)} is empty (0 bytes).")
+        what = f"file {echo(fp)}"
     elif hasattr(source, "read"):
         if isinstance(source, io.TextIOBase):
             raise InvalidImage("The image must be read in binary mode, not as text.")
@@ -246,11 +266,14 @@ def _open(source: Any) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(fp, formats=list(formats))
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(_too_large_pil_message(e)) from e
+        raise _too_large_for_pil(e, max_pixels) from e
     except Image.UnidentifiedImageError as e:
         empty = _is_empty_stream(fp)
         if empty:
             raise InvalidImage("The image is empty (0 bytes).") from e
+        kind = _sniff(fp)
+        if kind in formats:  # the right magic number, but the plugin gave up: damaged, not foreign
+            raise InvalidImage(f"The {what} looks like a {kind} image but is damaged and cannot be read.") from e
         raise InvalidImage(
             f"The {what} is not an image in a supported format (expected {_FRIENDLY_FORMATS})."
         ) from e
@@ -258,6 +281,28 @@ def _open(source: Any) -> Image.Image:
         raise
     except Exception as e:  # OSError, SyntaxError, struct.error, ValueError, ... from plugins
         raise InvalidImage(f"Cannot read the {what} as an image: {_short(e)}") from e
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _sniff(fp: Any) -> str | None:
+    """The format named by the first bytes of ``fp`` (a path or a stream), if any."""
+    try:
+        if isinstance(fp, str):
+            with open(fp, "rb") as f:
+                head = f.read(16)
+        else:
+            pos = fp.tell()
+            fp.seek(0)
+            head = fp.read(16)
+            fp.seek(pos)
+    except Exception:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
 def _is_empty_stream(fp: Any) -> bool:
@@ -279,12 +324,13 @@ def _load_pil(im: Image.Image, max_pixels: int | None, min_side: int) -> np.ndar
     #    sides but changes neither the pixel count nor the shorter side.
     w, h = im.size
     _check_size(w, h, max_pixels, min_side)
+    _check_data_length(im)
 
     # 2. decode (first frame of animations: Image.open leaves us on frame 0)
     try:
         im.load()
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(_too_large_pil_message(e)) from e
+        raise _too_large_for_pil(e, max_pixels) from e
     except MemoryError:
         raise
     except Exception as e:  # truncated / corrupt data
@@ -488,8 +534,86 @@ def _check_size(w: int, h: int, max_pixels: int | None, min_side: int) -> None:
         )
 
 
-def _too_large_pil_message(e: BaseException) -> str:
-    return f"The image is too large to be processed safely ({_short(e)})."
+def _too_large_for_pil(e: BaseException, max_pixels: int | None) -> ImageTooLarge:
+    """PIL's hard limit (``2 * Image.MAX_IMAGE_PIXELS``) in the words of :func:`_check_size`."""
+    m = re.search(r"\((\d+) pixels\)", str(e))
+    size = f"{int(m.group(1)):,} pixels" if m else f"more than {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels"
+    limit = min(max_pixels or 2 * (Image.MAX_IMAGE_PIXELS or 0), 2 * (Image.MAX_IMAGE_PIXELS or 0))
+    return ImageTooLarge(f"The image is too large: it has {size}; the limit is {limit:,} pixels.", max_pixels=limit)
+
+
+#: deflate (PNG) expands its input at most ~1032 times.
+_DEFLATE_MAX_RATIO = 1032
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _check_data_length(im: Image.Image) -> None:
+    """Refuse, before decoding allocates the pixels, files whose data end before the pixels do.
+
+    PNG: the IDAT chunks must be able to inflate to the scanlines the header declares
+    (deflate expands at most ~1032x). Uncompressed tiles (BMP, PPM, raw TIFF): the file must
+    reach the tile's offset plus at least one bit per pixel. Other formats (JPEG, GIF, WebP,
+    compressed TIFF) have no such bound; their decoders find the truncation.
+    """
+    fp = getattr(im, "fp", None)
+    if fp is None:
+        return
+    try:
+        pos = fp.tell()
+        fp.seek(0, io.SEEK_END)
+        end = fp.tell()
+        fp.seek(pos)
+        w, h = im.size
+        if im.format == "PNG":
+            have, need = _png_pixel_bytes(fp), None
+            fp.seek(pos)
+            if have is None:
+                return
+            depth, colour = have[1], have[2]
+            need = h * (1 + (w * depth * _PNG_CHANNELS.get(colour, 1) + 7) // 8)
+            if have[0] * _DEFLATE_MAX_RATIO + 4096 < need:
+                raise InvalidImage(
+                    f"The PNG data end before its pixels do: the header declares {w}x{h} pixels but the file "
+                    f"holds only {have[0]:,} bytes of compressed pixel data (truncated or forged)."
+                )
+        elif im.tile and all(t[0] == "raw" for t in im.tile):
+            offset = min(t[2] for t in im.tile)
+            if end < offset + h * ((w + 7) // 8):
+                raise InvalidImage(
+                    f"The image data end before its pixels do: the header declares {w}x{h} pixels but the "
+                    f"file has only {max(0, end - offset):,} bytes of pixel data (truncated or forged)."
+                )
+    except InvalidImage:
+        raise
+    except Exception:  # an unusual stream: leave it to the decoder
+        return
+
+
+def _png_pixel_bytes(fp: Any) -> tuple[int, int, int] | None:
+    """``(bytes in the first frame's IDAT chunks, bit depth, colour type)`` by walking the chunks."""
+    fp.seek(8)
+    total, depth, colour, seen_idat = 0, 8, 2, False
+    while True:
+        head = fp.read(8)
+        if len(head) < 8:
+            break
+        length, kind = struct.unpack(">I4s", head)
+        if kind == b"IHDR":
+            ihdr = fp.read(13)
+            depth, colour = ihdr[8], ihdr[9]
+            fp.seek(length - 13 + 4, io.SEEK_CUR)
+            continue
+        if kind == b"IDAT":
+            seen_idat = True
+            data_start = fp.tell()
+            fp.seek(0, io.SEEK_END)
+            total += min(length, fp.tell() - data_start)  # a cut chunk counts only what is there
+            fp.seek(data_start + length + 4)
+            continue
+        if seen_idat or kind == b"IEND":
+            break
+        fp.seek(length + 4, io.SEEK_CUR)
+    return total, depth, colour
 
 
 def _short(e: BaseException, limit: int = 200) -> str:

@@ -18,9 +18,12 @@ __all__ = [
     "gaicd_evaluate",
     "iou",
     "boundary_displacement",
-    "pair_accuracy",
     "fixations_kept",
-    "fixations_kept_circle",
+    "density_kept",
+    "placement_offset",
+    "nss",
+    "auc_all_pixels",
+    "VALIDATION_ASPECTS",
 ]
 
 
@@ -140,16 +143,6 @@ def boundary_displacement(pred, gt, width: float, height: float):
     return float(r) if r.ndim == 0 else r
 
 
-def pair_accuracy(score_better, score_worse) -> float:
-    """Share of pairs ranked right (``better > worse``); a tie counts one half. ``nan`` for no pair."""
-    b, w = _np(score_better).reshape(-1), _np(score_worse).reshape(-1)
-    if b.shape != w.shape:
-        raise ValueError(f"{b.size} better scores for {w.size} worse scores")
-    if b.size == 0:
-        return float("nan")
-    return float(np.mean((b > w) + 0.5 * (b == w)))
-
-
 def _points(points) -> np.ndarray:
     p = _np(points).reshape(-1, 2)
     return p
@@ -165,16 +158,63 @@ def fixations_kept(box, points) -> float:
     return float(inside.mean())
 
 
-def fixations_kept_circle(box, points) -> float:
-    """Share of fixation points inside the ellipse inscribed in the box (the disc of a square box,
-    as a circular crop shows it). ``nan`` for no point."""
-    x1, y1, x2, y2 = _boxes(box).reshape(4)
-    p = _points(points)
-    if len(p) == 0:
+#: The aspects (label, width / height) at which crops are validated: square, the portrait and
+#: landscape formats of social media and print.
+VALIDATION_ASPECTS = (("1:1", 1.0), ("4:5", 0.8), ("2:3", 2 / 3), ("9:16", 9 / 16), ("3:2", 1.5), ("16:9", 16 / 9))
+
+
+def placement_offset(box, width: int, height: int) -> float:
+    """Where a box sits along the axis it has most room on: ``-1`` / ``+1`` at the left/top
+    and right/bottom ends, ``0`` centred; ``nan`` if it fills the image."""
+    x1, y1, x2, y2 = (float(v) for v in _boxes(box).reshape(4))
+    room_x, room_y = width - (x2 - x1), height - (y2 - y1)
+    if max(room_x, room_y) <= 0:
         return float("nan")
-    rx, ry = (x2 - x1) / 2.0, (y2 - y1) / 2.0
-    if rx <= 0 or ry <= 0:
-        return 0.0
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    inside = ((p[:, 0] - cx) / rx) ** 2 + ((p[:, 1] - cy) / ry) ** 2 <= 1.0
-    return float(inside.mean())
+    if room_x >= room_y:
+        return (x1 + x2 - width) / room_x
+    return (y1 + y2 - height) / room_y
+
+
+def _values_at(saliency: np.ndarray, points) -> np.ndarray:
+    m = np.asarray(saliency, dtype=np.float64)
+    p = _points(points)
+    c = np.clip(np.floor(p[:, 0]).astype(np.int64), 0, m.shape[1] - 1)
+    r = np.clip(np.floor(p[:, 1]).astype(np.int64), 0, m.shape[0] - 1)
+    return m[r, c]
+
+
+def nss(saliency: np.ndarray, points) -> float:
+    """Normalised scanpath saliency: mean of the standardised ``[H, W]`` map at the fixated
+    pixels ``(N, 2)`` xy; ``nan`` for no point or a flat map."""
+    m = np.asarray(saliency, dtype=np.float64)
+    if len(_points(points)) == 0 or m.std() == 0:
+        return float("nan")
+    return float(((_values_at(m, points) - m.mean()) / m.std()).mean())
+
+
+def auc_all_pixels(saliency: np.ndarray, points) -> float:
+    """AUC of a ``[H, W]`` map separating the fixated pixels ``(N, 2)`` xy from every pixel of
+    the image: the chance that a fixation's value is above a random pixel's (ties count half)."""
+    if len(_points(points)) == 0:
+        return float("nan")
+    flat = np.sort(np.asarray(saliency, dtype=np.float64).ravel())
+    v = _values_at(saliency, points)
+    below = np.searchsorted(flat, v, "left")
+    ties = np.searchsorted(flat, v, "right") - below
+    return float(((below + 0.5 * ties) / len(flat)).mean())
+
+
+def density_kept(density: np.ndarray, boxes) -> np.ndarray:
+    """Share of ``density [h, w]`` (non-negative, any scale) inside each box ``[N, 4]``, the
+    boxes given in cells of the density (fractions of a cell count by their area), exactly."""
+    import torch
+
+    import asm.ops  # noqa: F401  (registers torch.ops.asm)
+    from asm.patterns import get_pattern
+
+    d = torch.from_numpy(np.asarray(density, dtype=np.float64))[None, None]
+    b = torch.from_numpy(_boxes(boxes).reshape(-1, 4))
+    rows = torch.cat([torch.zeros(len(b), 1, dtype=torch.float64), b], 1)
+    mean = torch.ops.asm.composition_pool(d, rows, get_pattern("grid1x1").partition)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return (mean * area).numpy() / max(float(d.sum()), 1e-300)

@@ -83,7 +83,8 @@ class ASMNet(nn.Module):
         backbone: a key of :data:`BACKBONES`.
         pattern: a composition pattern name (:data:`asm.patterns.PATTERN_NAMES`).
         backbone_weights: path to a torchvision ImageNet state dict of ``backbone``
-            (e.g. ``../shared/weights/mobilenet_v2-imagenet.pth``); ``None`` leaves it random.
+            (e.g. ``../shared/weights/mobilenet_v2-imagenet.pth``; the classifier's keys may be
+            left out); ``None`` leaves it random.
         map_stride: stride of the score map with respect to the input (8, 16 or 32).
         padding_mode: padding of the backbone's convolutions. ``"reflect"`` (default) gives
             the network no cue of where the input ends, so it cannot learn "touch the image
@@ -119,7 +120,10 @@ class ASMNet(nn.Module):
         classifier = getattr(torchvision.models, backbone)(weights=None)
         if backbone_weights is not None:
             state = torch.load(backbone_weights, map_location="cpu", weights_only=True)
-            classifier.load_state_dict(state, strict=True)
+            missing, unexpected = classifier.load_state_dict(state, strict=False)
+            if unexpected or any(not k.startswith(("classifier.", "fc.")) for k in missing):
+                raise ValueError(f"{backbone_weights} is not a torchvision {backbone} state dict "
+                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         self.stages = nn.ModuleList(BACKBONES[backbone](classifier))
         if padding_mode != "zeros":
             for m in self.stages.modules():
@@ -137,6 +141,8 @@ class ASMNet(nn.Module):
             nn.init.normal_(h.weight, std=0.01)
             nn.init.zeros_(h.bias)
         self.register_buffer("partition", self.pattern.partition.clone(), persistent=False)
+        #: weight of the centre prior in a crop's score (:mod:`asm.prior`), learnt in training
+        self.prior_weight = nn.Parameter(torch.zeros(()))
 
     @property
     def num_partitions(self) -> int:
@@ -188,6 +194,8 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an asm model file (expected format {CHECKPOINT_FORMAT!r})")
     model = ASMNet(**ckpt["config"])
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    state.setdefault("prior_weight", torch.zeros(()))  # files from before the centre prior
+    model.load_state_dict(state)
     model.meta = ckpt.get("meta", {})
     return model.eval().to(map_location)

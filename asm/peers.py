@@ -13,6 +13,9 @@ differ only in placement):
   largest box scaled so the analysed image's long side is :data:`SMARTCROP_ANALYSIS_SIDE`
   pixels (smartcrop then slides the box in steps of 8 analysis pixels, its default), and
   ``min_scale = max_scale = 1`` so it only places, never shrinks, the box.
+* :func:`fastgaze_centre` -- the saliency baseline: the placement whose box keeps the most
+  of FastGaze's fixation density (:mod:`asm.fastgaze`) times a centre Gaussian (std a third
+  of each side), searched at every pixel of the teacher's 400-px fit.
 * :func:`vips_crop` -- libvips ``vips_smartcrop`` through pyvips
   (``pyvips.Image.new_from_array(rgb).smartcrop(w, h, interesting="attention"|"entropy")``)
   on the full-resolution image. libvips returns only the cut-out; its position is in the
@@ -51,6 +54,7 @@ __all__ = [
     "smartcrop_py",
     "smartcrop_score",
     "vips_crop",
+    "fastgaze_centre",
     "available",
     "SMARTCROP_ANALYSIS_SIDE",
 ]
@@ -155,6 +159,46 @@ def vips_crop(rgb: np.ndarray, ratio: float, interesting: str = "attention") -> 
     return _place(-out.xoffset, -out.yoffset, w, h, W, H)
 
 
+_TEACHER: list = []
+
+
+def _teacher():
+    """The FastGaze teacher, loaded once (:func:`asm.train_data.teacher_path` finds the file)."""
+    if not _TEACHER:
+        from asm.fastgaze import FastGaze
+        from asm.train_data import teacher_path
+
+        _TEACHER.append(FastGaze.from_file(teacher_path()))
+    return _TEACHER[0]
+
+
+def fastgaze_centre(rgb: np.ndarray, ratio: float) -> list[int]:
+    """Where the largest box of ``ratio`` keeps the most FastGaze density x centre Gaussian."""
+    from asm.fastgaze import centre_gaussian, density_on_image
+
+    rgb = _rgb(rgb)
+    H, W = rgb.shape[:2]
+    w, h = largest_box(W, H, ratio)
+    d = density_on_image(_teacher().density(rgb), H, W)
+    d = d * centre_gaussian(*d.shape)
+    fh, fw = d.shape
+    if w < W:  # slide along x: mass of every window of the box's width, in fitted pixels
+        cols = np.concatenate([[0.0], np.cumsum(d.sum(0, dtype=np.float64))])
+        bw = max(1, min(fw, round(w * fw / W)))
+        best = int(np.argmax(cols[bw:] - cols[:-bw]))
+        return _place((best + bw / 2) * W / fw - w / 2, 0, w, h, W, H)
+    rows = np.concatenate([[0.0], np.cumsum(d.sum(1, dtype=np.float64))])
+    bh = max(1, min(fh, round(h * fh / H)))
+    best = int(np.argmax(rows[bh:] - rows[:-bh]))
+    return _place(0, (best + bh / 2) * H / fh - h / 2, w, h, W, H)
+
+
+def _teacher_available() -> None:
+    from asm.train_data import teacher_path
+
+    teacher_path()
+
+
 @dataclass(frozen=True)
 class Peer:
     """A cropping peer: ``place(rgb, ratio) -> [x1, y1, x2, y2]``; ``score(rgb, boxes)`` if it
@@ -164,6 +208,7 @@ class Peer:
     place: Callable[[np.ndarray, float], list[int]]
     score: Callable[[np.ndarray, Sequence], np.ndarray] | None = None
     needs: str | None = None
+    check: Callable[[], None] | None = None  # raises when the peer cannot run (e.g. a missing weights file)
 
 
 def _centre(rgb: np.ndarray, ratio: float) -> list[int]:
@@ -176,12 +221,18 @@ PEERS: dict[str, Peer] = {
     "smartcrop.py": Peer("smartcrop.py", smartcrop_py, smartcrop_score, "smartcrop"),
     "libvips attention": Peer("libvips attention", lambda rgb, r: vips_crop(rgb, r, "attention"), None, "pyvips"),
     "libvips entropy": Peer("libvips entropy", lambda rgb, r: vips_crop(rgb, r, "entropy"), None, "pyvips"),
+    "FastGaze x centre": Peer("FastGaze x centre", fastgaze_centre, None, None, _teacher_available),
 }
 
 
 def available(peer: Peer | str) -> tuple[bool, str]:
     """``(True, "")`` if the peer's library imports, else ``(False, reason)``."""
     peer = PEERS[peer] if isinstance(peer, str) else peer
+    if peer.check is not None:
+        try:
+            peer.check()
+        except FileNotFoundError as e:
+            return False, str(e)
     if peer.needs is None:
         return True, ""
     try:

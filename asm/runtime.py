@@ -38,7 +38,7 @@ from asm.patterns import Pattern, get_pattern
 __all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "load_onnx_net", "onnx_cache_path", "cache_dir", "file_digest"]
 
 #: Export format tag; bump it when the export changes, so cached twins are rebuilt.
-ONNX_FORMAT = "asm-onnx/1"
+ONNX_FORMAT = "asm-onnx/2"
 #: ONNX opset of the export (ONNX Runtime >= 1.14 runs it).
 OPSET = 17
 
@@ -99,6 +99,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "
         "asm_checkpoint_sha256": digest,
         "asm_config": json.dumps(config, sort_keys=True),
         "asm_meta": json.dumps(meta if meta is not None else getattr(model, "meta", {}) or {}, default=str),
+        # parameters outside the forward pass that scoring needs (the centre prior's weight)
+        "asm_prior_weight": repr(float(torch.as_tensor(getattr(model, "prior_weight", 0.0)).detach())),
     }
     for key, value in props.items():
         entry = proto.metadata_props.add()
@@ -128,8 +130,8 @@ class OnnxNet:
     """An exported ASM-Net run by ONNX Runtime on the CPU, called like the torch model.
 
     ``net(images [B, 3, H, W] float32) -> score_map [B, L, h, w]`` (a CPU tensor). Carries the
-    model's ``config``, ``meta``, ``pattern`` and ``num_partitions`` like :class:`~asm.model.ASMNet`,
-    and the checkpoint ``digest`` it was exported from.
+    model's ``config``, ``meta``, ``pattern``, ``num_partitions`` and ``prior_weight`` like
+    :class:`~asm.model.ASMNet`, and the checkpoint ``digest`` it was exported from.
 
     Args:
         path: the ``.onnx`` file.
@@ -155,6 +157,7 @@ class OnnxNet:
         self.meta: dict[str, Any] = json.loads(props.get("asm_meta", "{}"))
         self.pattern: Pattern = get_pattern(self.config["pattern"]) if "pattern" in self.config else None  # type: ignore[assignment]
         self.map_stride = int(self.config.get("map_stride", 8))
+        self.prior_weight = torch.tensor(float(props.get("asm_prior_weight", "0")))
 
     @property
     def num_partitions(self) -> int:

@@ -1,16 +1,24 @@
-"""Training ASM-Net from human eye fixations (``asm train``).
+"""Training ASM-Net on where people look (``asm train``), recipe v2.
 
-No annotated cropping images exist offline, so the ranking pairs come from a human signal
-that does: where 15 viewers looked in OSIE photographs. For each training image we draw
-groups of candidate views of one size and aspect at random places; within a group a view
-that keeps more of the fixation density ranks higher (eqs. 3-4 with a margin ``delta`` on
-the kept share). Equal-size views carry no size cue, and every view is scored from one
-score map through ``torch.ops.asm.composition_pool``. The saliency-aware loss (eq. 7)
-uses the fixation density as the saliency map ``S``.
+No annotated cropping images exist offline, so ranking pairs come from where people look
+(:mod:`asm.train_data`): human eye fixations on OSIE photos, and the FastGaze teacher's
+density times the centre prior on ~1 100 more photos. For each training photo we draw
+groups of views of one size and aspect; within a group the view that keeps more of the
+target density ranks higher (eqs. 3-4, margin on the kept share ``delta``). Most groups
+are what the search serves: the largest box of an aspect, or a box of the scales the
+search uses, at places spread over the whole free range (so boxes touching two borders
+are seen as often as they are served); the rest float inside the photo at 50-90 % of the
+largest box. Each view is also ranked against a wider view around it (scale).
+
+A crop's score is ``composition_pool(M, box) + w * centre_prior(box)``: the map sees
+content, and the centre bias of human looks is one explicit, learnt weight ``w``
+(:mod:`asm.prior`). Losses: the ranking hinge, the saliency-aware loss (eq. 7) with the
+teacher's density as ``S``, and optionally a distillation of the teacher's density into
+θ_avg (standardised maps, squared error).
 
 Guards against the spatial-bias shortcut (paper §4.5): reflect padding in the backbone,
-a random outer crop (85-100 %) and flip of each photo as the training image, and views
-that are compared only with views of the same size.
+a random outer crop (85-100 %) and flip of each photo, views compared only with views of
+the same size, and the centre prior outside the map.
 
 Runs on one CPU, one GPU, or several processes via ``torchrun`` (DistributedDataParallel,
 gloo on CPU). Checkpoints every epoch (``last.pt`` resumes; ``best.pt`` is the epoch with
@@ -36,15 +44,19 @@ from torch import Tensor
 from torch.nn import functional as F
 
 import asm.ops  # noqa: F401  (registers torch.ops.asm, used below)
-from asm.candidates import largest_box
+from asm.candidates import largest_box, random_cut
 from asm.losses import pair_ranking_loss, saliency_loss
+from asm.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, density_kept
 from asm.model import ASMNet, normalize, save_model
-from asm.saliency import fixation_density
+from asm.prior import centre_prior
+from asm.train_data import GazeSample
 
-__all__ = ["TrainConfig", "FixationSample", "osie_samples", "train", "add_parser"]
+__all__ = ["TrainConfig", "train", "add_parser", "make_example", "batch_loss", "synthetic_samples", "VAL_ASPECTS"]
 
 #: Aspect ratios (w/h) of the view groups.
-VIEW_RATIOS = (9 / 16, 3 / 4, 1.0, 4 / 3, 16 / 9)
+VIEW_RATIOS = (9 / 16, 2 / 3, 3 / 4, 4 / 5, 1.0, 5 / 4, 4 / 3, 3 / 2, 16 / 9)
+#: Scales (side of the largest box) the search serves: its coarse anchors go down to 0.58.
+SERVED_SCALES = (0.58, 1.0)
 
 
 @dataclass
@@ -54,29 +66,36 @@ class TrainConfig:
     out: str = "runs/default"
     backbone: str = "mobilenet_v2"
     backbone_weights: str | None = None
+    init: str | None = None  # start from this asm model file (a second training stage)
     pattern: str = "cross_rectangle"
     map_stride: int = 8
     epochs: int = 8
     batch_size: int = 8
-    input_size: tuple[int, int] = (224, 288)  # (h, w) of the network input
+    input_size: tuple[int, int] = (224, 288)  # (short, long) sides of the network input
     lr: float = 1e-3  # heads
     backbone_lr: float = 1e-4
     weight_decay: float = 1e-4
     lam: float = 0.1  # weight of the saliency-aware loss
+    distill: float = 0.0  # weight of the teacher-density distillation into θ_avg
+    framing: float = 0.0  # weight of "the whole photo outscores a re-framed cut of it" (view finding)
+    border: float = 0.0  # weight of the penalty on each map channel's image-border trend
     margin: float = 1.0
-    delta: float = 0.05  # minimum difference of kept fixation share for a pair
+    delta: float = 0.03  # minimum difference of kept share for a pair
     nested: bool = True  # also rank each view against a wider view around it (learns scale)
     groups: int = 6  # view groups per image
     views: int = 8  # views per group
-    min_view_scale: float = 0.5
+    served: float = 0.67  # share of groups drawn as the search serves them
+    largest: float = 0.5  # ...of which the largest box of the aspect
+    min_view_scale: float = 0.5  # floating views
     max_view_scale: float = 0.9
     outer_crop: float = 0.85  # random outer crop keeps at least this much of each side
-    data: str = "osie"  # or "synthetic" (smoke tests)
-    train_split: str = "train"
-    val_split: str = "val"
-    limit: int | None = None  # use only the first N training images (smoke tests)
+    data: str = "gaze"  # "gaze" (OSIE fixations + teacher-labelled photos), "osie" (fixations only), "synthetic", or a pack file (.pkl)
+    limit: int | None = None  # use only the first N training images of each source (smoke tests)
+    teacher: str | None = None  # FastGaze weights (default: the shared weights folder)
+    fixation_repeats: int = 1  # photos with human fixations appear this many times per epoch
+    workers: int = 1  # processes preparing batches beside the training loop (0: none)
     seed: int = 0
-    half: bool = True  # store best.pt weights as float16
+    half: bool = True  # store model files with float16 weights
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
@@ -95,52 +114,69 @@ class TrainConfig:
         return cls(**data)
 
 
-@dataclass
-class FixationSample:
-    """A photo and where people looked at it."""
-
-    image: np.ndarray  # [H, W, 3] uint8
-    points: np.ndarray  # [N, 2] float32 x, y in pixels
-
-
-def synthetic_samples(n: int, seed: int = 0, size: tuple[int, int] = (180, 240)) -> list[FixationSample]:
-    """``n`` generated photos (noise with one bright disc) whose "fixations" sit on the disc:
+def synthetic_samples(n: int, seed: int = 0, size: tuple[int, int] = (180, 240)) -> list[GazeSample]:
+    """``n`` generated photos (noise with one bright disc) whose looks sit on the disc:
     a tiny data set for smoke tests and the DDP check, no files needed."""
+    from asm.train_data import MAP_STRIDE
+
     rng = np.random.default_rng(seed)
     H, W = size
     out = []
-    for _ in range(n):
+    for i in range(n):
         img = (rng.random((H, W, 3)) * 90).astype(np.uint8)
         cx, cy, r = rng.uniform(0.2 * W, 0.8 * W), rng.uniform(0.2 * H, 0.8 * H), rng.uniform(0.08, 0.15) * H
         cv2.circle(img, (int(cx), int(cy)), int(r), tuple(int(v) for v in rng.integers(150, 255, 3)), -1)
-        pts = np.stack([cx + rng.normal(0, r / 2, 60), cy + rng.normal(0, r / 2, 60)], 1).astype(np.float32)
-        out.append(FixationSample(img, pts))
+        gy, gx = np.mgrid[0:H:MAP_STRIDE, 0:W:MAP_STRIDE] + MAP_STRIDE / 2
+        d = np.exp(-((gx - cx) ** 2 + (gy - cy) ** 2) / (2 * r * r)).astype(np.float32)
+        d /= d.sum()
+        out.append(GazeSample(img, d, d.copy(), f"synthetic/{i}"))
     return out
 
 
-def load_samples(data: str, split: str, limit: int | None) -> list[FixationSample]:
-    """Training data by name: ``"osie"`` (shared OSIE photos) or ``"synthetic"``."""
-    if data == "synthetic":
-        return synthetic_samples(limit or 16, seed=0 if split == "train" else 1)
-    if data == "osie":
-        return osie_samples(split, limit)
-    raise ValueError(f"unknown training data {data!r}; use 'osie' or 'synthetic'")
+def load_gaze(cfg: TrainConfig, progress: bool = False) -> tuple[list[GazeSample], dict[str, list[GazeSample]]]:
+    """Training samples and validation sets by name (``cfg.data``)."""
+    if cfg.data == "synthetic":
+        n = cfg.limit or 16
+        return synthetic_samples(n, 0), {"synthetic": synthetic_samples(max(4, n // 4), 1)}
+    if cfg.data.endswith(".pkl"):  # a pack written by --write-pack
+        from asm.train_data import load_pack
 
+        sets = load_pack(cfg.data)
+        train_set = sets.pop("train")
+        return (train_set[: cfg.limit] if cfg.limit else train_set), sets
+    if cfg.data not in ("gaze", "osie"):
+        raise ValueError(f"unknown training data {cfg.data!r}; use 'gaze', 'osie', 'synthetic' or a pack file (.pkl)")
+    from asm.datasets import photo_folder, split_by_source
+    from asm.fastgaze import FastGaze
+    from asm.train_data import default_cache_dir, osie_gaze, photo_gaze, teacher_path
 
-def osie_samples(split: str, limit: int | None = None, root: str | os.PathLike | None = None) -> list[FixationSample]:
-    """OSIE photos of ``split`` ("train": ids 1001-1400, "val": 1401-1500) with their fixations."""
-    from asm.datasets import OSIE
-    from asm.io import load_image
-
-    data = OSIE(root, split=split)
-    items = [data[i] for i in range(len(data) if limit is None else min(limit, len(data)))]
-    return [FixationSample(load_image(it.path), it.points) for it in items]
+    teacher = FastGaze.from_file(teacher_path(cfg.teacher))
+    cache = default_cache_dir()
+    train_set = osie_gaze("train", teacher, cfg.limit, cache, progress)
+    val = {"osie": osie_gaze("val", teacher, None if cfg.limit is None else max(4, cfg.limit // 4), cache, progress)}
+    if cfg.data == "gaze":
+        train_photos, val_photos = split_by_source(photo_folder())
+        lim = (lambda xs: xs) if cfg.limit is None else (lambda xs: xs[: cfg.limit])
+        train_set += photo_gaze(lim(train_photos), teacher, cache, progress)
+        val["photos"] = photo_gaze(lim(val_photos), teacher, cache, progress)
+    return train_set, val
 
 
 # ------------------------------------------------------------------------------ sampling
-def _views(rng: np.random.Generator, width: int, height: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``cfg.groups`` groups of ``cfg.views`` equal-size views, and for each view a wider
-    view around the same centre (same aspect, 1.15-1.5x the side, kept inside the image).
+def _spread(rng: np.random.Generator, room: float, n: int) -> np.ndarray:
+    """``n`` places in ``[0, room]``, one per stratum, so both ends are reached."""
+    return (np.arange(n) + rng.random(n)) / n * room if room > 0 else np.zeros(n)
+
+
+def _views(rng: np.random.Generator, width: float, height: float, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``cfg.groups`` groups of ``cfg.views`` equal-size views of a ``width x height`` photo,
+    and for each view a wider view around the same centre (same aspect, 1.15-1.5x the side,
+    kept inside the photo).
+
+    A group is served (probability ``cfg.served``): the largest box of its aspect
+    (probability ``cfg.largest``) or of a scale in :data:`SERVED_SCALES`, at places spread
+    over the whole free range; or floating: ``min_view_scale..max_view_scale`` of the
+    largest box at uniform places.
 
     Returns ``boxes [G*V, 4]``, ``group [G*V]`` and ``wider [G*V, 4]``.
     """
@@ -148,10 +184,15 @@ def _views(rng: np.random.Generator, width: int, height: int, cfg: TrainConfig) 
     for g in range(cfg.groups):
         ratio = VIEW_RATIOS[rng.integers(len(VIEW_RATIOS))]
         bw, bh = largest_box(ratio, width, height)
-        s = rng.uniform(cfg.min_view_scale, cfg.max_view_scale)
-        w, h = bw * s, bh * s
-        x = rng.uniform(0, width - w, cfg.views)
-        y = rng.uniform(0, height - h, cfg.views)
+        if rng.random() < cfg.served:
+            s = 1.0 if rng.random() < cfg.largest else rng.uniform(*SERVED_SCALES)
+            w, h = bw * s, bh * s
+            x, y = _spread(rng, width - w, cfg.views), _spread(rng, height - h, cfg.views)
+            y = rng.permutation(y)
+        else:
+            s = rng.uniform(cfg.min_view_scale, cfg.max_view_scale)
+            w, h = bw * s, bh * s
+            x, y = rng.uniform(0, width - w, cfg.views), rng.uniform(0, height - h, cfg.views)
         boxes.append(np.stack([x, y, x + w, y + h], 1))
         group.append(np.full(cfg.views, g))
     boxes_a = np.concatenate(boxes)
@@ -164,51 +205,58 @@ def _views(rng: np.random.Generator, width: int, height: int, cfg: TrainConfig) 
     return boxes_a, np.concatenate(group), np.stack([x1, y1, x1 + ww, y1 + wh], 1)
 
 
-def _kept_share(density: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Share of the (sum-normalised) ``density [H, W]`` inside each box, exactly."""
-    from asm.patterns import get_pattern
-
-    d = torch.from_numpy(density.astype(np.float64))[None, None]
-    rows = torch.cat([torch.zeros(len(boxes), 1, dtype=torch.float64), torch.from_numpy(boxes)], 1)
-    mean = torch.ops.asm.composition_pool(d, rows, get_pattern("grid1x1").partition)
-    area = (rows[:, 3] - rows[:, 1]) * (rows[:, 4] - rows[:, 2])
-    return (mean * area).numpy() / max(float(density.sum()), 1e-12)
+def input_size(width: int, height: int, sides: tuple[int, int]) -> tuple[int, int]:
+    """``(h, w)`` of the network input for a photo: ``sides = (short, long)`` in its orientation."""
+    short, long = sides
+    return (short, long) if width >= height else (long, short)
 
 
-def make_example(sample: FixationSample, rng: np.random.Generator, cfg: TrainConfig) -> dict:
-    """One augmented training image with its views, targets and saliency map."""
+def make_example(sample: GazeSample, rng: np.random.Generator, cfg: TrainConfig) -> dict:
+    """One augmented training image (random outer crop and flip) with its views, their kept
+    shares of the target density, and the teacher's density."""
     H, W = sample.image.shape[:2]
-    ch = int(round(H * rng.uniform(cfg.outer_crop, 1.0)))
-    cw = int(round(W * rng.uniform(cfg.outer_crop, 1.0)))
-    y0, x0 = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
-    image = sample.image[y0 : y0 + ch, x0 : x0 + cw]
-    pts = sample.points - np.array([x0, y0], np.float32)
+    gh, gw = sample.target.shape
+    fy0, fx0 = rng.uniform(cfg.outer_crop, 1.0), rng.uniform(cfg.outer_crop, 1.0)
+    # the outer crop in grid cells (whole cells), then in photo pixels
+    ch, cw = max(2, int(round(gh * fy0))), max(2, int(round(gw * fx0)))
+    gy0, gx0 = int(rng.integers(0, gh - ch + 1)), int(rng.integers(0, gw - cw + 1))
+    sy, sx = H / gh, W / gw
+    y0, y1 = int(round(gy0 * sy)), min(H, int(round((gy0 + ch) * sy)))
+    x0, x1 = int(round(gx0 * sx)), min(W, int(round((gx0 + cw) * sx)))
+    image = sample.image[y0:y1, x0:x1]
+    target = sample.target[gy0 : gy0 + ch, gx0 : gx0 + cw]
+    teacher = sample.teacher[gy0 : gy0 + ch, gx0 : gx0 + cw]
     if rng.random() < 0.5:
-        image = image[:, ::-1]
-        pts = pts * np.array([-1, 1], np.float32) + np.array([cw, 0], np.float32)
-    ih, iw = cfg.input_size
+        image, target, teacher = image[:, ::-1], target[:, ::-1], teacher[:, ::-1]
+    ph, pw = image.shape[:2]
+    ih, iw = input_size(pw, ph, cfg.input_size)
     small = cv2.resize(np.ascontiguousarray(image), (iw, ih), interpolation=cv2.INTER_AREA)
-    pts_small = pts * np.array([iw / cw, ih / ch], np.float32)
-    density = fixation_density(pts_small, (ih, iw), sigma=24.0 * iw / W, normalize="sum")
-    boxes, group, wider = _views(rng, iw, ih, cfg)
-    kept = _kept_share(density, np.concatenate([boxes, wider]))
+    boxes, group, wider = _views(rng, pw, ph, cfg)  # photo pixels, real aspects
+    both = np.concatenate([boxes, wider])
+    kept = density_kept(np.ascontiguousarray(target), both * np.array([cw / pw, ch / ph] * 2))
+    teacher = np.ascontiguousarray(teacher)
+    x1, y1, x2, y2 = random_cut(rng, pw, ph)  # re-framed as an image of its own
+    ch_, cw_ = input_size(x2 - x1, y2 - y1, cfg.input_size)
+    cut = cv2.resize(np.ascontiguousarray(image[y1:y2, x1:x2]), (cw_, ch_), interpolation=cv2.INTER_AREA)
     return {
+        "cut": torch.from_numpy(cut).permute(2, 0, 1).float().div(255),
         "image": torch.from_numpy(small).permute(2, 0, 1).float().div(255),
-        "boxes": torch.from_numpy(np.concatenate([boxes, wider])).float(),
+        "boxes": torch.from_numpy(both * np.array([iw / pw, ih / ph] * 2)).float(),  # input pixels
         "group": torch.from_numpy(group),
         "kept": torch.from_numpy(kept).float(),
-        "saliency": torch.from_numpy(density / max(float(density.max()), 1e-12)).float(),
+        "teacher": torch.from_numpy(teacher / max(float(teacher.max()), 1e-12)).float(),
     }
 
 
-def _pairs(kept: Tensor, group: Tensor, delta: float, nested: bool = True) -> tuple[Tensor, Tensor]:
+def _pairs(kept: Tensor, group: Tensor, delta: float, nested: bool = True, grown: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Index pairs ``(better, worse)``.
 
-    ``kept`` holds the kept fixation share of the ``N = len(group)`` equal-size views, then
-    of their ``N`` wider versions. Pairs: (1) views of one group whose kept shares differ by
-    ``>= delta``; (2) where ``nested``, each view against its wider version: the wider one
-    wins if it keeps ``>= delta`` more, the tighter one wins if widening adds less than
-    ``delta / 4`` (only space nobody looked at), otherwise no pair.
+    ``kept`` holds the kept share of the ``N = len(group)`` equal-size views, then of their
+    ``N`` wider versions. Pairs: (1) views of one group whose kept shares differ by
+    ``>= delta``; (2) where ``nested``, each view against its wider version (where
+    ``grown[N]``, i.e. the wider one is really wider): the wider one wins if it keeps
+    ``>= delta`` more, the tighter one wins if widening adds less than ``delta / 4`` (only
+    space nobody looked at), otherwise no pair.
     """
     n = len(group)
     k = kept[:n]
@@ -219,42 +267,132 @@ def _pairs(kept: Tensor, group: Tensor, delta: float, nested: bool = True) -> tu
         return better, worse
     gain = kept[n:] - k
     idx = torch.arange(n)
-    wide_wins, tight_wins = gain >= delta, gain < delta / 4
+    ok = torch.ones(n, dtype=torch.bool) if grown is None else grown
+    wide_wins, tight_wins = ok & (gain >= delta), ok & (gain < delta / 4)
     better = torch.cat([better, idx[wide_wins] + n, idx[tight_wins]])
     worse = torch.cat([worse, idx[wide_wins], idx[tight_wins] + n])
     return better, worse
 
 
-def batch_loss(model: torch.nn.Module, examples: list[dict], cfg: TrainConfig) -> tuple[Tensor, dict]:
-    """``L_rank + lam * L_sal`` for a batch; every view of an image scored from its one map."""
-    images = normalize(torch.stack([e["image"] for e in examples]))
+def _grown(boxes: Tensor, n: int) -> Tensor:
+    """``[n]``: the wider view (rows ``n..2n``) is at least 5 % wider than its view."""
+    w = boxes[:, 2] - boxes[:, 0]
+    return w[n:] > 1.05 * w[:n]
+
+
+def _standardise(x: Tensor) -> Tensor:
+    """Per image ``[B, h, w]``: zero mean, unit std."""
+    flat = x.flatten(1)
+    return ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-6)).view_as(x)
+
+
+def border_trend(score_map: Tensor) -> Tensor:
+    """``[B, L]``: (mean over the outer ring of map pixels - mean over the interior) / std, per
+    channel (check (b) of ``asm eval``); 0 where the map has no image-border trend."""
+    ring = torch.zeros(score_map.shape[-2:], dtype=torch.bool, device=score_map.device)
+    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
+    flat = score_map.flatten(2)
+    r = ring.flatten()
+    d = flat[..., r].mean(-1) - flat[..., ~r].mean(-1)
+    return d / (flat.std(-1) + 1e-6)
+
+
+def whole_frame_scores(model: torch.nn.Module, images: list[Tensor]) -> Tensor:
+    """``[N]`` scores of the whole frame of each ``[3, h, w]`` image (one pass per size)."""
+    core = model.module if hasattr(model, "module") else model
     device = next(model.parameters()).device
-    score_map = model(images.to(device))  # [B, L, h, w]
-    B, L, h, w = score_map.shape
-    ih, iw = images.shape[-2:]
-    partition = (model.module if hasattr(model, "module") else model).pattern.partition.to(device)
-    rows, better, worse, offset = [], [], [], 0
-    for b, e in enumerate(examples):
-        boxes = e["boxes"] * torch.tensor([w / iw, h / ih, w / iw, h / ih])
-        rows.append(torch.cat([torch.full((len(boxes), 1), float(b)), boxes], 1))
-        i, j = _pairs(e["kept"], e["group"], cfg.delta, cfg.nested)
-        better.append(i + offset)
-        worse.append(j + offset)
-        offset += len(boxes)
-    rows_t = torch.cat(rows).to(device)
-    scores = torch.ops.asm.composition_pool(score_map, rows_t, partition)
+    out = []
+    for size in dict.fromkeys(tuple(t.shape) for t in images):
+        batch = normalize(torch.stack([t for t in images if tuple(t.shape) == size])).to(device)
+        m = model(batch)
+        h, w = m.shape[-2:]
+        rows = torch.tensor([[float(b), 0.0, 0.0, float(w), float(h)] for b in range(len(batch))], device=device)
+        out.append((size, torch.ops.asm.composition_pool(m, rows, core.pattern.partition.to(device))))
+    order = {size: iter(scores) for size, scores in out}
+    return torch.stack([next(order[tuple(t.shape)]) for t in images])  # the centre prior of a whole frame is 0
+
+
+def distill_loss(score_map: Tensor, teacher: Tensor) -> Tensor:
+    """Squared error between the standardised θ_avg ``[B, h, w]`` and the standardised teacher
+    density, area-resized to the map."""
+    t = F.interpolate(teacher[:, None], size=score_map.shape[-2:], mode="area")[:, 0]
+    return F.mse_loss(_standardise(score_map.mean(1)), _standardise(t))
+
+
+def batch_loss(model: torch.nn.Module, examples: list[dict], cfg: TrainConfig) -> tuple[Tensor, dict]:
+    """``L_rank + lam * L_sal + distill * L_distill`` for a batch; every view of an image
+    scored from its one map. Examples of different input sizes (orientations) are forwarded
+    in one pass per size."""
+    core = model.module if hasattr(model, "module") else model
+    device = next(model.parameters()).device
+    partition = core.pattern.partition.to(device)
+    by_size: dict[tuple[int, ...], list[dict]] = {}
+    for e in examples:
+        by_size.setdefault(tuple(e["image"].shape), []).append(e)
+    scores, better, worse, sal, dst, brd, whole, whole_of, offset = [], [], [], [], [], [], [], [], 0
+    for group in by_size.values():
+        images = normalize(torch.stack([e["image"] for e in group])).to(device)
+        score_map = model(images)  # [B, L, h, w]
+        _, _, h, w = score_map.shape
+        ih, iw = images.shape[-2:]
+        rows, prior = [], []
+        for b, e in enumerate(group):
+            boxes = e["boxes"].to(device)
+            rows.append(torch.cat([torch.full((len(boxes), 1), float(b), device=device), boxes * boxes.new_tensor([w / iw, h / ih] * 2)], 1))
+            prior.append(centre_prior(boxes, iw, ih))
+            n = len(e["group"])
+            i, j = _pairs(e["kept"], e["group"], cfg.delta, cfg.nested, _grown(e["boxes"], n))
+            better.append(i + offset)
+            worse.append(j + offset)
+            offset += len(boxes)
+        pooled = torch.ops.asm.composition_pool(score_map, torch.cat(rows), partition)
+        scores.append(pooled + core.prior_weight * torch.cat(prior))
+        teacher = torch.stack([F.interpolate(e["teacher"][None, None], size=(h, w), mode="area")[0, 0] for e in group]).to(device)
+        sal.append(saliency_loss(score_map, teacher) * len(group))
+        dst.append(distill_loss(score_map, teacher) * len(group) if cfg.distill > 0 else score_map.new_zeros(()))
+        brd.append(border_trend(score_map).pow(2).mean() * len(group) if cfg.border > 0 else score_map.new_zeros(()))
+        if cfg.framing > 0:
+            rows = torch.tensor([[float(b), 0.0, 0.0, float(w), float(h)] for b in range(len(group))], device=device)
+            whole.append(torch.ops.asm.composition_pool(score_map, rows, partition))
+            whole_of.extend(group)
+    s = torch.cat(scores)
     better_t, worse_t = torch.cat(better).to(device), torch.cat(worse).to(device)
-    rank = pair_ranking_loss(scores[better_t], scores[worse_t], cfg.margin)
-    sal_maps = torch.stack([e["saliency"] for e in examples])[:, None]
-    sal = F.interpolate(sal_maps, size=(h, w), mode="area")[:, 0].to(device)
-    sal_l = saliency_loss(score_map, sal)
-    loss = rank + cfg.lam * sal_l
+    rank = pair_ranking_loss(s[better_t], s[worse_t], cfg.margin)
+    sal_l = torch.stack(sal).sum() / len(examples)
+    dst_l = torch.stack(dst).sum() / len(examples)
+    brd_l = torch.stack(brd).sum() / len(examples)
+    frame_l = s.new_zeros(())
+    if cfg.framing > 0:  # the photo's whole frame above the whole frame of a re-framed cut of it
+        cut_scores = whole_frame_scores(model, [e["cut"] for e in whole_of])
+        frame_l = pair_ranking_loss(torch.cat(whole), cut_scores, cfg.margin)
+    loss = rank + cfg.lam * sal_l + cfg.distill * dst_l + cfg.border * brd_l + cfg.framing * frame_l
     with torch.no_grad():
-        acc = (scores[better_t] > scores[worse_t]).float().mean().item() if len(better_t) else float("nan")
-    return loss, {"loss": loss.item(), "rank": rank.item(), "sal": sal_l.item(), "pair_acc": acc, "pairs": len(better_t)}
+        acc = (s[better_t] > s[worse_t]).float().mean().item() if len(better_t) else float("nan")
+    return loss, {"loss": loss.item(), "rank": rank.item(), "sal": sal_l.item(), "distill": dst_l.item(),
+                  "border": brd_l.item(), "framing": frame_l.item(),
+                  "pair_acc": acc, "pairs": len(better_t)}
 
 
 # ------------------------------------------------------------------------------ loop
+class _Examples(torch.utils.data.Dataset):
+    """The batches of one epoch: batch ``i`` holds :func:`make_example` of the photos
+    ``order[i * B : (i + 1) * B]``, drawn with a generator seeded by ``(seed, i)``, so a
+    batch is the same whichever worker process makes it."""
+
+    def __init__(self, samples: list[GazeSample], order: np.ndarray, cfg: TrainConfig, seed: tuple) -> None:
+        self.samples, self.order, self.cfg, self.seed = samples, order, cfg, seed
+
+    def __len__(self) -> int:
+        return max(1, math.ceil(len(self.order) / self.cfg.batch_size))
+
+    def __getitem__(self, i: int) -> list[dict]:
+        idx = self.order[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]
+        if len(idx) == 0:
+            idx = self.order[: self.cfg.batch_size]
+        rng = np.random.default_rng([*self.seed, i])
+        return [make_example(self.samples[j], rng, self.cfg) for j in idx]
+
+
 def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -268,18 +406,16 @@ def _plot(history: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     epochs = [h["epoch"] for h in history]
-    keys = [k for k in ("loss", "val_pair_acc", "val_kept_1x1", "val_kept_9x16") if k in history[0]]
+    keys = [k for k in ("loss", "train_pair_acc", "osie_kept", "photos_kept") if k in history[0]]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     for ax, k in zip(np.atleast_1d(axes), keys):
-        ax.plot(epochs, [h[k] for h in history], marker="o")
-        if k == "loss" and "train_pair_acc" in history[0]:
-            ax.set_title("train loss")
-        else:
-            ax.set_title(k.replace("_", " "))
-        for base in ("centre_kept_1x1", "centre_kept_9x16"):
-            if k.endswith(base[-3:]) and k.startswith("val_kept") and base in history[-1]:
-                ax.axhline(history[-1][base], color="grey", ls="--", label="centre crop")
-                ax.legend()
+        ax.plot(epochs, [h[k] for h in history], marker="o", label="asm")
+        ax.set_title({"loss": "train loss", "train_pair_acc": "train pair accuracy",
+                      "osie_kept": "OSIE val: fixations kept", "photos_kept": "photo val: teacher x centre kept"}[k])
+        base = k.replace("_kept", "_centre")
+        if base in history[-1]:
+            ax.axhline(history[-1][base], color="grey", ls="--", label="centre crop")
+            ax.legend()
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -287,37 +423,68 @@ def _plot(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def validate(model: ASMNet, val: list[FixationSample], cfg: TrainConfig, seed: int = 1234) -> dict:
-    """Held-out pair accuracy (same sampling, fixed seed) and the share of fixations kept by
-    the model's best 1:1 and 9:16 crops vs the centre crop."""
+def serving_preset(cfg: TrainConfig) -> dict:
+    """How the trained model is served: at the scale it trained at."""
+    return {"short_side": cfg.input_size[0], "max_long_side": 2 * cfg.input_size[0]}
+
+
+def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) -> dict:
+    """Share of the target kept by the model's top-1 crop at each of :data:`VAL_ASPECTS`, and
+    by the centre crop, per validation set (human fixation points where known, else the
+    target density); ``<set>_kept`` / ``<set>_centre`` are the means over the aspects."""
     from asm.cropper import Cropper
     from asm.metrics import fixations_kept
     from asm.peers import centre_crop
 
     model.eval()
-    rng = np.random.default_rng(seed)
-    accs = []
-    with torch.no_grad():
-        for s in val:
-            _, stats = batch_loss(model, [make_example(s, rng, cfg)], cfg)
-            if not math.isnan(stats["pair_acc"]):
-                accs.append(stats["pair_acc"])
-    cropper = Cropper(model)
-    out = {"val_pair_acc": float(np.mean(accs)) if accs else float("nan")}
-    for label, ratio in (("1x1", 1.0), ("9x16", 9 / 16)):
-        kept, centre = [], []
-        for s in val:
+    cropper = Cropper(model, **serving_preset(cfg), device=next(model.parameters()).device)
+    labels = [a for a, _ in VAL_ASPECTS]
+    out: dict[str, float] = {}
+    for name, samples in val.items():
+        kept: dict[str, list[float]] = {a: [] for a in labels}
+        centre: dict[str, list[float]] = {a: [] for a in labels}
+        for s in samples:
             H, W = s.image.shape[:2]
-            crop = cropper.crop(s.image, aspect=label.replace("x", ":")).crops[0]
-            kept.append(fixations_kept(crop.box, s.points))
-            centre.append(fixations_kept(centre_crop(W, H, ratio), s.points))
-        out[f"val_kept_{label}"] = float(np.mean(kept))
-        out[f"centre_kept_{label}"] = float(np.mean(centre))
+            result = cropper.crop(s.image, aspect=labels)
+            for (a, ratio), crop in zip(VAL_ASPECTS, result.crops):
+                for store, box in ((kept, crop.box), (centre, centre_crop(W, H, ratio))):
+                    if s.points is not None:
+                        store[a].append(fixations_kept(box, s.points))
+                    else:
+                        cells = np.asarray(box, np.float64) * np.array([s.target.shape[1] / W, s.target.shape[0] / H] * 2)
+                        store[a].append(float(density_kept(s.target, cells[None])[0]))
+        for a in labels:
+            out[f"{name}_kept_{a}"] = float(np.mean(kept[a]))
+            out[f"{name}_centre_{a}"] = float(np.mean(centre[a]))
+        out[f"{name}_kept"] = float(np.mean([out[f"{name}_kept_{a}"] for a in labels]))
+        out[f"{name}_centre"] = float(np.mean([out[f"{name}_centre_{a}"] for a in labels]))
+    photos = val.get("photos") or next(iter(val.values()), [])
+    rng = np.random.default_rng(0)
+    wins, trends = [], []
+    for s in photos:  # checks (a) and (b) of asm eval on the held-out photos
+        H, W = s.image.shape[:2]
+        prepared = cropper.prepare(s.image)
+        with torch.no_grad():
+            m = cropper.score_maps([prepared])[0]
+        whole = float(cropper.score_boxes(m, torch.tensor([[0.0, 0.0, W, H]], dtype=torch.float64), W, H)[0])
+        trends.append(border_trend(m)[0].abs().mean().item())
+        for _ in range(3):
+            x1, y1, x2, y2 = random_cut(rng, W, H)
+            cut = np.ascontiguousarray(s.image[y1:y2, x1:x2])
+            wins.append(float(whole > float(cropper.score(cut, [[0, 0, x2 - x1, y2 - y1]])[0])))
+    out["photo_beats_cut"] = float(np.mean(wins)) if wins else float("nan")
+    out["border_trend"] = float(np.mean(trends)) if trends else float("nan")
+    out["prior_weight"] = model.prior_weight.item()
     model.train()
     return out
 
 
-def train(cfg: TrainConfig, train_set: list[FixationSample] | None = None, val_set: list[FixationSample] | None = None,
+def _meta(cfg: TrainConfig, record: dict) -> dict:
+    return {"recipe": "gaze-v2", "config": json.dumps(asdict(cfg)), "val": json.dumps(record),
+            "preset": json.dumps(serving_preset(cfg))}
+
+
+def train(cfg: TrainConfig, train_set: list[GazeSample] | None = None, val_sets: dict[str, list[GazeSample]] | None = None,
           resume: bool = False, progress: bool = True) -> list[dict]:
     """Train (or resume) a model; returns the per-epoch history. Under ``torchrun`` every
     process trains on its share of the images and rank 0 validates and writes files."""
@@ -333,18 +500,24 @@ def train(cfg: TrainConfig, train_set: list[FixationSample] | None = None, val_s
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if train_set is None:
-        train_set = load_samples(cfg.data, cfg.train_split, cfg.limit)
-    if val_set is None and rank == 0:
-        val_set = load_samples(cfg.data, cfg.val_split, None if cfg.limit is None else max(4, cfg.limit // 4))
+        train_set, loaded_val = load_gaze(cfg, progress=progress and rank == 0)
+        val_sets = loaded_val if val_sets is None else val_sets
+    val_sets = val_sets or {}
+    train_set = [s for s in train_set for _ in range(cfg.fixation_repeats if s.points is not None else 1)]
 
-    model = ASMNet(cfg.backbone, cfg.pattern, cfg.backbone_weights, cfg.map_stride).to(device).train()
-    head_params = list(model.heads.parameters())
+    model = ASMNet(cfg.backbone, cfg.pattern, cfg.backbone_weights, cfg.map_stride)
+    if cfg.init:
+        from asm.model import load_model
+
+        model.load_state_dict(load_model(cfg.init).state_dict())
+    model = model.to(device).train()
+    head_params = [*model.heads.parameters(), model.prior_weight]
     backbone_params = [p for p in model.stages.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(
         [{"params": head_params, "lr": cfg.lr}, {"params": backbone_params, "lr": cfg.backbone_lr}],
         weight_decay=cfg.weight_decay,
     )
-    steps_per_epoch = max(1, math.ceil(len(train_set) / world / cfg.batch_size))
+    steps_per_epoch = len(_Examples(train_set, np.arange(len(train_set))[rank::world], cfg, seed=()))
     history: list[dict] = []
     start_epoch = 0
     if resume and (out / "last.pt").is_file():
@@ -361,16 +534,16 @@ def train(cfg: TrainConfig, train_set: list[FixationSample] | None = None, val_s
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     for epoch in range(start_epoch, cfg.epochs):
-        rng = np.random.default_rng(cfg.seed * 1000 + epoch * world + rank)
         order = np.random.default_rng(cfg.seed + epoch).permutation(len(train_set))[rank::world]
         t0 = time.time()
         sums: dict[str, float] = {}
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0, unit="step")
-        for step in bar:
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            if len(idx) == 0:
-                idx = order[: cfg.batch_size]
-            loss, stats = batch_loss(net, [make_example(train_set[i], rng, cfg) for i in idx], cfg)
+        batches = _Examples(train_set, order, cfg, seed=(cfg.seed, epoch, rank))
+        loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=cfg.workers,
+                                             persistent_workers=False, prefetch_factor=4 if cfg.workers else None)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress or rank != 0,
+                   unit="step", mininterval=2.0)
+        for examples in bar:
+            loss, stats = batch_loss(net, examples, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -379,23 +552,22 @@ def train(cfg: TrainConfig, train_set: list[FixationSample] | None = None, val_s
                 sums[k] = sums.get(k, 0.0) + (0.0 if math.isnan(v) else v)
             bar.set_postfix(loss=f"{stats['loss']:.3f}", acc=f"{stats['pair_acc']:.2f}")
         record = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1)}
-        record.update({k if k != "pair_acc" else "train_pair_acc": v / steps_per_epoch for k, v in sums.items()})
+        record.update({k if k != "pair_acc" else "train_pair_acc": v / len(batches) for k, v in sums.items()})
         if rank == 0:
-            record.update(validate(model, val_set, cfg))
+            record.update(validate(model, val_sets, cfg))
             history.append(record)
             print(json.dumps(record), flush=True)
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                         "epoch": epoch + 1, "history": json.dumps(history)}, out / "last.pt")
-            best = max(history, key=lambda h: h.get("val_kept_1x1", 0) + h.get("val_kept_9x16", 0))
+            best = max(history, key=lambda h: sum(v for k, v in h.items() if k.endswith("_kept")))
             if best is record:
-                save_model(model, out / "best.pt", half=cfg.half, meta={"recipe": "osie-fixation-pairs", "config": json.dumps(asdict(cfg)), "val": json.dumps(record)})
+                save_model(model, out / "best.pt", half=cfg.half, meta=_meta(cfg, record))
             (out / "history.json").write_text(json.dumps(history, indent=2))
             _plot(history, out / "curves.png")
         if world > 1:
             dist.barrier()
     if rank == 0 and history:  # the shipped model is the last epoch: no choice made on validation data
-        save_model(model, out / "final.pt", half=cfg.half,
-                   meta={"recipe": "osie-fixation-pairs", "config": json.dumps(asdict(cfg)), "val": json.dumps(history[-1])})
+        save_model(model, out / "final.pt", half=cfg.half, meta=_meta(cfg, history[-1]))
     if world > 1:
         dist.destroy_process_group()
     return history
@@ -405,8 +577,8 @@ def train(cfg: TrainConfig, train_set: list[FixationSample] | None = None, val_s
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model from human eye fixations (OSIE)",
-        description="Train ASM-Net on ranking pairs from OSIE eye fixations (see asm/train.py). "
+        help="train a model on where people look (OSIE fixations + FastGaze teacher)",
+        description="Train ASM-Net on ranking pairs from where people look (see asm/train.py). "
         "Runs on CPU, GPU, or several processes with torchrun. Every TrainConfig field can be set "
         "in a JSON --config file; flags override it.",
     )
@@ -418,8 +590,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone-weights", dest="backbone_weights", help="torchvision ImageNet state dict of the backbone")
     p.add_argument("--pattern")
     p.add_argument("--lam", type=float, help="weight of the saliency-aware loss (default 0.1)")
-    p.add_argument("--limit", type=int, help="use only the first N training images")
-    p.add_argument("--data", choices=["osie", "synthetic"], help="training data (default osie)")
+    p.add_argument("--distill", type=float, help="weight of the teacher-density distillation into θ_avg")
+    p.add_argument("--limit", type=int, help="use only the first N training images of each source")
+    p.add_argument("--data", help="training data: gaze (default: OSIE fixations + teacher-labelled photos), osie, synthetic, "
+                   "or a pack file written by --write-pack")
+    p.add_argument("--write-pack", type=Path, metavar="FILE.pkl",
+                   help="only load the training and validation data and write them to one file (photos as WebP), then stop")
+    p.add_argument("--teacher", help="FastGaze weights (default: the shared weights folder)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -427,8 +604,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = {k: getattr(args, k) for k in ("out", "epochs", "batch_size", "backbone", "backbone_weights", "pattern", "lam", "limit", "seed", "data")}
+    overrides = {k: getattr(args, k) for k in ("out", "epochs", "batch_size", "backbone", "backbone_weights", "pattern", "lam", "distill", "limit", "seed", "data", "teacher")}
     cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    if args.write_pack:
+        from asm.train_data import save_pack
+
+        train_set, val_sets = load_gaze(cfg, progress=not args.no_progress)
+        save_pack({"train": train_set, **val_sets}, args.write_pack)
+        print(f"wrote {args.write_pack}: {len(train_set)} training samples, "
+              + ", ".join(f"{k} {len(v)}" for k, v in val_sets.items()))
+        return 0
     train(cfg, resume=args.resume, progress=not args.no_progress)
     return 0
 

@@ -14,7 +14,7 @@ from matplotlib import colormaps
 
 from asm.cropper import Crop
 
-__all__ = ["colorize", "overlay_heatmap", "draw_crops", "cut_crop", "PALETTE"]
+__all__ = ["colorize", "overlay_heatmap", "draw_crops", "label_boxes", "cut_crop", "PALETTE"]
 
 #: Distinct colours for crops (matplotlib's tab10), RGB uint8.
 PALETTE = [tuple(int(255 * c) for c in colormaps["tab10"](i)[:3]) for i in range(10)]
@@ -39,24 +39,54 @@ def overlay_heatmap(image: np.ndarray, heat: np.ndarray, alpha: float = 0.55, cm
 
 
 def draw_crops(image: np.ndarray, crops: Sequence[Crop], thickness: int | None = None) -> np.ndarray:
-    """The image with each crop outlined (rectangle or circle) and labelled "aspect score"."""
+    """The image with each crop outlined (rectangle or circle) and labelled "#i aspect score";
+    labels never cover each other (see :func:`label_boxes`)."""
     out = np.ascontiguousarray(image.copy())
     h, w = out.shape[:2]
     t = thickness or max(2, round(min(h, w) / 200))
     scale = max(0.4, min(h, w) / 700)
-    for i, crop in enumerate(crops):
+    labels = [f"#{i + 1} {crop.aspect} {crop.score:.2f}" for i, crop in enumerate(crops)]
+    boxes = label_boxes(crops, labels, w, h, t, scale)
+    for i, (crop, label, (lx, ly, lx2, ly2)) in enumerate(zip(crops, labels, boxes)):
         colour = PALETTE[i % len(PALETTE)]
         x1, y1, x2, y2 = crop.box
         if crop.shape == "circle":
             cv2.circle(out, ((x1 + x2) // 2, (y1 + y2) // 2), (x2 - x1) // 2, colour, t, cv2.LINE_AA)
         else:
             cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), colour, t, cv2.LINE_AA)
-        label = f"#{i + 1} {crop.aspect} {crop.score:.2f}"
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, t // 2))
-        lx, ly = min(max(0, x1 + t), max(0, w - tw - 4)), min(max(th + 4, y1 + th + 2 * t + 2), h - base - 2)
-        cv2.rectangle(out, (lx, ly - th - 4), (lx + tw + 4, ly + base), colour, -1)
-        cv2.putText(out, label, (lx + 2, ly - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, t // 2), cv2.LINE_AA)
+    for i, (label, (lx, ly, lx2, ly2)) in enumerate(zip(labels, boxes)):  # labels over every outline
+        _, base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, t // 2))
+        cv2.rectangle(out, (lx, ly), (lx2, ly2), PALETTE[i % len(PALETTE)], -1)
+        cv2.putText(out, label, (lx + 2, ly2 - base - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                    max(1, t // 2), cv2.LINE_AA)
     return out
+
+
+def label_boxes(crops: Sequence[Crop], labels: Sequence[str], width: int, height: int, thickness: int,
+                scale: float) -> list[tuple[int, int, int, int]]:
+    """Where each label goes, ``(x1, y1, x2, y2)``: inside its crop's top-left corner, moved
+    down (then up) in label-height steps past labels already placed."""
+    placed: list[tuple[int, int, int, int]] = []
+    for crop, label in zip(crops, labels):
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thickness // 2))
+        bw, bh = tw + 4, th + base + 4
+        x1, y1 = crop.box[:2]
+        lx = min(max(0, x1 + thickness), max(0, width - bw))
+        top = min(max(0, y1 + thickness), max(0, height - bh))
+        tries = [top + k * bh for k in range(max(1, height // bh))] + [top - k * bh for k in range(1, max(1, height // bh))]
+        box = (lx, top, lx + bw, top + bh)
+        for y in tries:
+            if 0 <= y <= height - bh:
+                cand = (lx, y, lx + bw, y + bh)
+                if not any(_overlap(cand, p) for p in placed):
+                    box = cand
+                    break
+        placed.append(box)
+    return placed
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def cut_crop(image: np.ndarray, crop: Crop) -> np.ndarray:

@@ -14,14 +14,11 @@ Goal: >= 25 req/s with p99 <= 200 ms at concurrency 4, zero lost requests.
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
 import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +31,10 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # handler/ is not an installed package
+    sys.path.insert(0, str(ROOT))
+from handler.launcher import Ports, TorchServe  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "serve.md"
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 # OPEN-licensed sets (see PHOTOS/MANIFEST.txt); never copied, only read
@@ -160,42 +161,12 @@ def bench_in_process(images: list[bytes], n: int, threads: int) -> dict:
 # --------------------------------------------------------------------------- server
 
 
-def _free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    while len(ports) < n:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        p = s.getsockname()[1]
-        if p not in ports and not 8080 <= p <= 8082:
-            ports.append(p)
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-class Server:
-    """TorchServe from a fresh archive in ``root``; ``with Server(...) as s:`` stops it for sure."""
+class Server(TorchServe):
+    """TorchServe (handler/launcher.py) from a fresh archive in ``root``; ``with Server(...) as s:`` stops it for sure."""
 
     def __init__(self, root: Path, overrides: dict) -> None:
-        self.root = root
+        super().__init__(root, root / "build", root / "store", root / "logs", Ports.free())
         self.overrides = overrides
-        self.port, self.mgmt_port, self.metrics_port = _free_ports(3)
-        self.tmp, self.logs = root / "tmp", root / "logs"
-        self.env = dict(os.environ, TMPDIR=str(self.tmp), TEMP=str(self.tmp),
-                        LOG_LOCATION=str(self.logs), METRICS_LOCATION=str(self.logs))
-        self.pid: int | None = None
-        self.children: list[int] = []
 
     def _model_config(self) -> Path:
         import yaml
@@ -211,73 +182,20 @@ class Server:
         return path
 
     def __enter__(self) -> Server:
-        self.tmp.mkdir(parents=True)
-        self.logs.mkdir()
-        store = self.root / "store"
-        cmd = ["make", "--no-print-directory", "-f", "handler/serve.mk", "archive", f"MODEL_STORE={store}",
-               f"SERVE_BUILD={self.root / 'build'}", f"MODEL_CONFIG={self._model_config()}", f"PY={sys.executable}",
+        cmd = ["make", "--no-print-directory", "-f", "handler/serve.mk", "archive", f"MODEL_STORE={self.model_store}",
+               f"SERVE_BUILD={self.build}", f"MODEL_CONFIG={self._model_config()}", f"PY={sys.executable}",
                f"ARCHIVER={BIN / 'torch-model-archiver'}"]
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=120)
-        config = (ROOT / "handler" / "config.properties").read_text().splitlines()
-        ports = {"inference": self.port, "management": self.mgmt_port, "metrics": self.metrics_port}
-        config = [next((f"{k}_address=http://127.0.0.1:{p}" for k, p in ports.items() if line.startswith(f"{k}_address=")), line)
-                  for line in config]
-        (self.root / "config.properties").write_text("\n".join(config) + "\n")
-        with open(self.root / "torchserve.out", "wb") as out:
-            subprocess.run([str(BIN / "torchserve"), "--start", "--ncs", "--ts-config", str(self.root / "config.properties"),
-                            "--model-store", str(store), "--models", "asm=asm.mar"],
-                           cwd=self.root, env=self.env, stdout=out, stderr=subprocess.STDOUT, check=True, timeout=60)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def _wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid_file = self.tmp / ".model_server.pid"
-            if self.pid is None and pid_file.exists():
-                self.pid = int(pid_file.read_text().strip())
-            if self.pid is not None and not _alive(self.pid):
-                raise RuntimeError("TorchServe exited; see " + str(self.logs))
-            try:
-                status, body = self.get(self.mgmt_port, "/models/asm", "management")
-                workers = json.loads(body)[0]["workers"] if status == 200 else []
-                if workers and all(w["status"] == "READY" for w in workers):
-                    want = self.overrides.get("minWorkers", 1)
-                    if len(workers) >= want:
-                        return
-            except (OSError, ValueError, KeyError, http.client.HTTPException):
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"TorchServe not ready after {timeout} s; see {self.logs}")
-
-    def key(self, kind: str) -> str:
-        return json.loads((self.root / "key_file.json").read_text())[kind]["key"]
-
-    def get(self, port: int, path: str, kind: str | None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            conn.request("GET", path, headers={"Authorization": f"Bearer {self.key(kind)}"} if kind else {})
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+        return self.start()
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the frontend (java) and its workers."""
         import psutil
 
         total = 0.0
-        try:
-            procs = [psutil.Process(self.pid)] + psutil.Process(self.pid).children(recursive=True)
-        except psutil.Error:
-            return float("nan")
-        for p in procs:
+        for pid in self.pids():
             try:
-                t = p.cpu_times()
+                t = psutil.Process(pid).cpu_times()
                 total += t.user + t.system
             except psutil.Error:
                 pass
@@ -285,36 +203,12 @@ class Server:
 
     def predict(self, data: bytes, key: str) -> tuple[int, float]:
         t = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            conn.request("POST", "/predictions/asm", body=data,
-                         headers={"Content-Type": "image/jpeg", "Authorization": f"Bearer {key}"})
-            r = conn.getresponse()
-            body = r.read()
-            ok = r.status == 200 and b'"crops"' in body
-            return (200 if ok else r.status), time.perf_counter() - t
+            status, _, body = self.request("POST", "/predictions/asm", data, {"Content-Type": "image/jpeg",
+                                           "Authorization": f"Bearer {key}"}, auth=None, timeout=60)
         finally:
-            conn.close()
-
-    def __exit__(self, *exc) -> None:
-        try:
-            import psutil
-
-            if self.pid is not None:
-                self.children = [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
-        except Exception:
-            pass
-        try:
-            subprocess.run([str(BIN / "torchserve"), "--stop", "--foreground"], cwd=self.root, env=self.env,
-                           capture_output=True, timeout=70)
-        except Exception:
-            pass
-        for pid in ([self.pid] if self.pid else []) + self.children:
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            elapsed = time.perf_counter() - t
+        return (200 if status == 200 and b'"crops"' in body else status), elapsed
 
 
 def bench_server(server: Server, images: list[bytes], concurrency: int, n: int, max_s: float) -> dict:

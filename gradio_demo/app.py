@@ -44,7 +44,7 @@ import numpy as np
 
 from asm import viz
 from asm.cropper import Crop, CropOptions, Cropper, CropResult
-from asm.errors import AsmError
+from asm.errors import AsmError, echo
 from asm.io import load_image
 
 __all__ = [
@@ -90,6 +90,9 @@ and keeps the best, mutually distinct ones. The two heatmaps show why.
 
 CSS = """
 .asm-caption p { font-size: 0.9em; margin: 0.2em 0 0.6em 0; }
+/* Gradio gives fewer results than columns the whole width (one round crop became a 700 px
+   square cut by the gallery's height): keep every result a fifth of the row. */
+#asm-gallery .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
 """
 
 
@@ -177,17 +180,10 @@ class BackendEngine:
         except httpx.HTTPError as e:
             raise BackendError(f"the asm server at {self.url} did not answer ({type(e).__name__}: {e}). Is TorchServe running?") from None
         body = _json_or_none(r)
-        if r.status_code in (401, 403):
-            raise BackendError(f"the asm server at {self.url} refused the request (HTTP {r.status_code}); check --token / ASM_TOKEN")
         if r.status_code >= 400:
-            message = body.get("message") if isinstance(body, dict) else None
-            if 400 <= r.status_code < 500 and message:
-                if "token" in str(message).lower():  # TorchServe answers a bad token with a 400
-                    raise BackendError(f"{message} (the asm server at {self.url}; check --token / ASM_TOKEN)")
-                raise BackendError(str(message))
-            raise BackendError(f"the asm server failed (HTTP {r.status_code}): {message or r.text[:200]}")
+            raise BackendError(_backend_message(r.status_code, body, r.text, self.url, len(payload)))
         if not isinstance(body, dict) or not isinstance(body.get("crops"), list):
-            raise BackendError(f"the asm server sent an answer without crops: {r.text[:200]!r}")
+            raise BackendError(f"the asm server sent an answer without crops: {echo(r.text)}")
         return self._answer(rgb, body, options)
 
     def _answer(self, rgb: np.ndarray, body: dict[str, Any], options: CropOptions) -> Answer:
@@ -229,6 +225,22 @@ class BackendEngine:
         if grey:
             return viz.overlay_heatmap(rgb, picture[..., 0].astype(np.float32))
         return picture
+
+
+def _backend_message(status: int, body: Any, text: str, url: str, size: int) -> str:
+    """A clear sentence for a refused request, including the answers TorchServe gives itself
+    (handler/README.md): a missing or wrong token is a 400 ``InvalidKeyException``, a body over
+    ``max_request_size`` a 413 with an empty body; the handler's own answers carry a message."""
+    message = body.get("message") if isinstance(body, dict) else None
+    if status in (401, 403) or (isinstance(body, dict) and body.get("type") == "InvalidKeyException") or \
+            (status == 400 and "token" in str(message).lower()):
+        return f"the asm server at {url} refused the token (HTTP {status}); check --token / ASM_TOKEN"
+    if status == 413 and not message:
+        return (f"the image file ({size / 1e6:.1f} MB) is larger than the asm server at {url} accepts "
+                "(TorchServe's max_request_size); send a smaller file")
+    if 400 <= status < 500 and message:
+        return str(message)
+    return f"the asm server failed (HTTP {status}): {echo(message or text)}"
 
 
 def _json_or_none(response: Any) -> Any:
@@ -353,7 +365,7 @@ def build_demo(
     token: str | None = None,
     cache_examples: str = "eager",
     concurrency: int = 1,
-    queue_size: int = 16,
+    queue_size: int = 64,
 ) -> gr.Blocks:
     """The Gradio app (not launched; see :func:`launch_kwargs` for how ``main`` launches it).
 
@@ -366,7 +378,9 @@ def build_demo(
         cache_examples: ``"eager"`` (computed at launch, kept on disk per model),
             ``"lazy"`` (on first click) or ``"off"``.
         concurrency: requests that run at once (all endpoints share it).
-        queue_size: requests that may wait; more are turned away with "queue full".
+        queue_size: requests that may wait; more are turned away with Gradio's "Queue is full".
+            64 by default: a crop with heatmaps takes ~0.1-0.3 s on 2 CPU cores, so the last in
+            line waits well under a minute; past that, "busy, try again" beats a long wait.
     """
     if cache_examples not in ("eager", "lazy", "off"):
         raise ValueError(f"cache_examples must be 'eager', 'lazy' or 'off', got {cache_examples!r}")
@@ -376,9 +390,13 @@ def build_demo(
         engine = LocalEngine(cropper if cropper is not None else Cropper.from_pretrained(model))
     runner = _Runner(engine)
 
+    # Gradio serves only files under the working dir, the temp dir or launch(allowed_paths=...):
+    # the examples and their cache (by default in ~/.cache/asm) are allowed explicitly.
+    allowed = [str(EXAMPLES_DIR)]
     if cache_examples != "off":
         # Gradio reads this when it caches and again when it serves the cached files.
         os.environ["GRADIO_EXAMPLES_CACHE"] = str(_cache_dir(engine))
+        allowed.append(os.environ["GRADIO_EXAMPLES_CACHE"])
 
     with gr.Blocks(title="asm: composition-aware cropping", analytics_enabled=False) as demo:
         # outputs first (rendered further down) so the examples, in the left column, can fill them
@@ -440,8 +458,8 @@ def build_demo(
             elem_classes="asm-caption",
         )
 
-        run.click(
-            runner.crop_view, inputs, outputs, api_name="crop_view", concurrency_id="asm",
+        run.click(  # progress and a failure show on the main picture only (plus the error toast), not on all five
+            runner.crop_view, inputs, outputs, api_name="crop_view", concurrency_id="asm", show_progress_on=[drawn],
             api_description="Everything the page shows: crops drawn, cut-outs, θ_avg / θ_std overlays, JSON.",
         )
         # the JSON-only endpoint for gradio_client: a trigger that is never shown
@@ -453,12 +471,14 @@ def build_demo(
         heatmap.change(lambda on: gr.Row(visible=bool(on)), heatmap, heat_row, queue=False, show_progress="hidden", api_visibility="private")
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     demo.asm_engine = engine  # type: ignore[attr-defined]
+    demo.asm_allowed_paths = allowed  # type: ignore[attr-defined]
     return demo
 
 
-def launch_kwargs(host: str = "127.0.0.1", port: int | None = None) -> dict[str, Any]:
-    """The arguments :func:`main` launches with (tests launch the same way)."""
+def launch_kwargs(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None) -> dict[str, Any]:
+    """The arguments :func:`main` launches ``demo`` with (tests launch the same way)."""
     return {
+        "allowed_paths": list(demo.asm_allowed_paths),  # type: ignore[attr-defined]
         "server_name": host,
         "server_port": port,
         "max_file_size": MAX_UPLOAD,
@@ -483,7 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute the examples' answers at launch (eager; the default, kept on disk per model), "
                    "on first click (lazy; the default with --backend) or never (off)")
     p.add_argument("--concurrency", type=int, default=1, help="requests that run at once (default 1)")
-    p.add_argument("--queue-size", type=int, default=16, help="requests that may wait (default 16)")
+    p.add_argument("--queue-size", type=int, default=64,
+                   help="requests that may wait; more get Gradio's 'Queue is full' (default 64, under a minute of work on 2 CPU cores)")
     return p
 
 
@@ -498,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, AsmError, ValueError) as e:
         print(f"asm demo: {e}", file=sys.stderr)
         return 2
-    demo.launch(**launch_kwargs(args.host, args.port))
+    demo.launch(**launch_kwargs(demo, args.host, args.port))
     return 0
 
 

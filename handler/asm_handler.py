@@ -59,8 +59,8 @@ try:
     import torch
 
     from asm.cropper import Cropper, CropOptions
-    from asm.errors import AsmError, ImageTooLarge
-    from asm.io import encode_png
+    from asm.errors import AsmError, BadRequest, ImageTooLarge, echo
+    from asm.io import allow_pixels, encode_png
     from asm.viz import overlay_heatmap
 except ImportError as e:  # TorchServe would hide an ImportError behind "no module ts.torch_handler..."
     raise RuntimeError(
@@ -91,19 +91,12 @@ DEFAULTS = {
     "torch_threads": 0,  # 0: leave torch's default
     "heatmap_max_pixels": 4_000_000,  # heatmap overlays are full size PNGs: bound the work
     "max_response_bytes": 16_000_000,  # keep under config.properties max_response_size
+    "max_pixels": 50_000_000,  # larger images get a 413 (checked from the header, before decoding)
     "warmup": True,
 }
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _bad_request(message: str) -> AsmError:
-    """A 400 for a request we cannot even read (no image, broken JSON, bad base64)."""
-    err = AsmError(message)
-    err.code = "bad_request"
-    err.http_status = 400
-    return err
 
 
 def _phrase(message: str, limit: int = 180) -> str:
@@ -123,13 +116,13 @@ def _text(name: str, value: Any) -> Any:
         try:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
-            raise _bad_request(f"option {name} is not UTF-8 text") from None
+            raise BadRequest(f"option {echo(name)} is not UTF-8 text") from None
     return value
 
 
 def _b64decode(value: Any) -> bytes:
     if not isinstance(value, str):
-        raise _bad_request(f'"image" must be a base64 string, got {type(value).__name__}')
+        raise BadRequest(f'"image" must be a base64 string, got {type(value).__name__}')
     text = value.strip()
     if text.startswith("data:") and "," in text:  # data URL: data:image/png;base64,....
         text = text.split(",", 1)[1]
@@ -138,7 +131,7 @@ def _b64decode(value: Any) -> bytes:
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
-        raise _bad_request('"image" is not valid base64') from None
+        raise BadRequest('"image" is not valid base64') from None
 
 
 def _headers(context: Any, idx: int) -> dict[str, str]:
@@ -151,41 +144,42 @@ def _headers(context: Any, idx: int) -> dict[str, str]:
 def _split_request(row: Any, content_type: str) -> tuple[bytes, dict[str, Any]]:
     """``(image bytes, options)`` from one request as TorchServe hands it over."""
     if not isinstance(row, dict) or not row:
-        raise _bad_request(f"The request has no image; {HOW_TO_SEND}.")
+        raise BadRequest(f"The request has no image; {HOW_TO_SEND}.")
     if "body" in row and len(row) == 1:
         body = row["body"]
         if isinstance(body, dict):  # JSON object
             options = dict(body)
             if "image" not in options:
-                raise _bad_request(f'The JSON object has no "image"; {HOW_TO_SEND}.')
+                raise BadRequest(f'The JSON object has no "image"; {HOW_TO_SEND}.')
             return _b64decode(options.pop("image")), options
         if isinstance(body, str):
-            raise _bad_request(f"The request body is text ({content_type or 'no content type'}), not an image; {HOW_TO_SEND}.")
+            raise BadRequest(f"The request body is text ({echo(content_type) if content_type else 'no content type'}), "
+                             f"not an image; {HOW_TO_SEND}.")
         if isinstance(body, (bytes, bytearray)):
             if content_type.startswith("application/json"):
-                raise _bad_request(f"The request body is not valid JSON; {HOW_TO_SEND}.")
+                raise BadRequest(f"The request body is not valid JSON; {HOW_TO_SEND}.")
             if not body:
-                raise _bad_request(f"The request body is empty (0 bytes); {HOW_TO_SEND}.")
+                raise BadRequest(f"The request body is empty (0 bytes); {HOW_TO_SEND}.")
             return bytes(body), {}
-        raise _bad_request(f'A JSON body must be an object {{"image": "<base64>", ...}}, got {type(body).__name__}.')
+        raise BadRequest(f'A JSON body must be an object {{"image": "<base64>", ...}}, got {type(body).__name__}.')
     # form fields (multipart or url-encoded)
     names = [k for k in IMAGE_FIELDS if k in row]
     if not names:
         hint = ""
         if content_type.startswith("application/x-www-form-urlencoded"):
             hint = " (the body arrived as url-encoded form data: set a Content-Type such as image/jpeg)"
-        raise _bad_request(f"The request has no image{hint}; {HOW_TO_SEND}.")
+        raise BadRequest(f"The request has no image{hint}; {HOW_TO_SEND}.")
     if len(names) > 1:
-        raise _bad_request(f"Send the image in one field, not in both {' and '.join(names)}.")
+        raise BadRequest(f"Send the image in one field, not in both {' and '.join(names)}.")
     image = row[names[0]]
     if isinstance(image, list):
-        raise _bad_request(f"Send one image per request; the field {names[0]!r} came {len(image)} times.")
+        raise BadRequest(f"Send one image per request; the field {names[0]!r} came {len(image)} times.")
     if isinstance(image, str):
         image = image.encode("utf-8")
     if not isinstance(image, (bytes, bytearray)):
-        raise _bad_request(f"The field {names[0]!r} must hold the image file itself; {HOW_TO_SEND}.")
+        raise BadRequest(f"The field {names[0]!r} must hold the image file itself; {HOW_TO_SEND}.")
     if not image:
-        raise _bad_request(f"The field {names[0]!r} is empty (0 bytes); {HOW_TO_SEND}.")
+        raise BadRequest(f"The field {names[0]!r} is empty (0 bytes); {HOW_TO_SEND}.")
     options: dict[str, Any] = {}
     for name, value in row.items():
         if name in names:
@@ -193,7 +187,7 @@ def _split_request(row: Any, content_type: str) -> tuple[bytes, dict[str, Any]]:
         if isinstance(value, list):  # repeated form field (see _keep_repeated_fields)
             values = [_text(name, v) for v in value]
             if name != "aspect" or not all(isinstance(v, str) for v in values):
-                raise _bad_request(f"option {name} was given {len(values)} times; give it once")
+                raise BadRequest(f"option {echo(name)} was given {len(values)} times; give it once")
             value = ",".join(values)
         options[name] = _text(name, value)
     return bytes(image), options
@@ -268,7 +262,9 @@ class AsmHandler(BaseHandler):
         if not serialized:
             raise RuntimeError("asm handler: the archive has no model file (torch-model-archiver --serialized-file)")
         model_path = os.path.join(model_dir, serialized)
-        self.cropper = Cropper.from_pretrained(model_path, device=self.device)
+        max_pixels = int(self.settings["max_pixels"])
+        allow_pixels(max_pixels)
+        self.cropper = Cropper.from_pretrained(model_path, device=self.device, max_pixels=max_pixels)
         self.repeated_fields = _keep_repeated_fields()
         if self.settings.get("warmup"):
             self._warmup()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.ops import box_iou
 
 from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box
 from asm.cropper import Cropper, CropOptions
@@ -216,3 +217,76 @@ def test_readme_api_is_importable_from_the_package():
 
     assert asm.Cropper is Cropper and asm.CropOptions is CropOptions
     assert callable(asm.Cropper.from_pretrained)
+
+
+# --------------------------------------------------------------------------- issue 14
+
+
+def _iou(a, b):
+    return float(box_iou(torch.tensor([a], dtype=torch.float64), torch.tensor([b], dtype=torch.float64)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("aspect,nms_iou", [(None, 0.5), ("16:9", 0.5), ("1:1", 0.3), (None, 0.7)])
+def test_returned_boxes_obey_nms_and_come_best_first(cropper, seed, aspect, nms_iou):
+    """The limit holds for the pixel boxes returned (after snapping), and scores descend."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(97, 400, 2)
+    img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    crops = cropper.crop(img, aspect=aspect, top_k=6, nms_iou=nms_iou).crops
+    assert len(crops) >= 2
+    scores = [c.score for c in crops]
+    assert scores == sorted(scores, reverse=True)
+    for i in range(len(crops)):
+        for j in range(i):
+            assert _iou(crops[i].box, crops[j].box) <= nms_iou + 1e-9, (crops[i].box, crops[j].box)
+
+
+@pytest.mark.parametrize("aspect", [None, "1:1", "16:9"])
+def test_nms_iou_one_still_gives_distinct_boxes(cropper, aspect):
+    img = (np.random.default_rng(0).random((427, 640, 3)) * 60).astype(np.uint8)  # near-flat: equal boxes tie
+    crops = cropper.crop(img, aspect=aspect, top_k=3, nms_iou=1).crops
+    assert len(crops) == 3 and len({tuple(c.box) for c in crops}) == 3
+
+
+@pytest.mark.parametrize("boxes", [[[0, 0, 10]], "abc", None, [[1, 2, 3, "x"]], [[0, 0, float("nan"), 5]], {"a": 1}, [[[0, 0, 1, 1]]]])
+def test_malformed_boxes_are_typed_errors(cropper, photo, boxes):
+    with pytest.raises(InvalidOption, match="boxes must be"):
+        cropper.score(photo, boxes)
+
+
+@pytest.mark.parametrize("value", ["١٦:٩", ("١٦", "9"), "１６:９"])
+def test_non_ascii_digits_are_refused(value):
+    with pytest.raises(InvalidOption, match="aspect"):
+        parse_aspect(value)
+
+
+def test_huge_ratios_give_one_message_whatever_the_form():
+    messages = set()
+    for value in ("1e9:1", (1e9, 1), "1000000000:1"):
+        with pytest.raises(InvalidOption) as ei:
+            parse_aspect(value)
+        messages.add(str(ei.value))
+    assert len(messages) == 1 and "too extreme" in messages.pop()
+
+
+@pytest.mark.parametrize("options", [{"aspect": "9" * 100_000 + ":1"}, {"aspect": "x" * 100_000}, {"top_k": "x" * 100_000},
+                                     {"nms_iou": "1" * 100_000}, {"circular": "y" * 100_000}, {"z" * 100_000: 1}])
+def test_messages_echo_at_most_about_100_characters(options):
+    with pytest.raises(InvalidOption) as ei:
+        CropOptions.from_mapping(options)
+    assert len(str(ei.value)) < 220, str(ei.value)[:300]
+
+
+def test_from_pretrained_raises_asm_errors(tmp_path):
+    from asm.errors import InvalidModel, ModelNotFound
+
+    with pytest.raises(ModelNotFound):
+        Cropper.from_pretrained(tmp_path / "nope.pt")
+    for name, data in (("readme.pt", b"# not a model\n" * 20), ("empty.pt", b""), ("zip.pt", b"PK\x03\x04" + b"\0" * 40)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InvalidModel, match="not an asm model"):
+            Cropper.from_pretrained(tmp_path / name)
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    with pytest.raises(InvalidModel):
+        Cropper.from_pretrained(tmp_path / "other.pt")

@@ -77,7 +77,7 @@ def server(cropper, tmp_path_factory):
     demo = demo_app.build_demo(cropper, cache_examples="eager")
     port = _free_port()
     t0 = time.monotonic()
-    demo.launch(prevent_thread_lock=True, quiet=True, **demo_app.launch_kwargs("127.0.0.1", port))
+    demo.launch(prevent_thread_lock=True, quiet=True, **demo_app.launch_kwargs(demo, "127.0.0.1", port))
     launch_s = time.monotonic() - t0
     try:
         yield {"url": f"http://127.0.0.1:{port}/", "demo": demo, "cache": cache, "launch_s": launch_s}
@@ -189,9 +189,17 @@ def test_bad_uploads_give_readable_errors_and_the_app_stays_up(client, tmp_path)
     _check_answer(client.predict(handle_file(str(PHOTO)), api_name="/crop"), *Image.open(PHOTO).size)
 
 
+def test_thirty_concurrent_calls_all_get_answers(server):
+    """30 calls at once (the count that met "Queue is full" with a queue of 16) all get crops."""
+    clients = [Client(server["url"], verbose=False) for _ in range(3)]
+    jobs = [clients[i % 3].submit(handle_file(str(PHOTO)), api_name="/crop") for i in range(30)]
+    answers = [job.result(timeout=300) for job in jobs]
+    assert all(a["crops"] for a in answers)
+
+
 def test_queue_bounds_concurrency(server):
     queue = server["demo"]._queue
-    assert queue.max_size == 16 and queue.default_concurrency_limit == 1
+    assert queue.max_size == 64 and queue.default_concurrency_limit == 1
     fns = [fn for fn in server["demo"].fns.values() if fn.api_name in ("crop", "crop_view")]
     assert len(fns) == 2 and {fn.concurrency_id for fn in fns} == {"asm"}  # both endpoints share...
     assert queue.event_queue_per_concurrency_id["asm"].concurrency_limit == 1  # ...one model run at a time
@@ -203,6 +211,7 @@ class _FakeTorchServe(http.server.ThreadingHTTPServer):
     real Cropper), with a bearer token."""
 
     token = "s3cret"
+    max_request_size = 100_000  # bytes; osprey.jpg passes, colorado-sign.jpg (121 kB) does not
     cropper: Cropper
 
 
@@ -224,8 +233,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         if self.path != "/predictions/asm":
             return self._send(404, {"error": "not_found", "message": "no such model"})
+        # what TorchServe itself answers (tests/test_serve.py::test_what_torchserve_itself_answers)
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":
-            return self._send(401, {"error": "unauthorized", "message": "bad token"})
+            return self._send(400, {"code": 400, "type": "InvalidKeyException",
+                                    "message": "Token Authorization failed. Token either incorrect, expired, or not provided correctly"})
+        if int(self.headers["Content-Length"]) > self.server.max_request_size:
+            self.send_response(413)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         body = self.rfile.read(int(self.headers["Content-Length"]))
         msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
             b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body
@@ -281,9 +297,13 @@ def test_backend_mode(fake_torchserve, cropper):
             runner.crop(buf.getvalue(), [], "", False, 1)
     finally:
         engine.close()
-    bad = demo_app._Runner(demo_app.BackendEngine(fake_torchserve, token="wrong"))
-    with pytest.raises(gr.Error, match="token"):
-        bad.crop(str(PHOTO), [], "", False, 1)
+    for token in ("wrong", None):  # TorchServe: 400 InvalidKeyException
+        bad = demo_app._Runner(demo_app.BackendEngine(fake_torchserve, token=token))
+        with pytest.raises(gr.Error, match="refused the token .*check --token"):
+            bad.crop(str(PHOTO), [], "", False, 1)
+    big = demo_app._Runner(demo_app.BackendEngine(fake_torchserve, token="s3cret"))  # TorchServe: empty 413
+    with pytest.raises(gr.Error, match=r"\(0.1 MB\) is larger than the asm server .* accepts"):
+        big.crop(str(EXAMPLES / "colorado-sign.jpg"), [], "", False, 1)
     down = demo_app._Runner(demo_app.BackendEngine(f"http://127.0.0.1:{_free_port()}"))
     with pytest.raises(gr.Error, match="did not answer"):
         down.crop(str(PHOTO), [], "", False, 1)
@@ -312,7 +332,7 @@ def test_examples_are_small_open_photos_with_credits():
 
 def test_command_line_refuses_a_missing_model(capsys):
     assert demo_app.main(["--model", "/nonexistent/model.pt"]) == 2
-    assert "no asm model at /nonexistent/model.pt" in capsys.readouterr().err
+    assert "no asm model at '/nonexistent/model.pt'" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- the browser
@@ -396,11 +416,97 @@ def test_browser_upload_crop_and_screenshot(server, tmp_path):
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#asm-circular input[type=checkbox]").is_selected(), "example options")
         wait.until(lambda d: '"circle"' in d.find_element(By.ID, "asm-json").text, "example answer")
         wait.until(loaded("#asm-gallery img", 3), "example cut-outs")
+        # every round cut-out is whole inside the gallery (a fixed-height row used to cut them)
+        cut = driver.execute_script(
+            "const wrap = document.querySelector('#asm-gallery .grid-wrap').getBoundingClientRect();"
+            "return [...document.querySelectorAll('#asm-gallery img')].map(i => i.getBoundingClientRect())"
+            ".filter(r => r.top < wrap.top - 1 || r.bottom > wrap.bottom + 1 || r.left < wrap.left - 1 || r.right > wrap.right + 1)"
+            ".map(r => [r.top, r.bottom, wrap.top, wrap.bottom]);")
+        assert not cut, cut
         # the heatmap switch hides the θ maps
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#asm-heatmap input[type=checkbox]").click() or True)
         wait.until(lambda d: not any(e.is_displayed() for e in d.find_elements(By.ID, "asm-heat")), "heatmaps hidden")
 
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
+
+        # a failure: one message (the toast) and one badge, not an "Error" on each of the five outputs
+        broken = tmp_path / "photo.jpg"
+        broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+        driver.execute_script("document.querySelector('#asm-input button[aria-label=\"Clear\"]')?.click()")
+        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#asm-input input[type=file]")))
+        upload.send_keys(str(broken))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#asm-input img")))
+        wait.until(EC.element_to_be_clickable((By.ID, "asm-run"))).click()
+        wait.until(lambda d: "damaged" in d.find_element(By.CSS_SELECTOR, ".toast-body").text, "error toast")
+        badges = driver.execute_script(
+            "return [...document.querySelectorAll('.wrap .error')].filter(e => e.offsetParent !== null).length")
+        assert badges == 1, badges
     finally:
         driver.quit()
+
+
+# --------------------------------------------------------------------------- issue 14: `make demo` as a user runs it
+@pytest.fixture(params=["eager", "lazy"])
+def demo_in_home(request, tmp_path):
+    """``python -m gradio_demo.app`` as ``make demo`` starts it, with a HOME of its own inside the real
+    home folder (not under /tmp, which Gradio serves anyway and so hides path problems): the
+    examples cache lands in the default place, ``$HOME/.cache/asm``."""
+    import subprocess
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix=".asm-test-home-", dir=Path.home()))
+    assert not str(home).startswith(tempfile.gettempdir())
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("ASM_DEMO_CACHE", "GRADIO_EXAMPLES_CACHE", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), GRADIO_ANALYTICS_ENABLED="False", PYTHONPATH=str(ROOT))
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gradio_demo.app", "--port", str(port), "--cache-examples", request.param],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_port(port, timeout=240)
+        yield {"url": f"http://127.0.0.1:{port}/", "home": home, "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_browser_example_with_the_cache_in_the_home_folder(demo_in_home, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chrome(tmp_path, 1440, 1000)
+    try:
+        driver.get(demo_in_home["url"])
+        wait = WebDriverWait(driver, 120, ignored_exceptions=[StaleElementReferenceException])
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#asm-examples button.gallery-item")) == len(demo_app.EXAMPLES))
+        driver.find_elements(By.CSS_SELECTOR, "#asm-examples button.gallery-item")[1].click()  # otters: round crops
+        wait.until(lambda d: '"circle"' in d.find_element(By.ID, "asm-json").text or _error_shown(d), "example answer")
+        assert not _error_shown(driver), demo_in_home["log"].read_text()[-3000:]
+        wait.until(lambda d: d.execute_script(
+            "const imgs = [...document.querySelectorAll('#asm-gallery img')];"
+            "return imgs.length >= 3 && imgs.every(i => i.complete && i.naturalWidth > 0);"), "example cut-outs")
+        assert list((demo_in_home["home"] / ".cache" / "asm" / "gradio-examples").iterdir()), "the cache is not in ~/.cache/asm"
+        assert "InvalidPathError" not in demo_in_home["log"].read_text()
+    finally:
+        driver.quit()
+
+
+def _error_shown(driver) -> bool:
+    return bool(driver.execute_script(
+        "return [...document.querySelectorAll('.error, .toast-body.error')].some(e => e.offsetParent !== null)"))
+
+
+def test_long_input_is_echoed_short(cropper):
+    runner = demo_app._Runner(demo_app.LocalEngine(cropper))
+    for custom in ("9" * 100_000 + ":1", "w" * 100_000):
+        with pytest.raises(gr.Error) as info:
+            runner.crop(str(PHOTO), [], custom, False, 1)
+        assert len(info.value.message) < 250, info.value.message[:300]

@@ -202,10 +202,13 @@ def test_fixation_retention_of_the_centre_crop_by_hand(cropper, tmp_path):
     # best possible 1:1 box [60, 0, 160, 100] keeps 5 of 6 (10 and 160 are 150 apart)
     assert res["best possible box"]["1:1"] == pytest.approx(5 / 6)
     assert best_possible_kept(pts, 200, 100, 1.0) == pytest.approx(5 / 6)
-    assert res["centre crop"]["area 1:1"] == pytest.approx(0.5)
+    # centre boxes of 1:1, 4:5, 2:3, 9:16, 3:2, 16:9 are 100, 80, 67, 56, 150, 178 px wide
+    assert res["centre crop"]["area"] == pytest.approx((100 + 80 + 67 + 56 + 150 + 178) / 6 / 200)
+    assert res["centre crop"]["offsets"] == pytest.approx([0.0] * 6, abs=0.01)  # centred up to rounding
     assert 0.0 <= res["asm (largest box)"]["1:1"] <= res["best possible box"]["1:1"] + 1e-9
     assert 0.0 <= res["asm"]["1:1"] <= 1.0
-    assert "| centre crop | 1 | 0.667 | 0.167 |" in table.markdown()
+    # 4:5 centre box [60, 0, 140, 100] keeps x = 60 and 100
+    assert "| centre crop | 1 | 0.667 | 0.333 |" in table.markdown()
 
 
 def test_photo_vs_cut_and_border_bias(cropper, tmp_path):

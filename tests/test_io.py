@@ -484,3 +484,73 @@ def test_encode_jpeg_roundtrip():
         with pytest.raises(InvalidOption) as ei:
             encode_jpeg(a, quality=q)
         _refused(ei, InvalidOption, "quality")
+
+
+# --------------------------------------------------------------------------- issue 14: safety and messages
+
+
+def _forbid_decoding(monkeypatch):
+    """Any pixel decoding (and so the allocation of the declared size) fails the test."""
+
+    def load(self):
+        raise AssertionError(f"decoded {self.size} although the data end before the pixels do")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+@pytest.mark.parametrize("size", [(7000, 7000), (2000, 1500)])
+def test_forged_png_refused_before_its_pixels_are_allocated(monkeypatch, size):
+    """A ~70-byte PNG that claims millions of pixels is refused from its chunk sizes alone."""
+    ihdr = struct.pack(">IIBBBBB", *size, 8, 2, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + _png_chunk(b"IEND", b""))
+    assert len(data) < 140
+    _forbid_decoding(monkeypatch)
+    with pytest.raises(InvalidImage) as ei:
+        load_image(data, max_pixels=None)
+    _refused(ei, InvalidImage, "end before its pixels", f"{size[0]}x{size[1]}")
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "PPM"])
+def test_truncated_uncompressed_image_refused_before_decoding(monkeypatch, fmt):
+    data = _save(Image.new("RGB", (3000, 2000), RED), fmt)
+    _forbid_decoding(monkeypatch)
+    with pytest.raises(InvalidImage) as ei:
+        load_image(data[:5000])
+    _refused(ei, InvalidImage, "end before its pixels", "3000x2000")
+
+
+def test_highly_compressed_real_pngs_still_load():
+    """The bound is deflate's own maximum ratio: all-black PNGs (the most compressible) pass."""
+    for mode in ("RGB", "1"):
+        data = _save(Image.new(mode, (6000, 6000)), "PNG", compress_level=9)
+        assert load_image(data).shape == (6000, 6000, 3)
+
+
+def test_pils_limit_is_told_in_asms_words():
+    with pytest.raises(ImageTooLarge) as ei:
+        load_image(_bomb_png(100_000, 100_000), max_pixels=None)
+    msg = _refused(ei, ImageTooLarge, "too large", "10,000,000,000 pixels", "the limit is")
+    assert "DOS" not in msg and "decompression bomb" not in msg
+
+
+def test_damaged_png_header_is_damaged_not_foreign():
+    data = bytearray(_save(Image.new("RGB", (64, 64), RED), "PNG"))
+    data[29] ^= 0xFF  # IHDR CRC
+    with pytest.raises(InvalidImage) as ei:
+        load_image(bytes(data))
+    msg = _refused(ei, InvalidImage, "PNG", "damaged")
+    assert "not an image" not in msg
+
+
+def test_device_is_not_a_regular_file():
+    with pytest.raises(InvalidImage) as ei:
+        load_image("/dev/zero")
+    msg = _refused(ei, InvalidImage, "not a regular file")
+    assert "no such file" not in msg
+
+
+def test_long_path_is_echoed_short(tmp_path: Path):
+    with pytest.raises(InvalidImage) as ei:
+        load_image(tmp_path / ("x" * 200 + ".png"))
+    assert len(_refused(ei, InvalidImage, "no such file")) < 200

@@ -1,8 +1,8 @@
 """The TorchServe handler, for real: archive built here, TorchServe on loopback, real HTTP.
 
-One server for the module (free ports, never 8080-8082, its own temp dir so it cannot
-touch another TorchServe on the machine), stopped in the fixture's teardown whatever
-happens. A few in-process tests drive the handler with a fake context to pin down
+One server for the module, started and stopped by handler/launcher.py (five free ports,
+never TorchServe's defaults; its own temp dir and process group, so it cannot touch
+another TorchServe on the machine), stopped in the fixture's teardown whatever happens. A few in-process tests drive the handler with a fake context to pin down
 batch isolation exactly (which requests share a batch over HTTP is up to TorchServe).
 """
 
@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from handler.launcher import Ports, ServeError, TorchServe, busy_ports
 
 pytestmark = pytest.mark.integration
 
@@ -97,64 +99,17 @@ def _multipart(fields: list[tuple[str, object]]) -> tuple[bytes, str]:
 # --------------------------------------------------------------------------- server
 
 
-def _free_ports(n: int) -> list[int]:
-    ports: list[int] = []
-    socks = []
-    while len(ports) < n:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        socks.append(s)
-        if port not in range(8080, 8083) and port not in ports:
-            ports.append(port)
-    for s in socks:
-        s.close()
-    return ports
-
-
-class Server:
-    def __init__(self, root: Path, ports: list[int]) -> None:
-        self.root = root
-        self.port, self.mgmt_port, self.metrics_port = ports
-        self.tmp = root / "tmp"
-        self.logs = root / "logs"
-        self.env = dict(os.environ, TMPDIR=str(self.tmp), TEMP=str(self.tmp),
-                        LOG_LOCATION=str(self.logs), METRICS_LOCATION=str(self.logs))
-        self.pid: int | None = None
-
-    def key(self, kind: str = "inference") -> str:
-        return json.loads((self.root / "key_file.json").read_text())[kind]["key"]
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                port: int | None = None, auth: str | None = "inference", timeout: float = 90) -> tuple[int, dict, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
-        try:
-            hdrs = dict(headers or {})
-            if auth:
-                hdrs["Authorization"] = f"Bearer {self.key(auth)}"
-            conn.request(method, path, body=body, headers=hdrs)
-            resp = conn.getresponse()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        finally:
-            conn.close()
+class Server(TorchServe):
+    """The launcher's TorchServe plus the shortcuts these tests use."""
 
     def predict(self, body: bytes, content_type: str | None = "image/jpeg", **kw) -> tuple[int, dict, bytes]:
         headers = {"Content-Type": content_type} if content_type else {}
         return self.request("POST", "/predictions/asm", body, headers, **kw)
 
     def model_status(self) -> dict:
-        status, _, body = self.request("GET", "/models/asm", port=self.mgmt_port, auth="management", timeout=10)
+        status, _, body = self.request("GET", "/models/asm", port=self.ports.management, auth="management", timeout=10)
         assert status == 200, body
         return json.loads(body)[0]
-
-    def log_tail(self, n: int = 40) -> str:
-        parts = []
-        for name in ("torchserve.out", "model_log.log", "ts_log.log"):
-            p = (self.root if name.endswith(".out") else self.logs) / name
-            if p.exists():
-                lines = [ln for ln in p.read_text(errors="replace").splitlines() if "TS_METRICS" not in ln]
-                parts.append(f"--- {name}\n" + "\n".join(lines[-n:]))
-        return "\n".join(parts)
 
 
 def _build_archive(root: Path) -> Path:
@@ -195,82 +150,15 @@ def server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("serve")
     store = _build_archive(root)
-    srv = Server(root, _free_ports(3))
-    srv.tmp.mkdir()
-    srv.logs.mkdir()
-    config = (REPO / "handler" / "config.properties").read_text()
-    for key, port in (("inference", srv.port), ("management", srv.mgmt_port), ("metrics", srv.metrics_port)):
-        config = "\n".join(
-            f"{key}_address=http://127.0.0.1:{port}" if line.startswith(f"{key}_address=") else line
-            for line in config.splitlines()
-        )
-    (root / "config.properties").write_text(config + "\n")
-
-    start = [TORCHSERVE, "--start", "--ncs", "--ts-config", str(root / "config.properties"),
-             "--model-store", str(store), "--models", "asm=asm.mar"]
-    with open(root / "torchserve.out", "wb") as out:
-        subprocess.run(start, cwd=root, env=srv.env, stdout=out, stderr=subprocess.STDOUT, timeout=60, check=True)
+    srv = Server(root, root / "build", store, root / "logs", Ports.free())
     try:
-        pid_file = srv.tmp / ".model_server.pid"
-        deadline = time.monotonic() + START_TIMEOUT
-        ready = False
-        while time.monotonic() < deadline:
-            if srv.pid is None and pid_file.exists():
-                srv.pid = int(pid_file.read_text().strip() or 0) or None
-            if srv.pid is not None and not _alive(srv.pid):
-                pytest.fail("TorchServe exited while starting:\n" + srv.log_tail())
-            try:
-                if (srv.root / "key_file.json").exists():
-                    status, _, body = srv.request("GET", "/ping", timeout=5)
-                    if status == 200 and b"Healthy" in body:
-                        workers = srv.model_status().get("workers", [])
-                        if workers and all(w.get("status") == "READY" for w in workers):
-                            ready = True
-                            break
-            except (OSError, json.JSONDecodeError, KeyError, AssertionError, http.client.HTTPException):
-                pass
-            time.sleep(1)
-        if not ready:
-            pytest.fail(f"TorchServe not ready after {START_TIMEOUT} s:\n" + srv.log_tail())
+        srv.start(START_TIMEOUT)
+    except ServeError as e:
+        pytest.fail(str(e))
+    try:
         yield srv
     finally:
-        _stop(srv)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stop(srv: Server) -> None:
-    """``torchserve --stop`` (our pid file only); then make sure java and its workers are gone."""
-    children: list[int] = []
-    if srv.pid is not None:
-        try:
-            import psutil
-
-            children = [p.pid for p in psutil.Process(srv.pid).children(recursive=True)]
-        except Exception:
-            children = []
-    try:
-        subprocess.run([TORCHSERVE, "--stop", "--foreground"], cwd=srv.root, env=srv.env,
-                       capture_output=True, timeout=70)
-    except Exception:
-        pass
-    for pid in ([srv.pid] if srv.pid else []) + children:
-        deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        srv.stop()
 
 
 def _json(body: bytes) -> dict:
@@ -472,7 +360,7 @@ def test_metrics(server):
     deadline = time.monotonic() + 20
     text = ""
     while time.monotonic() < deadline:
-        status, _, body = server.request("GET", "/metrics", port=server.metrics_port, auth=None)
+        status, _, body = server.request("GET", "/metrics", port=server.ports.metrics, auth=None)
         text = body.decode()
         if status == 200 and 'Reason="image_too_small"' in text and "CropLatency_count" in text:
             break
@@ -605,3 +493,133 @@ def test_repeated_fields_are_kept(handler_module):
     assert inputs[0]["data"] == bytearray(b"img")
     image, options = handler_module._split_request(inputs[0], "multipart/form-data")
     assert image == b"img" and options == {"aspect": "16:9,1:1"}
+
+
+# --------------------------------------------------------------------------- make serve / make stop
+
+
+def _free_base() -> int:
+    """A port N with N..N+4 all free (what ``make serve PORT=N`` needs)."""
+    for _ in range(50):
+        base = Ports.free().inference
+        if base < 65530 and not busy_ports(Ports.from_base(base)):
+            return base
+    pytest.skip("no five consecutive free ports")
+
+
+def _make(server: Server, target: str, port: int, tmp: Path) -> subprocess.CompletedProcess:
+    """``make serve`` / ``make stop`` on the module's archive, with a build folder of its own."""
+    cmd = ["make", "--no-print-directory", "-f", "handler/serve.mk", target, f"PORT={port}",
+           f"MODEL_STORE={server.model_store}", f"MODEL_CONFIG={server.root / 'model-config.yaml'}",
+           f"SERVE_BUILD={tmp / 'build'}", f"SERVE_ROOT={tmp}", f"LOG_DIR={tmp / 'logs'}", f"PY={sys.executable}",
+           "SERVE_WAIT=150"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=200)
+
+
+def test_make_serve_refuses_a_busy_grpc_port(server, tmp_path):
+    """Item: with another server on a gRPC port, `make serve` says which port, starts nothing."""
+    base = _free_base()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 3))
+        taken.listen()
+        done = _make(server, "serve", base, tmp_path)
+    assert done.returncode != 0
+    assert f"{base + 3} (grpc inference) already in use" in done.stderr, done.stdout + done.stderr
+    assert "Exception" not in done.stdout + done.stderr
+    assert not (tmp_path / "build" / "tmp" / "asm-serve.json").exists()
+
+
+def test_make_serve_moves_every_port_and_make_stop_ends_orphaned_workers(server, tmp_path):
+    """`make serve PORT=N` listens on N..N+4 (never gRPC's 7070/7071) next to the module's server;
+    after the frontend is killed, `make stop` still ends its workers, and says so."""
+    base = _free_base()
+    done = _make(server, "serve", base, tmp_path)
+    srv = TorchServe.from_state(tmp_path / "build")
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert srv is not None and srv.ports == Ports.from_base(base)
+        assert [name for name, _ in busy_ports(srv.ports)] == list(Ports.from_base(base).named())
+        again = _make(server, "serve", base, tmp_path)
+        assert again.returncode != 0 and "make stop" in again.stderr and "torchserve --stop" not in again.stdout + again.stderr
+        pids = srv.pids()
+        java = [p for p in pids if b"java" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]]
+        assert len(java) == 1 and len(pids) >= 3, pids  # wrapper, frontend, worker(s)
+        os.kill(java[0], signal.SIGKILL)  # the frontend dies; its workers are orphaned
+        deadline = time.monotonic() + 10
+        while any(p == java[0] for p in srv.pids()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        orphans = srv.pids()
+        assert orphans, "no worker outlived the frontend: this test no longer tests orphans"
+        done = _make(server, "stop", base, tmp_path)
+        assert done.returncode == 0 and "stopped" in done.stdout, done.stdout + done.stderr
+        assert not [p for p in pids if Path(f"/proc/{p}").exists() and b"zombie" not in Path(f"/proc/{p}/status").read_bytes().lower()]
+        assert not busy_ports(Ports.from_base(base))
+        assert "no TorchServe" in _make(server, "stop", base, tmp_path).stdout
+    finally:
+        if srv is not None:
+            srv.stop()
+
+
+# --------------------------------------------------------------------------- issue 14: hostile clients
+
+
+def test_huge_options_get_short_answers_on_a_keep_alive_connection(server):
+    """A 100 KB aspect twice on one connection: two short 400s, no reset."""
+    body, ctype = _multipart([("data", ("p.jpg", GOOD, "image/jpeg")), ("aspect", "9" * 100_000 + ":1")])
+    conn = http.client.HTTPConnection("127.0.0.1", server.ports.inference, timeout=60)
+    try:
+        for _ in range(2):
+            conn.request("POST", "/predictions/asm", body=body,
+                         headers={"Content-Type": ctype, "Authorization": f"Bearer {server.key()}"})
+            resp = conn.getresponse()
+            answer = resp.read()
+            assert resp.status == 400 and len(answer) < 400, answer[:300]
+            assert _json(answer)["error"] == "invalid_option"
+    finally:
+        conn.close()
+
+
+def test_eight_megabyte_json_option_gets_a_short_400(server):
+    body = json.dumps({"image": base64.b64encode(GOOD).decode(), "aspect": "x" * 8_000_000}).encode()
+    status, _, answer = server.predict(body, "application/json")
+    assert status == 400 and len(answer) < 400, answer[:300]
+    assert _json(answer)["error"] == "invalid_option"
+
+
+def test_forged_png_is_refused_without_decoding(server):
+    """69 bytes claiming 7000x7000 (49 MP, under the pixel limit): refused as truncated."""
+    status, _, answer = server.predict(_png_header(7000, 7000), "image/png")
+    assert status == 400 and "end before its pixels" in _json(answer)["message"]
+
+
+def test_what_torchserve_itself_answers(server):
+    """Documented in handler/README.md: TorchServe answers these before the handler runs."""
+    status, headers, answer = server.predict(GOOD, "image/jpeg", auth=None)
+    assert status == 400 and b"Token Authorization failed" in answer, answer[:300]
+    big = b"\xff" * (20 * 1024 * 1024 + 1)  # max_request_size + 1
+    status, headers, answer = server.predict(big, "image/jpeg")
+    assert status == 413, answer[:300]
+    with pytest.raises(ValueError):
+        json.loads(answer)
+
+
+def test_ts_log_has_each_line_once(server):
+    lines = [ln for ln in (server.logs / "ts_log.log").read_text(errors="replace").splitlines() if ln[:2] == "20"]
+    assert len(lines) > 10
+    doubled = sum(a == b for a, b in zip(lines, lines[1:]))
+    assert doubled == 0, [a for a, b in zip(lines, lines[1:]) if a == b][:3]
+
+
+def test_max_pixels_setting(handler_module, tmp_path):
+    import torch
+
+    from asm.model import ASMNet, save_model
+
+    torch.manual_seed(0)
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    ctx = _FakeContext({"model": {"serializedFile": "m.pt"}}, str(tmp_path), [{"Content-Type": "image/jpeg"}])
+    ctx.model_yaml_config = {"handler": {"warmup": False, "max_pixels": 320 * 240 - 1}}
+    h = handler_module.AsmHandler()
+    h.initialize(ctx)
+    out = h.handle([{"body": bytearray(GOOD)}], ctx)
+    assert ctx.status[0][0] == 413 and "76,799" in json.loads(out[0])["message"]

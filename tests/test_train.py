@@ -11,7 +11,8 @@ import torch
 
 from asm.datasets import shared_dir
 from asm.model import ASMNet, load_model
-from asm.train import TrainConfig, _pairs, batch_loss, make_example, synthetic_samples, train
+from asm.train import TrainConfig, _pairs, _views, batch_loss, make_example, synthetic_samples, train
+from asm.train_data import load_pack, save_pack
 
 TINY = dict(backbone="mobilenet_v3_small", input_size=(96, 128), batch_size=4, groups=3, views=6, data="synthetic", half=False)
 
@@ -27,6 +28,25 @@ def test_pairs_by_hand():
     # view 2 gains 0.05 (between delta/4 and delta): no pair; view 3 gains 0.02 -> tighter wins
     assert pairs == {(0, 1), (4, 0), (1, 5), (3, 7)}
     assert len(_pairs(kept, group, 0.1, nested=False)[0]) == 1
+    # a wider view that could not grow (the largest box) forms no pair
+    grown = torch.tensor([True, False, True, True])
+    assert set(zip(*(t.tolist() for t in _pairs(kept, group, 0.1, grown=grown)))) == {(0, 1), (4, 0), (3, 7)}
+
+
+def test_served_views_reach_both_ends_of_the_free_range():
+    cfg = TrainConfig(groups=40, views=8, served=1.0, largest=1.0)
+    boxes, group, wider = _views(np.random.default_rng(0), 800, 600, cfg)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert np.allclose(np.maximum(w / 800, h / 600), 1.0)  # every box is the largest of its aspect
+    room = np.where(w < 800 - 1e-6, 800 - w, 600 - h)
+    start = np.where(w < 800 - 1e-6, boxes[:, 0], boxes[:, 1])
+    moves = room > 1  # the 4:3 box is the whole photo
+    offset = start[moves] / room[moves]
+    groups = len(np.unique(group[moves]))
+    assert groups > 25
+    # one view per group in each end stratum of the free range
+    assert (offset < 1 / 8).sum() == groups and (offset > 7 / 8).sum() == groups
+    assert np.allclose(wider, boxes)  # the largest box cannot grow
 
 
 def test_example_targets_and_shapes():
@@ -38,7 +58,27 @@ def test_example_targets_and_shapes():
     assert (ex["kept"][n:] >= ex["kept"][:n] - 1e-6).all()  # a wider view keeps at least as much
     b = ex["boxes"]
     assert (b[:, 0] >= -1e-4).all() and (b[:, 2] <= 128 + 1e-3).all() and (b[:, 3] <= 96 + 1e-3).all()
-    assert ex["saliency"].max() == pytest.approx(1.0)
+    assert ex["teacher"].max() == pytest.approx(1.0)
+
+
+def test_portrait_photos_get_a_portrait_input():
+    cfg = TrainConfig(**TINY)
+    sample = synthetic_samples(1, size=(240, 180))[0]
+    assert make_example(sample, np.random.default_rng(0), cfg)["image"].shape == (3, 128, 96)
+
+
+def test_pack_round_trip(tmp_path):
+    samples = synthetic_samples(3)
+    samples[0].points = np.array([[10.5, 20.5]], np.float32)
+    save_pack({"train": samples[:2], "val": samples[2:]}, tmp_path / "p.pkl")
+    back = load_pack(tmp_path / "p.pkl")
+    assert [s.name for s in back["train"]] == [s.name for s in samples[:2]] and len(back["val"]) == 1
+    a, b = samples[1], back["train"][1]
+    assert b.image.shape == a.image.shape and b.image.dtype == np.uint8
+    # lossy WebP, but the colours stay in RGB order (the disc is one bright colour)
+    assert np.abs(b.image.reshape(-1, 3).mean(0) - a.image.reshape(-1, 3).mean(0)).max() < 3
+    assert np.allclose(b.target, a.target, atol=1e-4) and b.target.sum() == pytest.approx(1, abs=1e-5)
+    assert np.array_equal(back["train"][0].points, samples[0].points) and back["train"][1].points is None
 
 
 SHARED = shared_dir()
@@ -60,7 +100,7 @@ def test_short_training_lowers_the_loss(tmp_path):
 
     torch.manual_seed(0)
     before = probe_loss(ASMNet(cfg.backbone, cfg.pattern, cfg.backbone_weights))
-    history = train(cfg, train_set=data, val_set=data[:2], progress=False)
+    history = train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, progress=False)
     after = probe_loss(load_model(tmp_path / "run" / "best.pt"))
     assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
     assert after < before
@@ -72,9 +112,9 @@ def test_short_training_lowers_the_loss(tmp_path):
 def test_resume_continues_from_last_checkpoint(tmp_path):
     cfg = TrainConfig(out=str(tmp_path / "run"), epochs=1, **TINY)
     data = synthetic_samples(4, seed=5)
-    train(cfg, train_set=data, val_set=data[:2], progress=False)
+    train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, progress=False)
     cfg.epochs = 2
-    history = train(cfg, train_set=data, val_set=data[:2], resume=True, progress=False)
+    history = train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, resume=True, progress=False)
     assert [h["epoch"] for h in history] == [1, 2]
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["epoch"] == 2
@@ -101,3 +141,38 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1 and (out / "best.pt").is_file()
+
+
+def test_border_trend_sees_a_ring_and_ignores_a_flat_map():
+    from asm.train import border_trend
+
+    m = torch.zeros(1, 2, 6, 8)
+    m[0, 0, 0, :] = m[0, 0, -1, :] = m[0, 0, :, 0] = m[0, 0, :, -1] = 1.0  # channel 0 rises at the border
+    t = border_trend(m)
+    assert t[0, 0] > 1.5 and t[0, 1] == 0
+
+
+def test_framing_and_border_losses_join_the_batch_loss():
+    cfg = TrainConfig(**TINY, framing=1.0, border=1.0)
+    torch.manual_seed(0)
+    model = ASMNet(cfg.backbone, cfg.pattern)
+    examples = [make_example(s, np.random.default_rng(i), cfg) for i, s in enumerate(synthetic_samples(2))]
+    loss, stats = batch_loss(model, examples, cfg)
+    assert stats["framing"] > 0 and stats["border"] >= 0
+    parts = stats["rank"] + cfg.lam * stats["sal"] + stats["border"] + stats["framing"]
+    assert loss.item() == pytest.approx(parts, rel=1e-5)
+    loss.backward()
+    assert model.prior_weight.grad is not None
+
+
+def test_init_starts_from_a_model_file(tmp_path):
+    from asm.model import save_model
+
+    torch.manual_seed(0)
+    start = ASMNet("mobilenet_v3_small")
+    torch.nn.init.constant_(start.heads[0].bias, 0.5)
+    save_model(start, tmp_path / "start.pt")
+    cfg = TrainConfig(out=str(tmp_path / "run"), epochs=1, init=str(tmp_path / "start.pt"), lr=0.0, backbone_lr=0.0, **TINY)
+    data = synthetic_samples(4, seed=5)
+    train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, progress=False)
+    assert torch.allclose(load_model(tmp_path / "run" / "final.pt").heads[0].bias, torch.full((12,), 0.5))
