@@ -116,6 +116,13 @@ def speed_table(data: bytes) -> list[str]:
     return rows + peers
 
 
+def _model_line() -> str:
+    from asm.cropper import Cropper
+
+    c = Cropper.from_pretrained()
+    return f"{c.model.config.get('backbone')}, {c.model.config.get('pattern')}, input {c.short_side} px short side"
+
+
 def _ort_version() -> str:
     try:
         import onnxruntime
@@ -277,7 +284,7 @@ def main() -> None:
     data = _photo_bytes()
     lines = ["# Cropping speed and memory", "",
              f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start; torch {torch.__version__}, "
-             f"ONNX Runtime {_ort_version()}. Default model (MobileNetV2, cross_rectangle, input 256 px short side). "
+             f"ONNX Runtime {_ort_version()}. Default model ({_model_line()}). "
              "All figures and ratios from one run of this script.", "",
              "### One 640x427 JPEG, 2 threads (medians of 15 runs)", ""]
     from asm.cropper import DEFAULT_MODEL_PATH
