@@ -12,6 +12,7 @@ import numbers
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,6 +27,8 @@ __all__ = [
     "coarse_candidates",
     "refine_candidates",
     "snap_box",
+    "nms",
+    "box_iou",
     "random_cut",
 ]
 
@@ -198,6 +201,41 @@ def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> 
     left = min(max(0, round(cx - w / 2)), width - w)
     top = min(max(0, round(cy - h / 2)), height - h)
     return [int(left), int(top), int(left + w), int(top + h)]
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, max_keep: int | None = None) -> Tensor:
+    """Greedy non-maximum suppression, as ``torchvision.ops.nms`` (which would import all of
+    torchvision): indices of the kept ``boxes [N, 4]``, best ``scores [N]`` first; a box is
+    dropped when its IoU with a better kept box is above ``iou_threshold``. Stops after
+    ``max_keep`` boxes; each kept box costs one pass over the boxes after it."""
+    order = torch.argsort(scores, descending=True, stable=True)
+    x1, y1, x2, y2 = boxes[order].double().numpy().T
+    area = (x2 - x1) * (y2 - y1)
+    alive = np.ones(len(area), dtype=bool)
+    keep: list[int] = []
+    for i in range(len(area)):
+        if not alive[i]:
+            continue
+        keep.append(i)
+        if len(keep) == max_keep:
+            break
+        w = np.minimum(x2[i], x2[i + 1 :]) - np.maximum(x1[i], x1[i + 1 :])
+        h = np.minimum(y2[i], y2[i + 1 :]) - np.maximum(y1[i], y1[i + 1 :])
+        inter = w.clip(min=0) * h.clip(min=0)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 (empty boxes) is NaN: kept, as torchvision
+            alive[i + 1 :] &= ~(inter / (area[i] + area[i + 1 :] - inter) > iou_threshold)
+    return order[keep]
+
+
+def box_iou(a: Tensor, b: Tensor) -> Tensor:
+    """IoU of every box of ``a [N, 4]`` with every box of ``b [M, 4]``: ``[N, M]``, as
+    ``torchvision.ops.box_iou``."""
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 def random_cut(rng, width: int, height: int, lo: float = 0.60, hi: float = 0.85) -> list[int]:

@@ -1,13 +1,15 @@
-"""The ``asm`` command: ``asm crop``, ``asm batch``, ``asm train``, ``asm eval``.
+"""The ``asm`` command: ``asm crop``, ``asm batch``, ``asm export``, ``asm train``, ``asm eval``.
 
 A thin shell over :class:`asm.cropper.Cropper`: it parses arguments, prints and writes
-files; it never resizes, searches or draws by itself.
+files; it never resizes, searches or draws by itself. Nothing heavy is imported before a
+command runs, so ``asm --help`` and ``asm crop --help`` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import json
 import os
 import sys
@@ -42,6 +44,9 @@ def _add_crop_parser(sub: argparse._SubParsersAction) -> None:
                    help="print one JSON object per image: {file, width, height, crops, files}; a failure is {file, error, message}")
     p.add_argument("--heatmap", action="store_true", help="also write the θ_avg / θ_std heatmap overlays (needs --out)")
     p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
+    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
+                   help="run the network on ONNX Runtime (fast on CPUs) or torch; auto (default) takes ONNX Runtime "
+                   "when it is installed")
     p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
                    help="refuse images with more pixels than this, checked before decoding (default 50,000,000)")
     p.set_defaults(func=_crop)
@@ -85,7 +90,29 @@ def _add_batch_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_batch)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as ONNX next to it (the fast CPU path)",
+        description="Write the model as ONNX (dynamic height and width) next to the checkpoint: MODEL.pt -> "
+        "MODEL.onnx. Croppers use it whenever it matches the checkpoint byte for byte; without it, they "
+        "export to the user's cache on first use.",
+    )
+    p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: next to the model, .onnx)")
+    p.set_defaults(func=_export)
+
+
+#: Commands whose modules import torch and more: their parsers are built only when they run.
+#: The help line must match the one their own add_parser gives (a test checks it).
+LAZY_COMMANDS = {
+    "train": ("asm.train", "train a model on where people look (OSIE fixations + FastGaze teacher)"),
+    "eval": ("asm.evaluate", "evaluate a model next to the centre crop and heuristic peers"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``asm`` parser; of the :data:`LAZY_COMMANDS` only ``command``'s is built in full."""
     parser = argparse.ArgumentParser(
         prog="asm",
         description="Composition-aware automatic image cropping (ASM-Net).",
@@ -97,18 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_crop_parser(sub)
     _add_batch_parser(sub)
-    try:  # training and evaluation add their own subcommands
-        from asm.train import add_parser as add_train
-    except ImportError:
-        add_train = None
-    if add_train is not None:
-        add_train(sub)
-    try:
-        from asm.evaluate import add_parser as add_eval
-    except ImportError:
-        add_eval = None
-    if add_eval is not None:
-        add_eval(sub)
+    _add_export_parser(sub)
+    for name, (module, help_line) in LAZY_COMMANDS.items():  # they add their own subcommands
+        if name == command:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
@@ -179,8 +200,8 @@ def _crop(args: argparse.Namespace) -> int:
         if args.max_pixels < 1:
             raise InvalidOption(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
         allow_pixels(args.max_pixels)
-        cropper = Cropper.from_pretrained(args.model, max_pixels=args.max_pixels)
-    except AsmError as e:
+        cropper = Cropper.from_pretrained(args.model, runtime=args.runtime, max_pixels=args.max_pixels)
+    except (AsmError, ImportError) as e:  # ImportError: --runtime onnx without onnxruntime
         _fail("error", str(e))
         return 2
     if args.out is not None:
@@ -252,8 +273,29 @@ def _batch(args: argparse.Namespace) -> int:
     return 1 if summary.any_failed else 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from asm.cropper import DEFAULT_MODEL_PATH
+    from asm.model import load_model
+    from asm.runtime import export_onnx, file_digest
+
+    model_path = args.model or DEFAULT_MODEL_PATH
+    out = args.out or model_path.with_suffix(".onnx")
+    try:
+        export_onnx(load_model(model_path), out, digest=file_digest(model_path))
+    except (OSError, ValueError, ImportError) as e:
+        _fail("export", str(e))
+        return 2
+    print(out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    # idle OpenMP threads sleep instead of spinning (set before torch loads): on a busy
+    # machine spinning threads make each small op of the box search wait for a core
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args, extra = parser.parse_known_args(argv)
     if extra:  # an unknown option: the command's own usage, not the top level's
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

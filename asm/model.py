@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -115,6 +114,8 @@ class ASMNet(nn.Module):
         }
         self.pattern: Pattern = get_pattern(pattern)
         self.map_stride = map_stride
+
+        import torchvision  # here, not at the top: the ONNX path never builds the torch model
 
         classifier = getattr(torchvision.models, backbone)(weights=None)
         if backbone_weights is not None:

@@ -86,6 +86,21 @@ def _check_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
     B, L, H, W = score_map.shape
     if H == 0 or W == 0:
         raise ValueError(f"score_map must have a non-empty spatial size, got {H}x{W}")
+    # valid input costs one reduction and one host sync; the message is worked out on failure
+    ok = (partition.min() >= 0) & (partition.max() < L)
+    if boxes.shape[0] > 0:
+        b, x1, y1, x2, y2 = boxes.unbind(1)
+        tol = BOX_TOLERANCE
+        good = (b == b.round()) & (b >= 0) & (b < B) & (x2 > x1) & (y2 > y1)  # NaN compares False
+        good &= (x1 >= -tol) & (y1 >= -tol) & (x2 <= W + tol) & (y2 <= H + tol)
+        ok &= good.all()
+    if not bool(ok):
+        _raise_bad_values(score_map, boxes, partition)
+
+
+def _raise_bad_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
+    """Raise the error that names what is wrong (``_check_values`` found something)."""
+    B, L, H, W = score_map.shape
     lo, hi = int(partition.min()), int(partition.max())
     if lo < 0 or hi >= L:
         raise IndexError(f"partition values must lie in 0..{L - 1} (score_map has L={L} channels), got {lo}..{hi}")
@@ -107,6 +122,7 @@ def _check_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
     if not bool(inside.all()):
         k = int(torch.nonzero(~inside)[0])
         raise ValueError(f"boxes must lie inside the map [0, {W}] x [0, {H}]; box {k} is {boxes[k, 1:].tolist()}")
+    raise ValueError("boxes or partition hold invalid values")
 
 
 # --------------------------------------------------------------------------------------
@@ -218,12 +234,12 @@ _DEVICE_CHUNK_READS = 1 << 24
 def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool):
     """Yield, per chunk of boxes, where and how to read the summed-area table.
 
-    Each item is ``(k0, k1, idx [k, 4, T], fx [k, T], fy [k, T], coef [T], scale [k])``:
-    ``idx`` are flat indices into the ``[B, L, H+1, W+1]`` table of the 2x2 entries around
-    each read point (top-left, top-right, bottom-left, bottom-right; the long ``T`` axis is
-    innermost so that every elementwise step vectorises), ``fx, fy`` the point's
-    fraction inside that map pixel. The integral of the map from the origin to the point is
-    exactly the bilinear interpolation of those four entries; the score of box ``k`` is
+    Each item is ``(k0, k1, idx [k, T], fx [k, T], fy [k, T], coef [T], scale [k])``:
+    ``idx`` are flat indices into the ``[B, L, H+1, W+1]`` table of the top-left entry of
+    the 2x2 around each read point (the others are at ``+1``, ``+(W+1)``, ``+(W+2)``),
+    ``fx, fy`` the point's fraction inside that map pixel. The integral of the map from the
+    origin to the point is exactly the bilinear interpolation of those four entries; the
+    score of box ``k`` is
     ``scale[k] * sum_t coef[t] * integral[k, t]``. The yielded tensors are work buffers,
     overwritten by the next chunk.
     """
@@ -240,7 +256,7 @@ def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool
     itype = torch.int32 if B * L * sp < 2**31 else torch.int64
     base = (bx[:, 0].round().long() * (L * sp)).to(itype)
     scale = 1.0 / (bw * bh * area_fraction)
-    offsets = (torch.tensor([0, 1, sy, sy + 1], device=dev)[:, None] + tp * sp).to(itype)  # [4, T]
+    channel = (tp * sp).to(itype)  # [T]
     K, T, nu, nv = bx.shape[0], tu.shape[0], us.shape[0], vs.shape[0]
     reads = _CPU_CHUNK_READS * torch.get_num_threads() if dev.type == "cpu" else _DEVICE_CHUNK_READS
     step = min(K, max(1, reads // T))
@@ -251,7 +267,7 @@ def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool
 
     xs, ys, c0, r0 = buf(step, nu), buf(step, nv), buf(step, nu), buf(step, nv)
     col_e, row_e = buf(step, nu, dtype=itype), buf(step, nv, dtype=itype)
-    rows, cols, idx = buf(step, T, dtype=itype), buf(step, T, dtype=itype), buf(step, 4, T, dtype=itype)
+    rows, cols = buf(step, T, dtype=itype), buf(step, T, dtype=itype)
     fx, fy = buf(step, T), buf(step, T)
     for k0 in range(0, K, step):
         k1 = min(K, k0 + step)
@@ -268,10 +284,10 @@ def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool
         # ... and per read (xs, ys now hold the fractions inside the pixel)
         torch.gather(row_e[:n], 1, tve[:n], out=rows[:n])
         torch.gather(col_e[:n], 1, tue[:n], out=cols[:n])
-        torch.add(rows[:n].add_(cols[:n])[:, None, :], offsets, out=idx[:n])
+        rows[:n].add_(cols[:n]).add_(channel)
         torch.gather(xs[:n], 1, tue[:n], out=fx[:n])
         torch.gather(ys[:n], 1, tve[:n], out=fy[:n])
-        yield k0, k1, idx[:n], fx[:n], fy[:n], coef, scale[k0:k1]
+        yield k0, k1, rows[:n], fx[:n], fy[:n], coef, scale[k0:k1]
 
 
 def _sat(score_map: Tensor) -> Tensor:
@@ -290,16 +306,19 @@ def _forward(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool
     if boxes.shape[0] == 0:
         return score_map.new_empty(0)
     flat = _sat(score_map).view(-1)
+    sy = score_map.shape[-1] + 1
+    # the four entries around a read are one index into four shifted views of the table
+    corners = (flat, flat[sy:], flat[1:], flat[sy + 1 :])  # top-left, bottom-left, top-right, bottom-right
     out = torch.empty(boxes.shape[0], dtype=torch.float64, device=score_map.device)
-    q = top = bottom = None
+    q = tb = None
     for k0, k1, idx, fx, fy, coef, scale in _plan(boxes, partition, list(score_map.shape), circular):
-        if q is None:  # work buffers for the largest (first) chunk
-            q, top, bottom = idx.new_empty(idx.shape, dtype=torch.float64), fx.new_empty(fx.shape), fx.new_empty(fx.shape)
         n = k1 - k0
-        qn = torch.index_select(flat, 0, idx.view(-1), out=q[:n].view(-1)).view(idx.shape)
-        torch.lerp(qn[:, 0], qn[:, 1], fx, out=top[:n])
-        torch.lerp(qn[:, 2], qn[:, 3], fx, out=bottom[:n])
-        torch.mv(top[:n].lerp_(bottom[:n], fy), coef, out=out[k0:k1]).mul_(scale)
+        if q is None:  # work buffers for the largest (first) chunk
+            q, tb = fx.new_empty((4, *fx.shape)), fx.new_empty((2, *fx.shape))
+        for c, view in enumerate(corners):
+            torch.index_select(view, 0, idx.flatten(), out=q[c, :n].view(-1))
+        torch.lerp(q[:2, :n], q[2:, :n], fx, out=tb[:, :n])  # [2 (top, bottom), k, T]
+        torch.mv(tb[0, :n].lerp_(tb[1, :n], fy), coef, out=out[k0:k1]).mul_(scale)
     return out.to(score_map.dtype)
 
 
@@ -312,7 +331,8 @@ def _backward(grad: Tensor, boxes: Tensor, partition: Tensor, map_shape: list[in
             # d integral / d (top-left, top-right, bottom-left, bottom-right) = bilinear weights
             gy = (g64[k0:k1] * scale)[:, None, None] * torch.stack([1 - fy, fy], dim=1) * coef  # [k, 2, T]
             src = gy[:, :, None, :] * torch.stack([1 - fx, fx], dim=1)[:, None, :, :]  # [k, 2 (row), 2 (col), T]
-            grad_sat.index_add_(0, idx.view(-1), src.view(-1))
+            corners = torch.tensor([0, 1, W + 1, W + 2], dtype=idx.dtype, device=idx.device)
+            grad_sat.index_add_(0, (idx[:, None, :] + corners[:, None]).flatten(), src.flatten())
     # S[r', c'] sums M[r < r', c < c'], so dM[r, c] = sum of dS[r' > r, c' > c]
     gs = grad_sat.view(B, L, H + 1, W + 1)[..., 1:, 1:]
     grad_map = gs.flip(-2, -1).cumsum(-2).cumsum(-1).flip(-2, -1)
@@ -391,6 +411,13 @@ composition_pool_backward.register_autograd(_backward_backward, setup_context=_b
 
 
 def pool_boxes(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool = False) -> Tensor:
-    """Call :func:`composition_pool` or :func:`circular_pool`, whichever ``circular`` names."""
+    """Call :func:`composition_pool` or :func:`circular_pool`, whichever ``circular`` names.
+
+    Where no gradient is wanted and nothing is being compiled (inference), the same maths
+    run without the dispatcher: the custom op's wrapper imports ``torch._dynamo`` on its first
+    call (about 1.5 s and 200 MB), which a one-off crop should not pay.
+    """
+    if not (torch.is_grad_enabled() and score_map.requires_grad) and not torch.compiler.is_compiling():
+        return _forward(score_map, boxes, partition, circular)
     op = torch.ops.asm.circular_pool if circular else torch.ops.asm.composition_pool
     return op(score_map, boxes, partition)

@@ -43,6 +43,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn import functional as F
 
+import asm.ops  # noqa: F401  (registers torch.ops.asm, used below)
 from asm.candidates import largest_box, random_cut
 from asm.losses import pair_ranking_loss, saliency_loss
 from asm.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, density_kept

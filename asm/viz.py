@@ -29,10 +29,13 @@ def colorize(heat: np.ndarray, cmap: str = "inferno") -> np.ndarray:
 
 
 def overlay_heatmap(image: np.ndarray, heat: np.ndarray, alpha: float = 0.55, cmap: str = "inferno") -> np.ndarray:
-    """Blend a coloured heatmap (resized to the image if needed) over the image."""
-    if heat.shape[:2] != image.shape[:2]:
-        heat = cv2.resize(heat.astype(np.float32), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return cv2.addWeighted(colorize(heat, cmap), alpha, image, 1 - alpha, 0)
+    """Blend a coloured heatmap over the image; a heatmap of another size (e.g. the score
+    map's) is coloured first and the colours upsampled once (uint8, so a large photo costs
+    one more RGB image, not float maps)."""
+    colours = colorize(heat, cmap)
+    if colours.shape[:2] != image.shape[:2]:
+        colours = cv2.resize(colours, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return cv2.addWeighted(colours, alpha, image, 1 - alpha, 0)
 
 
 def draw_crops(image: np.ndarray, crops: Sequence[Crop], thickness: int | None = None) -> np.ndarray:

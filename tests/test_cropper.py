@@ -108,10 +108,17 @@ def test_result_json_round_trip(cropper, photo):
     json.dumps(out)
 
 
-def test_heatmaps_at_image_size(cropper, photo):
-    heat = cropper.heatmaps(photo)
+def test_heatmaps_at_map_size_and_at_image_size_when_asked(cropper, photo):
+    prepared = cropper.prepare(photo)
+    score_map = cropper.score_maps([prepared])[0]
+    small = cropper.heatmaps(None, prepared, score_map)
+    assert small.avg.shape == small.std.shape == tuple(score_map.shape[-2:])
+    heat = cropper.heatmaps(photo, at_image_size=True)
     assert heat.avg.shape == heat.std.shape == photo.shape[:2]
     assert heat.avg.dtype == np.float32 and (heat.std >= -1e-6).all()
+    # the upsampled map is the small one, interpolated: same range, same mean to a few %
+    assert heat.avg.min() >= small.avg.min() - 1e-4 and heat.avg.max() <= small.avg.max() + 1e-4
+    assert abs(heat.avg.mean() - small.avg.mean()) <= 0.05 * abs(small.avg).mean() + 1e-6
 
 
 def test_score_user_boxes(cropper, photo):

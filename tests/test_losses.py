@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import asm  # noqa: F401  (registers torch.ops.asm)
+import asm.ops  # noqa: F401  (registers torch.ops.asm)
 from asm.losses import pair_ranking_loss, resize_saliency, safe_theta_std, saliency_loss
 from asm.model import theta_std
 

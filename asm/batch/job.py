@@ -9,12 +9,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from asm.batch.inputs import expand_inputs
 from asm.batch.results import open_results
-from asm.cropper import Cropper, CropOptions
 from asm.errors import BadRequest
+
+if TYPE_CHECKING:  # the cropper (and torch) load when a job runs, not for `asm --help`
+    from asm.cropper import CropOptions
 
 __all__ = ["run_batch", "Summary", "Progress", "ENGINES"]
 
@@ -117,6 +119,8 @@ def run_batch(
         raise BadRequest(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise BadRequest(f"--workers must be at least 1, got {workers}")
+    from asm.cropper import Cropper, CropOptions
+
     options = options or CropOptions()
     names = expand_inputs(inputs)
     summary = Summary(total=len(names))

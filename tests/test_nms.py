@@ -1,0 +1,26 @@
+"""asm.candidates.nms keeps what torchvision.ops.nms keeps (without importing torchvision)."""
+
+import torch
+from torchvision.ops import nms as torchvision_nms
+
+from asm.candidates import nms
+
+
+def test_same_boxes_kept_as_torchvision_and_max_keep_is_a_prefix():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        n = int(torch.randint(1, 300, (1,), generator=g))
+        xy = torch.rand(n, 2, generator=g) * 500
+        boxes = torch.cat([xy, xy + 1 + torch.rand(n, 2, generator=g) * 200], 1)
+        scores = torch.rand(n, generator=g)
+        threshold = float(torch.rand(1, generator=g))
+        want = torchvision_nms(boxes, scores, threshold)
+        assert torch.equal(nms(boxes, scores, threshold), want)
+        k = int(torch.randint(1, 20, (1,), generator=g))
+        assert torch.equal(nms(boxes, scores, threshold, max_keep=k), want[:k])
+
+
+def test_empty_and_degenerate_boxes():
+    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
+    boxes = torch.tensor([[0.0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 10, 10]])  # zero-area boxes never suppress
+    assert nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist() == torchvision_nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist()
