@@ -111,8 +111,9 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _write_outputs(out: Path, stem: str, prepared, result, heatmaps) -> list[str]:
-    """The crops (numbered within each aspect), the overview and the heatmaps; returns their paths."""
+def _write_outputs(out: Path, stem: str, prepared, result, heatmaps, keep=(), focus=None) -> list[str]:
+    """The crops (numbered within each aspect), the overview (faces, keep-regions and focus
+    marked) and the heatmaps; returns their paths."""
     from asm import viz
     from asm.io import encode_jpeg, encode_png
 
@@ -126,7 +127,8 @@ def _write_outputs(out: Path, stem: str, prepared, result, heatmaps) -> list[str
         else:
             tag = crop.aspect.replace(":", "x").replace("/", "x")
             written.append(_write(out / f"{stem}_{tag}_{n}.jpg", encode_jpeg(pixels)))
-    written.append(_write(out / f"{stem}_crops.jpg", encode_jpeg(viz.draw_crops(prepared.image, result.crops))))
+    marked = viz.draw_regions(prepared.image, result.faces or (), keep, focus)
+    written.append(_write(out / f"{stem}_crops.jpg", encode_jpeg(viz.draw_crops(marked, result.crops))))
     if heatmaps is not None:  # PNG, as TorchServe returns them
         written.append(_write(out / f"{stem}_theta_avg.png", encode_png(viz.overlay_heatmap(prepared.image, heatmaps.avg))))
         written.append(_write(out / f"{stem}_theta_std.png", encode_png(viz.overlay_heatmap(prepared.image, heatmaps.std))))
@@ -174,7 +176,7 @@ def _crop(args: argparse.Namespace) -> int:
             files = []
             if args.out is not None:
                 heat = cropper.heatmaps(None, prepared, score_map) if args.heatmap else None
-                files = _write_outputs(args.out, stem, prepared, result, heat)
+                files = _write_outputs(args.out, stem, prepared, result, heat, options.keep, options.focus)
         except Exception as e:  # never a traceback for one bad file; the rest still run
             failed += 1
             if isinstance(e, AsmError):
