@@ -22,6 +22,7 @@ __all__ = [
     "union_box",
     "fits",
     "fit_around",
+    "clear_of",
     "pad_boxes",
     "focus_prior",
     "smallest_side_share",
@@ -96,6 +97,18 @@ def fit_around(boxes: Tensor, region: Tensor, width: int, height: int) -> Tensor
     return torch.stack([x1, y1, x1 + w, y1 + h], dim=1)
 
 
+def clear_of(boxes: Tensor, region: Tensor, width: int, height: int) -> Tensor:
+    """Each of ``boxes [N, 4]`` shifted just clear of ``region [4]``: so that it ends left
+    of it, starts right of it, ends above it and starts below it (clamped to the image).
+    Returns ``[4 * N, 4]`` in that order."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    x1 = torch.stack([region[0] - w, region[2].expand_as(w), boxes[:, 0], boxes[:, 0]])
+    y1 = torch.stack([boxes[:, 1], boxes[:, 1], region[1] - h, region[3].expand_as(h)])
+    x1 = torch.minimum(x1.clamp(min=0), width - w)
+    y1 = torch.minimum(y1.clamp(min=0), height - h)
+    return torch.stack([x1, y1, x1 + w, y1 + h], dim=-1).reshape(-1, 4)
+
+
 def pad_boxes(regions: Tensor, share: float, width: int, height: int) -> Tensor:
     """``regions [M, 4]`` grown by ``share`` of their size on every side, clipped to the image."""
     w, h = regions[:, 2] - regions[:, 0], regions[:, 3] - regions[:, 1]
@@ -163,6 +176,12 @@ class Wishes:
             if bool(ok.any()):
                 out.append(fit_around(boxes[ok], region, self.width, self.height))
                 source.append(torch.nonzero(ok)[:, 0])
+        for face in self.faces[:MAX_FACE_SETS]:  # boxes that cut a face, moved clear of it
+            hit = torch.nonzero(cuts(out[0], face[None])[:, 0])[:, 0]
+            if len(hit):
+                moved = self.project(clear_of(out[0][hit], face, self.width, self.height))
+                out.append(moved)
+                source.append(hit.repeat(4))
         return torch.cat(out), torch.cat(source)
 
     def project(self, boxes: Tensor) -> Tensor:

@@ -43,7 +43,7 @@ MAX_TOP_K = 20
 OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "faces", "keep", "focus", "min_scale", "heatmap")
 #: The smallest crop side, as a share of the largest box of the aspect, by default (chosen on
 #: held-out photos: benchmarks/results/faces.md).
-DEFAULT_MIN_SCALE = 0.6
+DEFAULT_MIN_SCALE = 0.5
 MAX_KEEP = 16
 
 
