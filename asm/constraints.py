@@ -33,8 +33,13 @@ __all__ = [
 FACE_PAD = 0.15
 #: Objective terms. Hard: a keep-region left out (per share of its area) and a face cut
 #: through cost far more than any score difference, so the search first minimises them.
-KEEP_COST = 1e6
-CUT_COST = 1e3
+KEEP_COST = 1e8
+CUT_COST = 1e5
+#: Then a face that is not held whole costs this much times its prominence, for faces at
+#: least :data:`PROMINENT` as prominent as the first: the most prominent faces are held
+#: whole whenever some crop can hold them (tiny faces in a crowd only weigh in the score).
+HOLD_COST = 1e3
+PROMINENT = 0.1
 #: Soft, in units of the spread of the image's crop scores: a face held whole (with its
 #: padding) adds ``FACE_GAIN`` times its prominence; the focus pull is ``FOCUS_GAIN`` times
 #: :func:`focus_prior`.
@@ -196,13 +201,15 @@ class Wishes:
         return out
 
     def hard(self, boxes: Tensor) -> Tensor:
-        """``[N]`` <= 0: minus the cost of required regions left out (by area share) and of
-        faces cut through."""
+        """``[N]`` <= 0: minus the cost of required regions left out (by area share), of
+        faces cut through and of prominent faces not held whole."""
         cost = torch.zeros(boxes.shape[0], dtype=torch.float64)
         if len(self.required):
             cost += KEEP_COST * _outside_share(boxes, self.required).sum(dim=1)
         if len(self.faces):
             cost += CUT_COST * cuts(boxes, self.faces).double().sum(dim=1)
+            weight = torch.where(self.weight >= PROMINENT, self.weight, torch.zeros_like(self.weight))
+            cost += HOLD_COST * ((~contains(boxes, self.faces)).double() * weight).sum(dim=1)
         return -cost
 
     def soft(self, boxes: Tensor, spread: float) -> Tensor:

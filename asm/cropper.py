@@ -457,11 +457,17 @@ class Cropper:
         circular: bool = False,
         top_k: int = 1,
         nms_iou: float = 0.5,
+        faces: bool = True,
+        keep: object = None,
+        focus: object = None,
+        min_scale: float | None = None,
     ) -> CropResult:
         """Best crops of ``image`` (path, bytes, PIL image or ``HxWx3`` uint8 array) for each
         ``aspect`` (``None``/"free", ``"W:H"``, ``(w, h)`` or a list of them); all aspects
-        come from one forward pass."""
-        options = CropOptions.parse(aspect, circular, top_k, nms_iou)
+        come from one forward pass. Faces are kept whole (``faces=False`` turns that off);
+        ``keep=[[x1, y1, x2, y2], ...]`` regions stay inside, ``focus=(x, y)`` pulls the
+        crops towards a point; ``min_scale`` bounds the zoom (see :class:`CropOptions`)."""
+        options = CropOptions.parse(aspect, circular, top_k, nms_iou, faces, keep, focus, min_scale)
         prepared = self.prepare(image)
         return self.search(prepared, self.score_maps([prepared])[0], options)
 

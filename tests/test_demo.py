@@ -249,7 +249,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fields = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True) for part in msg.iter_parts()}
         cropper = self.server.cropper
         try:
-            options = {k: fields[k].decode() for k in ("aspect", "circular", "top_k") if k in fields}
+            options = {k: fields[k].decode() for k in ("aspect", "circular", "top_k", "faces", "keep", "focus", "min_scale")
+                       if k in fields}
             result = cropper.crop(fields["data"], **options)
         except AsmError as e:
             return self._send(e.http_status, e.to_dict())
