@@ -56,6 +56,7 @@ def _median_ms(fn, repeat: int = 15) -> float:
 
 def speed_table(data: bytes) -> list[str]:
     from asm.cropper import Cropper, CropOptions
+    from asm.faces import detect_faces
     from asm.io import load_image
 
     cropper = Cropper.from_pretrained()
@@ -70,7 +71,8 @@ def speed_table(data: bytes) -> list[str]:
         parts.setdefault("decode (asm.io.load_image)", []).append(_median_ms(lambda: load_image(data)))
         parts.setdefault("preprocess (copy, resize, normalise)", []).append(_median_ms(lambda: cropper.prepare(rgb)))
         parts.setdefault("forward (score map)", []).append(_median_ms(lambda: cropper.score_maps([prepared])))
-        parts.setdefault("search (2 stages, all aspects)", []).append(_median_ms(lambda: cropper.search(prepared, m, opts)))
+        parts.setdefault("search (2 stages, all aspects, faces on)", []).append(_median_ms(lambda: cropper.search(prepared, m, opts)))
+        parts.setdefault("  of which face detection (asm.faces, YuNet)", []).append(_median_ms(lambda: detect_faces(prepared.image)))
         totals[label] = _median_ms(lambda: json.dumps(cropper.crop(data, aspect=aspects).to_json()))
     for name, (one, five) in parts.items():
         rows.append(f"| {name} | {one:.1f} | {five:.1f} |")
