@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from asm import peers as peer_mod  # noqa: E402
-from asm.constraints import TOLERANCE, contains, cuts, fits  # noqa: E402
+from asm.constraints import contains, cuts, fits  # noqa: E402
 from asm.cropper import DEFAULT_MIN_SCALE, CropOptions, Cropper  # noqa: E402
 from asm.faces import detect_faces  # noqa: E402
 from asm.io import load_image  # noqa: E402

@@ -29,7 +29,7 @@ from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
 from asm.errors import ECHO_LIMIT, InvalidOption
 from asm.faces import detect_faces, prominence
 from asm.io import load_image
-from asm.model import ASMNet, save_model
+from asm.model import ASMNet
 
 ROOT = Path(__file__).resolve().parents[1]
 DOG = ROOT / "gradio_demo" / "examples" / "dogs-window.jpg"  # YuNet takes the dog's face for a face (0.87)
@@ -286,17 +286,6 @@ def test_detector_loads_from_a_zipped_package(tmp_path):
 
 
 # --------------------------------------------------------------------------- CLI
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:
-        torch.nn.init.normal_(h.weight, std=0.3)
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    save_model(model, path)
-    return path
-
-
 def test_cli_faces_keep_focus_min_scale(model_path, capsys, tmp_path):
     code = main(["crop", str(DOG), "--aspect", "1:1", "--aspect", "9:16", "--keep", "20,300,120,400", "--keep", "300,500,400,600",
                  "--focus", "250,250", "--min-scale", "0.7", "--json", "--model", str(model_path), "--out", str(tmp_path)])
