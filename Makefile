@@ -42,3 +42,4 @@ eval: install
 
 -include handler/serve.mk
 -include gradio_demo/demo.mk
+-include deploy/kserve/kserve.mk

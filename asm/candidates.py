@@ -26,6 +26,7 @@ __all__ = [
     "coarse_candidates",
     "refine_candidates",
     "snap_box",
+    "random_cut",
 ]
 
 #: Allowed aspect ratios (width / height) lie in [1 / MAX_RATIO, MAX_RATIO].
@@ -200,3 +201,13 @@ def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> 
     left = min(max(0, round(cx - w / 2)), width - w)
     top = min(max(0, round(cy - h / 2)), height - h)
     return [int(left), int(top), int(left + w), int(top + h)]
+
+
+def random_cut(rng, width: int, height: int, lo: float = 0.60, hi: float = 0.85) -> list[int]:
+    """A random box of ``lo..hi`` of each side at a random place (``rng``: a numpy Generator):
+    the re-framed cuts that a real photo should outscore."""
+    w = max(1, int(round(width * rng.uniform(lo, hi))))
+    h = max(1, int(round(height * rng.uniform(lo, hi))))
+    x = int(rng.integers(0, width - w + 1))
+    y = int(rng.integers(0, height - h + 1))
+    return [x, y, x + w, y + h]

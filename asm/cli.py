@@ -1,4 +1,4 @@
-"""The ``asm`` command: ``asm crop``, ``asm train``, ``asm eval``.
+"""The ``asm`` command: ``asm crop``, ``asm batch``, ``asm train``, ``asm eval``.
 
 A thin shell over :class:`asm.cropper.Cropper`: it parses arguments, prints and writes
 files; it never resizes, searches or draws by itself.
@@ -55,6 +55,44 @@ def _add_crop_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_crop)
 
 
+#: ``asm crop`` options that ``asm batch`` does not share (it writes results, not images).
+_CROP_ONLY = ("help", "images", "out", "json", "heatmap")
+
+
+def _add_batch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="crop a whole catalogue into one resumable results file",
+        description="Find the best crops of many images, in parallel, into one results file: a JSON line per "
+        "image, {file, width, height, crops} as 'asm crop --json' prints it, or {file, error, message}. "
+        "A re-run skips the images already answered, so an interrupted job resumes where it stopped.",
+        epilog="examples:\n  asm batch photos/ --out results.jsonl --aspect 1:1 --aspect 4:5\n"
+        "  asm batch 'shop/**/*.jpg' paths.txt --out results.jsonl --workers 4\n"
+        "  asm batch catalogue.csv --out results/ --format parquet --engine ray --ray-address auto\n"
+        "exit status: 0 every image answered with crops, 1 some answered with an error, 2 the job could not run, "
+        "130 interrupted",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from asm.batch import ENGINES, FORMATS
+
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders (recursive), globs (quoted: 'photos/**/*.jpg') or manifests "
+                   "(.txt/.lst: a path a line; .csv/.tsv: a 'path' or 'file' column, else the first)")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH",
+                   help="the results: a JSONL file, or a folder of Parquet parts with --format parquet")
+    p.add_argument("--format", choices=FORMATS, default="jsonl", help="results format (default jsonl)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes (local, default: the cores) or Ray actors (default: the cluster's CPUs)")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: processes on this machine (default); ray: Ray Data (pip install 'asm-crop[ray]')")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="join this Ray cluster ('auto', HEAD:6379, ray://HEAD:10001); default: a local Ray runtime")
+    for action in sub.choices["crop"]._actions:  # the crop options themselves, shared, never copied
+        if action.dest not in _CROP_ONLY:
+            p._add_action(action)
+    p.set_defaults(func=_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asm",
@@ -66,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"asm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_crop_parser(sub)
+    _add_batch_parser(sub)
     try:  # training and evaluation add their own subcommands
         from asm.train import add_parser as add_train
     except ImportError:
@@ -139,7 +178,7 @@ def _crop(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from asm.cropper import Cropper, CropOptions
-    from asm.errors import AsmError
+    from asm.errors import AsmError, describe
     from asm.io import allow_pixels
 
     if args.heatmap and args.out is None:
@@ -179,16 +218,11 @@ def _crop(args: argparse.Namespace) -> int:
                 files = _write_outputs(args.out, stem, prepared, result, heat, options.keep, options.focus)
         except Exception as e:  # never a traceback for one bad file; the rest still run
             failed += 1
-            if isinstance(e, AsmError):
-                code, message = e.code, str(e)
-            elif isinstance(e, OSError):  # writing (reading is asm.io's, which raises InvalidImage)
-                code, message = "io_error", e.strerror or str(e)
-            else:
-                code, message = "internal_error", f"internal error ({type(e).__name__}: {echo(str(e))})"
+            error = describe(e)  # an OSError here is writing (reading is asm.io's, which raises InvalidImage)
             bar.clear()
-            _fail(name, message)
+            _fail(name, error["message"])
             if args.json:
-                print(json.dumps({"file": str(name), "error": code, "message": message}), flush=True)
+                print(json.dumps({"file": str(name), **error}), flush=True)
             continue
         bar.clear()
         if args.json:
@@ -209,6 +243,36 @@ def _kept_text(crop, result, n_keep: int) -> str:
     if crop.keep_kept is not None:
         text += f" keep {len(crop.keep_kept)}/{n_keep}"
     return text
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import signal
+
+    from asm.batch import run_batch
+    from asm.cropper import OPTION_KEYS, CropOptions
+    from asm.errors import AsmError
+
+    if args.engine != "ray" and args.ray_address:
+        _fail("--ray-address", "joins a Ray cluster; add --engine ray")
+        return 2
+    # SIGTERM (kill, a scheduler's stop) ends the job like Ctrl-C: the lines written stay whole
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))
+    try:
+        crop_options = {k: getattr(args, k) for k in OPTION_KEYS if hasattr(args, k)}
+        options, _ = CropOptions.from_mapping(crop_options)
+        if args.max_pixels < 1:
+            raise InvalidOption(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
+        summary = run_batch(args.inputs, args.out, options, fmt=args.format, engine=args.engine, workers=args.workers,
+                            model=args.model, max_pixels=args.max_pixels, ray_address=args.ray_address)
+    except (AsmError, OSError) as e:
+        _fail("error", str(e) if isinstance(e, AsmError) else e.strerror or str(e))
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"asm batch: {summary.line()}; results in {args.out}", file=sys.stderr, flush=True)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.any_failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

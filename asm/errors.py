@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = [
     "AsmError", "InvalidImage", "ImageTooLarge", "ImageTooSmall", "InvalidOption", "BadRequest",
-    "InvalidModel", "ModelNotFound", "echo", "ECHO_LIMIT",
+    "InvalidModel", "ModelNotFound", "echo", "describe", "ECHO_LIMIT",
 ]
 
 #: At most this many characters of the user's input are quoted back in a message.
@@ -46,6 +46,19 @@ def echo(value: object, limit: int = ECHO_LIMIT) -> str:
     """``repr(value)`` in at most ``limit`` characters (``...`` marks a cut), cheap for huge input."""
     text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe(error: BaseException) -> dict[str, str]:
+    """``{"error": code, "message": text}`` for any error met while cropping one image.
+
+    asm's own errors keep their code; an ``OSError`` (writing a file) is ``io_error``; anything
+    else is ``internal_error`` with the exception's type and a capped message.
+    """
+    if isinstance(error, AsmError):
+        return {"error": error.code, "message": str(error)}
+    if isinstance(error, OSError):
+        return {"error": "io_error", "message": error.strerror or str(error)}
+    return {"error": "internal_error", "message": f"internal error ({type(error).__name__}: {echo(str(error))})"}
 
 
 class AsmError(Exception):

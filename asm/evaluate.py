@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from asm import peers as peer_mod
+from asm.candidates import random_cut
 from asm.metrics import VALIDATION_ASPECTS, boundary_displacement, fixations_kept, gaicd_evaluate, iou, placement_offset
 
 __all__ = [
@@ -313,15 +314,6 @@ def validation_photos(photos: str | os.PathLike | None = None) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"photo folder {root} does not exist")
     return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def random_cut(rng: np.random.Generator, width: int, height: int, lo: float = 0.60, hi: float = 0.85) -> list[int]:
-    """A random box of ``lo..hi`` of each side at a random place."""
-    w = max(1, int(round(width * rng.uniform(lo, hi))))
-    h = max(1, int(round(height * rng.uniform(lo, hi))))
-    x = int(rng.integers(0, width - w + 1))
-    y = int(rng.integers(0, height - h + 1))
-    return [x, y, x + w, y + h]
 
 
 def photo_vs_cut(cropper, paths: Sequence[Path], cuts: int = 3, seed: int = 0, progress: bool = False,

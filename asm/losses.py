@@ -1,11 +1,9 @@
 """Training losses (paper eqs. 3, 4, 7, 8).
 
-* :func:`ranking_loss`: pairs ``(k, t)`` with ``y_k - y_t >= delta`` (eq. 3) and the hinge
-  ``max(0, margin + s_t - s_k)`` (eq. 4). The paper **sums** over pairs; we **average**, so
-  the weight ``lambda`` of the saliency loss (eq. 8) does not depend on how many crops or
-  images a batch holds.
-* :func:`pair_ranking_loss`: the same hinge for explicit (better, worse) pairs (FCDB votes,
-  pairs cut from photographs).
+* :func:`pair_ranking_loss`: the hinge ``max(0, margin + s_worse - s_better)`` (eq. 4) over
+  (better, worse) pairs chosen by the caller (eq. 3's ``y_k - y_t >= delta``, in
+  :mod:`asm.train`). The paper **sums** over pairs; we **average**, so the weight ``lambda``
+  of the saliency loss (eq. 8) does not depend on how many crops or images a batch holds.
 * :func:`saliency_loss`: eq. 7, ``(1/HW) sum (1 - s) theta_std / mean(theta_std)`` per image,
   averaged over the batch.
 """
@@ -17,59 +15,12 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["ranking_loss", "pair_ranking_loss", "saliency_loss", "resize_saliency", "safe_theta_std"]
-
-
-#: Round-off slack of the pair threshold ``y_k - y_t >= delta``.
-DELTA_TOL = 1e-6
+__all__ = ["pair_ranking_loss", "saliency_loss", "resize_saliency", "safe_theta_std"]
 
 
 def _zero(t: Tensor) -> Tensor:
     """A zero that keeps the graph (so ``backward()`` works and gives zero gradients)."""
     return t.sum() * 0.0
-
-
-def ranking_loss(
-    scores: Tensor,
-    targets: Tensor,
-    delta: float,
-    margin: float = 1.0,
-    groups: Tensor | None = None,
-) -> Tensor:
-    """Mean hinge loss over the crop pairs whose annotated scores differ by at least ``delta``.
-
-    Args:
-        scores: ``[K]`` predicted crop scores ``s``.
-        targets: ``[K]`` annotated scores ``y`` (no gradient). NaN targets form no pair.
-        delta: pair threshold (paper: 0.3 for CPC, 0.9 for GAICD MOS); must be ``>= 0``.
-            With ``delta = 0`` tied crops form pairs in both orders.
-        margin: hinge margin (paper: 1).
-        groups: optional ``[K]`` image ids; pairs are only formed within a group (crops of
-            several images scored in one call).
-
-    Returns:
-        scalar: mean of ``max(0, margin + s_t - s_k)`` over pairs ``(k, t)`` with
-        ``y_k - y_t >= delta``; zero (still attached to the graph) when there is no pair.
-    """
-    if delta < 0:
-        raise ValueError(f"delta must be >= 0, got {delta}")
-    if scores.dim() != 1 or targets.shape != scores.shape:
-        raise ValueError(f"scores and targets must both be [K]; got {tuple(scores.shape)} and {tuple(targets.shape)}")
-    # Pairs are chosen on the CPU in float64, with DELTA_TOL of slack so that e.g. MOS
-    # 4.43 vs 3.53 (a difference of 0.8999999999999995 in floating point) counts for 0.9.
-    y = targets.detach().to(device="cpu", dtype=torch.float64)
-    diff = y[:, None] - y[None, :]  # [k, t] = y_k - y_t
-    mask = diff >= delta - DELTA_TOL
-    mask.fill_diagonal_(False)
-    if groups is not None:
-        if groups.shape != scores.shape:
-            raise ValueError(f"groups must be [K] like scores, got {tuple(groups.shape)}")
-        g = groups.detach().cpu()
-        mask &= g[:, None] == g[None, :]
-    if not bool(mask.any()):
-        return _zero(scores)
-    k, t = (i.to(scores.device) for i in mask.nonzero(as_tuple=True))
-    return F.relu(margin + scores[t] - scores[k]).mean()
 
 
 def pair_ranking_loss(score_better: Tensor, score_worse: Tensor, margin: float = 1.0) -> Tensor:

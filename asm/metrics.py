@@ -18,9 +18,12 @@ __all__ = [
     "gaicd_evaluate",
     "iou",
     "boundary_displacement",
-    "pair_accuracy",
     "fixations_kept",
-    "fixations_kept_circle",
+    "density_kept",
+    "placement_offset",
+    "nss",
+    "auc_all_pixels",
+    "VALIDATION_ASPECTS",
 ]
 
 
@@ -140,16 +143,6 @@ def boundary_displacement(pred, gt, width: float, height: float):
     return float(r) if r.ndim == 0 else r
 
 
-def pair_accuracy(score_better, score_worse) -> float:
-    """Share of pairs ranked right (``better > worse``); a tie counts one half. ``nan`` for no pair."""
-    b, w = _np(score_better).reshape(-1), _np(score_worse).reshape(-1)
-    if b.shape != w.shape:
-        raise ValueError(f"{b.size} better scores for {w.size} worse scores")
-    if b.size == 0:
-        return float("nan")
-    return float(np.mean((b > w) + 0.5 * (b == w)))
-
-
 def _points(points) -> np.ndarray:
     p = _np(points).reshape(-1, 2)
     return p
@@ -225,18 +218,3 @@ def density_kept(density: np.ndarray, boxes) -> np.ndarray:
     mean = torch.ops.asm.composition_pool(d, rows, get_pattern("grid1x1").partition)
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return (mean * area).numpy() / max(float(d.sum()), 1e-300)
-
-
-def fixations_kept_circle(box, points) -> float:
-    """Share of fixation points inside the ellipse inscribed in the box (the disc of a square box,
-    as a circular crop shows it). ``nan`` for no point."""
-    x1, y1, x2, y2 = _boxes(box).reshape(4)
-    p = _points(points)
-    if len(p) == 0:
-        return float("nan")
-    rx, ry = (x2 - x1) / 2.0, (y2 - y1) / 2.0
-    if rx <= 0 or ry <= 0:
-        return 0.0
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    inside = ((p[:, 0] - cx) / rx) ** 2 + ((p[:, 1] - cy) / ry) ** 2 <= 1.0
-    return float(inside.mean())

@@ -43,7 +43,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn import functional as F
 
-from asm.candidates import largest_box
+from asm.candidates import largest_box, random_cut
 from asm.losses import pair_ranking_loss, saliency_loss
 from asm.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, density_kept
 from asm.model import ASMNet, normalize, save_model
@@ -65,6 +65,7 @@ class TrainConfig:
     out: str = "runs/default"
     backbone: str = "mobilenet_v2"
     backbone_weights: str | None = None
+    init: str | None = None  # start from this asm model file (a second training stage)
     pattern: str = "cross_rectangle"
     map_stride: int = 8
     epochs: int = 8
@@ -75,6 +76,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lam: float = 0.1  # weight of the saliency-aware loss
     distill: float = 0.0  # weight of the teacher-density distillation into θ_avg
+    framing: float = 0.0  # weight of "the whole photo outscores a re-framed cut of it" (view finding)
+    border: float = 0.0  # weight of the penalty on each map channel's image-border trend
     margin: float = 1.0
     delta: float = 0.03  # minimum difference of kept share for a pair
     nested: bool = True  # also rank each view against a wider view around it (learns scale)
@@ -231,7 +234,11 @@ def make_example(sample: GazeSample, rng: np.random.Generator, cfg: TrainConfig)
     both = np.concatenate([boxes, wider])
     kept = density_kept(np.ascontiguousarray(target), both * np.array([cw / pw, ch / ph] * 2))
     teacher = np.ascontiguousarray(teacher)
+    x1, y1, x2, y2 = random_cut(rng, pw, ph)  # re-framed as an image of its own
+    ch_, cw_ = input_size(x2 - x1, y2 - y1, cfg.input_size)
+    cut = cv2.resize(np.ascontiguousarray(image[y1:y2, x1:x2]), (cw_, ch_), interpolation=cv2.INTER_AREA)
     return {
+        "cut": torch.from_numpy(cut).permute(2, 0, 1).float().div(255),
         "image": torch.from_numpy(small).permute(2, 0, 1).float().div(255),
         "boxes": torch.from_numpy(both * np.array([iw / pw, ih / ph] * 2)).float(),  # input pixels
         "group": torch.from_numpy(group),
@@ -278,6 +285,32 @@ def _standardise(x: Tensor) -> Tensor:
     return ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-6)).view_as(x)
 
 
+def border_trend(score_map: Tensor) -> Tensor:
+    """``[B, L]``: (mean over the outer ring of map pixels - mean over the interior) / std, per
+    channel (check (b) of ``asm eval``); 0 where the map has no image-border trend."""
+    ring = torch.zeros(score_map.shape[-2:], dtype=torch.bool, device=score_map.device)
+    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
+    flat = score_map.flatten(2)
+    r = ring.flatten()
+    d = flat[..., r].mean(-1) - flat[..., ~r].mean(-1)
+    return d / (flat.std(-1) + 1e-6)
+
+
+def whole_frame_scores(model: torch.nn.Module, images: list[Tensor]) -> Tensor:
+    """``[N]`` scores of the whole frame of each ``[3, h, w]`` image (one pass per size)."""
+    core = model.module if hasattr(model, "module") else model
+    device = next(model.parameters()).device
+    out = []
+    for size in dict.fromkeys(tuple(t.shape) for t in images):
+        batch = normalize(torch.stack([t for t in images if tuple(t.shape) == size])).to(device)
+        m = model(batch)
+        h, w = m.shape[-2:]
+        rows = torch.tensor([[float(b), 0.0, 0.0, float(w), float(h)] for b in range(len(batch))], device=device)
+        out.append((size, torch.ops.asm.composition_pool(m, rows, core.pattern.partition.to(device))))
+    order = {size: iter(scores) for size, scores in out}
+    return torch.stack([next(order[tuple(t.shape)]) for t in images])  # the centre prior of a whole frame is 0
+
+
 def distill_loss(score_map: Tensor, teacher: Tensor) -> Tensor:
     """Squared error between the standardised θ_avg ``[B, h, w]`` and the standardised teacher
     density, area-resized to the map."""
@@ -295,7 +328,7 @@ def batch_loss(model: torch.nn.Module, examples: list[dict], cfg: TrainConfig) -
     by_size: dict[tuple[int, ...], list[dict]] = {}
     for e in examples:
         by_size.setdefault(tuple(e["image"].shape), []).append(e)
-    scores, better, worse, sal, dst, offset = [], [], [], [], [], 0
+    scores, better, worse, sal, dst, brd, whole, whole_of, offset = [], [], [], [], [], [], [], [], 0
     for group in by_size.values():
         images = normalize(torch.stack([e["image"] for e in group])).to(device)
         score_map = model(images)  # [B, L, h, w]
@@ -316,15 +349,26 @@ def batch_loss(model: torch.nn.Module, examples: list[dict], cfg: TrainConfig) -
         teacher = torch.stack([F.interpolate(e["teacher"][None, None], size=(h, w), mode="area")[0, 0] for e in group]).to(device)
         sal.append(saliency_loss(score_map, teacher) * len(group))
         dst.append(distill_loss(score_map, teacher) * len(group) if cfg.distill > 0 else score_map.new_zeros(()))
+        brd.append(border_trend(score_map).pow(2).mean() * len(group) if cfg.border > 0 else score_map.new_zeros(()))
+        if cfg.framing > 0:
+            rows = torch.tensor([[float(b), 0.0, 0.0, float(w), float(h)] for b in range(len(group))], device=device)
+            whole.append(torch.ops.asm.composition_pool(score_map, rows, partition))
+            whole_of.extend(group)
     s = torch.cat(scores)
     better_t, worse_t = torch.cat(better).to(device), torch.cat(worse).to(device)
     rank = pair_ranking_loss(s[better_t], s[worse_t], cfg.margin)
     sal_l = torch.stack(sal).sum() / len(examples)
     dst_l = torch.stack(dst).sum() / len(examples)
-    loss = rank + cfg.lam * sal_l + cfg.distill * dst_l
+    brd_l = torch.stack(brd).sum() / len(examples)
+    frame_l = s.new_zeros(())
+    if cfg.framing > 0:  # the photo's whole frame above the whole frame of a re-framed cut of it
+        cut_scores = whole_frame_scores(model, [e["cut"] for e in whole_of])
+        frame_l = pair_ranking_loss(torch.cat(whole), cut_scores, cfg.margin)
+    loss = rank + cfg.lam * sal_l + cfg.distill * dst_l + cfg.border * brd_l + cfg.framing * frame_l
     with torch.no_grad():
         acc = (s[better_t] > s[worse_t]).float().mean().item() if len(better_t) else float("nan")
     return loss, {"loss": loss.item(), "rank": rank.item(), "sal": sal_l.item(), "distill": dst_l.item(),
+                  "border": brd_l.item(), "framing": frame_l.item(),
                   "pair_acc": acc, "pairs": len(better_t)}
 
 
@@ -368,7 +412,7 @@ def _plot(history: list[dict], path: Path) -> None:
         ax.set_title({"loss": "train loss", "train_pair_acc": "train pair accuracy",
                       "osie_kept": "OSIE val: fixations kept", "photos_kept": "photo val: teacher x centre kept"}[k])
         base = k.replace("_kept", "_centre")
-        if base in history[-1]:
+        if k.endswith("_kept") and base in history[-1]:
             ax.axhline(history[-1][base], color="grey", ls="--", label="centre crop")
             ax.legend()
         ax.set_xlabel("epoch")
@@ -413,6 +457,22 @@ def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) 
             out[f"{name}_centre_{a}"] = float(np.mean(centre[a]))
         out[f"{name}_kept"] = float(np.mean([out[f"{name}_kept_{a}"] for a in labels]))
         out[f"{name}_centre"] = float(np.mean([out[f"{name}_centre_{a}"] for a in labels]))
+    photos = val.get("photos") or next(iter(val.values()), [])
+    rng = np.random.default_rng(0)
+    wins, trends = [], []
+    for s in photos:  # checks (a) and (b) of asm eval on the held-out photos
+        H, W = s.image.shape[:2]
+        prepared = cropper.prepare(s.image)
+        with torch.no_grad():
+            m = cropper.score_maps([prepared])[0]
+        whole = float(cropper.score_boxes(m, torch.tensor([[0.0, 0.0, W, H]], dtype=torch.float64), W, H)[0])
+        trends.append(border_trend(m)[0].abs().mean().item())
+        for _ in range(3):
+            x1, y1, x2, y2 = random_cut(rng, W, H)
+            cut = np.ascontiguousarray(s.image[y1:y2, x1:x2])
+            wins.append(float(whole > float(cropper.score(cut, [[0, 0, x2 - x1, y2 - y1]])[0])))
+    out["photo_beats_cut"] = float(np.mean(wins)) if wins else float("nan")
+    out["border_trend"] = float(np.mean(trends)) if trends else float("nan")
     out["prior_weight"] = model.prior_weight.item()
     model.train()
     return out
@@ -444,7 +504,12 @@ def train(cfg: TrainConfig, train_set: list[GazeSample] | None = None, val_sets:
     val_sets = val_sets or {}
     train_set = [s for s in train_set for _ in range(cfg.fixation_repeats if s.points is not None else 1)]
 
-    model = ASMNet(cfg.backbone, cfg.pattern, cfg.backbone_weights, cfg.map_stride).to(device).train()
+    model = ASMNet(cfg.backbone, cfg.pattern, cfg.backbone_weights, cfg.map_stride)
+    if cfg.init:
+        from asm.model import load_model
+
+        model.load_state_dict(load_model(cfg.init).state_dict())
+    model = model.to(device).train()
     head_params = [*model.heads.parameters(), model.prior_weight]
     backbone_params = [p for p in model.stages.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(

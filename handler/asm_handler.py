@@ -73,6 +73,8 @@ except ImportError as e:  # TorchServe would hide an ImportError behind "no modu
 
 from ts.torch_handler.base_handler import BaseHandler
 
+import kserve_v2  # the Open Inference Protocol (KServe v2); travels in the archive next to this file
+
 try:
     from ts.metrics.dimension import Dimension
     from ts.metrics.metric_type_enum import MetricTypes
@@ -298,6 +300,9 @@ class AsmHandler(BaseHandler):
         self.context = context
         if len(data) == 1 and not data[0] and _headers(context, 0).get("describe") == "True":
             return [json.dumps(self.describe_handle())]
+        enveloped = kserve_v2.from_envelope(data)  # TorchServe's kservev2 envelope: one request's inputs
+        if enveloped is not None:
+            data = [{"body": enveloped}]
         items = self.preprocess(data)
         self.inference(items)
         output = self.postprocess(items)
@@ -314,11 +319,15 @@ class AsmHandler(BaseHandler):
         items = []
         for i, row in enumerate(data):
             item = types.SimpleNamespace(idx=i, start=time.perf_counter(), prepared=None, options=None,
-                                         heatmap=False, score_map=None, answer=None, error=None)
+                                         heatmap=False, score_map=None, answer=None, error=None,
+                                         v2=kserve_v2.request_of(row))
             items.append(item)
             try:
                 content_type = _headers(self.context, i).get("content-type", "").lower()
-                image, raw_options = _split_request(row, content_type)
+                if item.v2 is not None:
+                    image, raw_options = kserve_v2.split(item.v2, _b64decode)
+                else:
+                    image, raw_options = _split_request(row, content_type)
                 item.options, item.heatmap = CropOptions.from_mapping(raw_options)
                 item.prepared = self.cropper.prepare(image)
                 if item.heatmap and item.prepared.width * item.prepared.height > int(self.settings["heatmap_max_pixels"]):
@@ -383,6 +392,9 @@ class AsmHandler(BaseHandler):
                 "theta_avg": base64.b64encode(encode_png(overlay_heatmap(it.prepared.image, maps.avg))).decode("ascii"),
                 "theta_std": base64.b64encode(encode_png(overlay_heatmap(it.prepared.image, maps.std))).decode("ascii"),
             }
+        if it.v2 is not None:
+            model = (self.manifest or {}).get("model", {})
+            result = kserve_v2.response(result, it.v2, model.get("modelName", MODEL_NAME), model.get("modelVersion"))
         return json.dumps(result, separators=(",", ":"))
 
     def _error(self, it: types.SimpleNamespace) -> str:

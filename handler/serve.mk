@@ -36,7 +36,7 @@ export ASM_ZIP_PY
 archive: $(MAR)
 	@echo "archive: $(MAR) (asm $(ASM_VERSION), model $(MODEL_FILE))"
 
-$(MAR): $(MODEL_FILE) handler/asm_handler.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py) $(wildcard asm/weights/*.onnx)
+$(MAR): $(MODEL_FILE) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py) $(wildcard asm/weights/*.onnx)
 	@mkdir -p $(MODEL_STORE) $(SERVE_BUILD)
 	@rm -f $(SERVE_BUILD)/asm.zip
 	$(PY) -c "$$ASM_ZIP_PY" $(SERVE_BUILD)/asm.zip
@@ -44,7 +44,7 @@ $(MAR): $(MODEL_FILE) handler/asm_handler.py $(MODEL_CONFIG) handler/serve.mk $(
 	$(ARCHIVER) --model-name asm --version $(ASM_VERSION) \
 	  --serialized-file $(MODEL_FILE) --handler handler/asm_handler.py \
 	  --config-file $(MODEL_CONFIG) \
-	  --extra-files $(SERVE_BUILD)/asm.zip --requirements-file $(SERVE_BUILD)/requirements.txt \
+	  --extra-files $(SERVE_BUILD)/asm.zip,handler/kserve_v2.py --requirements-file $(SERVE_BUILD)/requirements.txt \
 	  --export-path $(MODEL_STORE) --force
 
 serve: $(MAR)

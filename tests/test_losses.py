@@ -7,71 +7,12 @@ import pytest
 import torch
 
 import asm  # noqa: F401  (registers torch.ops.asm)
-from asm.losses import pair_ranking_loss, ranking_loss, resize_saliency, safe_theta_std, saliency_loss
+from asm.losses import pair_ranking_loss, resize_saliency, safe_theta_std, saliency_loss
 from asm.model import theta_std
 
 
 # --------------------------------------------------------------------------------------
 # ranking_loss
-# --------------------------------------------------------------------------------------
-def test_ranking_loss_hand_values_and_gradient():
-    s = torch.tensor([0.5, 0.2, 0.9], requires_grad=True)
-    y = torch.tensor([3.0, 2.0, 1.0])
-    # pairs (k, t) with y_k - y_t >= 0.9: (0,1), (0,2), (1,2)
-    # hinges 1 + s_t - s_k: 1 + 0.2 - 0.5 = 0.7, 1 + 0.9 - 0.5 = 1.4, 1 + 0.9 - 0.2 = 1.7
-    loss = ranking_loss(s, y, delta=0.9)
-    assert loss.item() == pytest.approx((0.7 + 1.4 + 1.7) / 3)
-    loss.backward()
-    # d/ds_k of the mean: -1/3 per pair where k is better, +1/3 per pair where it is worse
-    assert s.grad.tolist() == pytest.approx([-2 / 3, 0.0, 2 / 3])
-    # delta 1.5 keeps only (0, 2)
-    assert ranking_loss(s, y, delta=1.5).item() == pytest.approx(1.4)
-    # margin 0: max(0, -0.3), max(0, 0.4), max(0, 0.7)
-    assert ranking_loss(s, y, delta=0.9, margin=0.0).item() == pytest.approx(1.1 / 3)
-
-
-def test_ranking_loss_no_pairs_is_attached_zero():
-    s = torch.tensor([0.3, 0.1], requires_grad=True)
-    loss = ranking_loss(s, torch.tensor([2.0, 2.5]), delta=0.9)
-    assert loss.item() == 0.0 and loss.requires_grad
-    loss.backward()
-    assert s.grad.tolist() == [0.0, 0.0]
-    single = ranking_loss(torch.tensor([1.0], requires_grad=True), torch.tensor([1.0]), delta=0.0)
-    assert single.item() == 0.0
-
-
-def test_ranking_loss_threshold_round_off_and_ties():
-    s = torch.tensor([0.0, 0.0])
-    # 4.43 - 3.53 is 0.8999999999999995 in floating point: still a pair for delta 0.9
-    assert ranking_loss(s, torch.tensor([4.43, 3.53]), delta=0.9).item() == pytest.approx(1.0)
-    assert ranking_loss(s, torch.tensor([4.43, 3.54]), delta=0.9).item() == 0.0
-    # delta 0: a tie gives both orders, hinge 1 + (0.4 - 0.0) and 1 + (0.0 - 0.4)
-    assert ranking_loss(torch.tensor([0.0, 0.4]), torch.tensor([1.0, 1.0]), delta=0.0).item() == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="delta"):
-        ranking_loss(s, torch.tensor([1.0, 0.0]), delta=-0.1)
-    with pytest.raises(ValueError, match="\\[K\\]"):
-        ranking_loss(s, torch.tensor([1.0, 0.0, 2.0]), delta=0.1)
-
-
-def test_ranking_loss_groups():
-    s = torch.tensor([0.5, 0.2, 0.9, 0.0])
-    y = torch.tensor([3.0, 2.0, 1.0, 0.0])
-    g = torch.tensor([0, 0, 1, 1])
-    # within-group pairs only: (0,1) -> 0.7 and (2,3) -> 1 + 0.0 - 0.9 = 0.1
-    assert ranking_loss(s, y, delta=0.9, groups=g).item() == pytest.approx((0.7 + 0.1) / 2)
-
-
-def test_ranking_loss_through_composition_pool():
-    torch.manual_seed(0)
-    m = torch.randn(1, 4, 8, 8, requires_grad=True)
-    boxes = torch.tensor([[0, 0, 0, 8, 8], [0, 1, 1, 6, 7], [0, 2.5, 0, 8, 5.5]], dtype=torch.float32)
-    part = torch.arange(4, dtype=torch.int64).reshape(2, 2)
-    scores = torch.ops.asm.composition_pool(m, boxes, part)
-    loss = ranking_loss(scores, torch.tensor([4.0, 2.5, 1.0]), delta=0.9)
-    loss.backward()
-    assert torch.isfinite(m.grad).all() and m.grad.abs().sum() > 0
-
-
 # --------------------------------------------------------------------------------------
 # pair_ranking_loss
 # --------------------------------------------------------------------------------------

@@ -10,11 +10,9 @@ from asm.datasets import GAICD, shared_dir
 from asm.metrics import (
     boundary_displacement,
     fixations_kept,
-    fixations_kept_circle,
     gaicd_acc,
     gaicd_evaluate,
     iou,
-    pair_accuracy,
     rankdata,
     srcc,
 )
@@ -129,22 +127,11 @@ def test_boundary_displacement_hand_value():
         boundary_displacement([0, 0, 1, 1], [0, 0, 1, 1], 0, 10)
 
 
-def test_pair_accuracy():
-    assert pair_accuracy([1, 2, 3], [0, 2, 4]) == pytest.approx(0.5)  # right, tie (1/2), wrong
-    assert pair_accuracy(torch.tensor([2.0, 3.0]), torch.tensor([1.0, 1.0])) == 1.0
-    assert np.isnan(pair_accuracy([], []))
-
-
-def test_fixations_kept_box_and_circle():
+def test_fixations_kept_box():
     pts = np.array([[1, 1], [5, 5], [9, 9], [2, 8]], dtype=float)
     assert fixations_kept([0, 0, 6, 6], pts) == 0.5
     assert fixations_kept([0, 0, 10, 10], pts) == 1.0
-    # disc of the square (0, 0, 10, 10): centre (5, 5), r = 5
-    circ = np.array([[5, 5], [1, 1], [9, 5], [0.5, 0.5]], dtype=float)  # in, out (5.66), in (4), out
-    assert fixations_kept_circle([0, 0, 10, 10], circ) == 0.5
-    assert fixations_kept([0, 0, 10, 10], circ) == 1.0
-    # ellipse of a wide box (0, 0, 20, 10): (18, 5) inside, (18, 9) outside
-    assert fixations_kept_circle([0, 0, 20, 10], np.array([[18.0, 5.0], [18.0, 9.0]])) == 0.5
+    assert fixations_kept([0, 0, 5, 5], pts) == 0.5  # edges count
     assert np.isnan(fixations_kept([0, 0, 1, 1], np.zeros((0, 2))))
 
 
@@ -157,3 +144,33 @@ def test_fixations_kept_on_osie():
     assert fixations_kept([0, 0, W, H], item.points) == 1.0
     centre = fixations_kept([W / 4, H / 4, 3 * W / 4, 3 * H / 4], item.points)
     assert 0.0 < centre < 1.0
+
+
+# ---------------------------------------------------------------- saliency and retention
+from asm.metrics import auc_all_pixels, density_kept, nss, placement_offset  # noqa: E402
+
+
+def test_nss_and_auc_by_hand():
+    m = np.zeros((10, 10))
+    m[2, 3] = 1.0
+    # one hot pixel: std = sqrt(0.01 * 0.99), standardised value (1 - 0.01) / std
+    assert nss(m, [[3.5, 2.5]]) == pytest.approx(0.99 / np.sqrt(0.0099))
+    assert auc_all_pixels(m, [[3.5, 2.5]]) == pytest.approx((99 + 0.5) / 100)
+    assert auc_all_pixels(m, [[0.5, 0.5]]) == pytest.approx(0.5 * 99 / 100)  # tied with 99 pixels
+    assert np.isnan(nss(np.ones((4, 4)), [[1, 1]])) and np.isnan(auc_all_pixels(m, np.zeros((0, 2))))
+
+
+def test_density_kept_is_exact_for_fractional_boxes():
+    d = np.zeros((4, 4))
+    d[1, 1] = 3.0
+    d[2, 3] = 1.0
+    kept = density_kept(d, [[1, 1, 2, 2], [0, 0, 4, 4], [1.5, 1, 2, 2], [2, 2, 4, 3]])
+    assert kept == pytest.approx([0.75, 1.0, 0.375, 0.25])
+
+
+def test_placement_offset_by_hand():
+    assert placement_offset([0, 0, 600, 600], 800, 600) == -1.0
+    assert placement_offset([200, 0, 800, 600], 800, 600) == 1.0
+    assert placement_offset([150, 0, 750, 600], 800, 600) == pytest.approx(0.5)
+    assert placement_offset([0, 30, 800, 480], 800, 600) == pytest.approx(-0.6)  # room along y only
+    assert np.isnan(placement_offset([0, 0, 800, 600], 800, 600))

@@ -652,3 +652,65 @@ def test_max_pixels_setting(handler_module, tmp_path):
     h.initialize(ctx)
     out = h.handle([{"body": bytearray(GOOD)}], ctx)
     assert ctx.status[0][0] == 413 and "76,799" in json.loads(out[0])["message"]
+
+
+# --------------------------------------------------------------------------- KServe v2 (Open Inference Protocol)
+
+
+def _v2(image: bytes, **extra) -> bytes:
+    request = {"id": "req-7", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                          "data": [base64.b64encode(image).decode("ascii")]}], **extra}
+    return json.dumps(request).encode()
+
+
+def test_kserve_v2_infer(server):
+    """POST /v2/models/asm/infer with options as parameters and as inputs; the answer in v2 outputs."""
+    body = _v2(GOOD, parameters={"top_k": 2})
+    request = json.loads(body)
+    request["inputs"].append({"name": "aspect", "datatype": "BYTES", "shape": [2], "data": ["16:9", "1:1"]})
+    status, _, raw = server.request("POST", "/v2/models/asm/infer", json.dumps(request).encode(),
+                                    {"Content-Type": "application/json"}, timeout=60)
+    assert status == 200, raw
+    answer = _json(raw)
+    assert answer["id"] == "req-7" and answer["model_name"] == "asm" and answer["model_version"]
+    outputs = {o["name"]: o for o in answer["outputs"]}
+    crops = json.loads(outputs["crops"]["data"][0])
+    _check_answer(crops, 320, 240)
+    assert [c["aspect"] for c in crops["crops"]] == ["16:9", "16:9", "1:1", "1:1"]
+    assert outputs["boxes"]["shape"] == [4, 4] and outputs["boxes"]["data"] == [v for c in crops["crops"] for v in c["box"]]
+    assert outputs["scores"]["datatype"] == "FP32" and outputs["aspects"]["data"] == ["16:9", "16:9", "1:1", "1:1"]
+    # the same image on the plain endpoint gives the same crops
+    status, _, plain = server.request("POST", "/predictions/asm", json.dumps(
+        {"image": base64.b64encode(GOOD).decode(), "aspect": "16:9,1:1", "top_k": 2}).encode(),
+        {"Content-Type": "application/json"}, timeout=60)
+    assert status == 200 and _json(plain)["crops"] == crops["crops"]
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (_v2(CORRUPT), 400, "invalid_image"),
+    (json.dumps({"inputs": [{"name": "aspect", "datatype": "BYTES", "shape": [1], "data": ["1:1"]}]}).encode(), 400, "no image"),
+    (_v2(GOOD, parameters={"top_k": 99}), 400, "top_k"),
+    (_v2(GOOD, parameters={"colour": "red"}), 400, "unknown option"),
+])
+def test_kserve_v2_refusals(server, body, status, words):
+    got, _, raw = server.request("POST", "/v2/models/asm/infer", body, {"Content-Type": "application/json"}, timeout=60)
+    assert got == status and words in raw.decode(), raw
+
+
+def test_kserve_v2_envelope_rows_in_process(handler_module, tmp_path):
+    """TorchServe's kservev2 envelope hands over the inputs as rows: one request, one plain answer."""
+    import torch
+
+    from asm.model import ASMNet, save_model
+
+    torch.manual_seed(0)
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    context = _FakeContext({"model": {"serializedFile": "m.pt", "modelName": "asm"}}, str(tmp_path), [{}, {}])
+    handler = handler_module.AsmHandler()
+    handler.initialize(context)
+    rows = [{"name": "image", "datatype": "BYTES", "shape": [1], "data": base64.b64encode(GOOD).decode()},
+            {"name": "aspect", "datatype": "BYTES", "shape": [1], "data": "1:1"}]
+    [answer] = handler.handle(rows, context)
+    answer = json.loads(answer)
+    _check_answer(answer, 320, 240)
+    assert [c["aspect"] for c in answer["crops"]] == ["1:1"]

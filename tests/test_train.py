@@ -141,3 +141,38 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1 and (out / "best.pt").is_file()
+
+
+def test_border_trend_sees_a_ring_and_ignores_a_flat_map():
+    from asm.train import border_trend
+
+    m = torch.zeros(1, 2, 6, 8)
+    m[0, 0, 0, :] = m[0, 0, -1, :] = m[0, 0, :, 0] = m[0, 0, :, -1] = 1.0  # channel 0 rises at the border
+    t = border_trend(m)
+    assert t[0, 0] > 1.5 and t[0, 1] == 0
+
+
+def test_framing_and_border_losses_join_the_batch_loss():
+    cfg = TrainConfig(**TINY, framing=1.0, border=1.0)
+    torch.manual_seed(0)
+    model = ASMNet(cfg.backbone, cfg.pattern)
+    examples = [make_example(s, np.random.default_rng(i), cfg) for i, s in enumerate(synthetic_samples(2))]
+    loss, stats = batch_loss(model, examples, cfg)
+    assert stats["framing"] > 0 and stats["border"] >= 0
+    parts = stats["rank"] + cfg.lam * stats["sal"] + stats["border"] + stats["framing"]
+    assert loss.item() == pytest.approx(parts, rel=1e-5)
+    loss.backward()
+    assert model.prior_weight.grad is not None
+
+
+def test_init_starts_from_a_model_file(tmp_path):
+    from asm.model import save_model
+
+    torch.manual_seed(0)
+    start = ASMNet("mobilenet_v3_small")
+    torch.nn.init.constant_(start.heads[0].bias, 0.5)
+    save_model(start, tmp_path / "start.pt")
+    cfg = TrainConfig(out=str(tmp_path / "run"), epochs=1, init=str(tmp_path / "start.pt"), lr=0.0, backbone_lr=0.0, **TINY)
+    data = synthetic_samples(4, seed=5)
+    train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, progress=False)
+    assert torch.allclose(load_model(tmp_path / "run" / "final.pt").heads[0].bias, torch.full((12,), 0.5))
