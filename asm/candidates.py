@@ -128,11 +128,12 @@ def largest_box(ratio: float, width: float, height: float) -> tuple[float, float
 
 
 def coarse_candidates(
-    ratios: list[float], width: int, height: int, scales: int = 8, positions: int = 9
+    ratios: list[float], width: int, height: int, scales: int = 8, positions: int = 9,
+    min_scale: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Anchors for each ratio: ``scales`` sizes from the largest box of that ratio down to
-    about :data:`MIN_AREA` of the image, on a grid of up to ``positions`` places along each
-    axis with room to move.
+    about :data:`MIN_AREA` of the image (or down to ``min_scale`` of the largest box's side),
+    on a grid of up to ``positions`` places along each axis with room to move.
 
     Returns ``boxes [N, 4]`` float64 and ``group [N]`` (index into ``ratios``).
     """
@@ -140,6 +141,8 @@ def coarse_candidates(
     for g, ratio in enumerate(ratios):
         bw, bh = largest_box(ratio, width, height)
         smallest = min(max((MIN_AREA * width * height / (bw * bh)) ** 0.5, SCALE_RANGE[0]), SCALE_RANGE[1])
+        if min_scale is not None:
+            smallest = min_scale
         for s in torch.linspace(1.0, smallest, scales).tolist():
             w, h = bw * s, bh * s
             nx = max(1, min(positions, 1 + int(round((width - w) / (0.05 * width)))))

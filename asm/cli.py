@@ -27,7 +27,8 @@ def _add_crop_parser(sub: argparse._SubParsersAction) -> None:
         description="Find the best crops of one or more images. Prints one line per image "
         "(one JSON object per line with --json) and, with --out, writes the crops.",
         epilog="examples:\n  asm crop photo.jpg --aspect 16:9\n  asm crop *.jpg --aspect 16:9 --aspect 1:1 --top-k 3 --out crops/\n"
-        "  asm crop face.jpg --circular --out avatars/ --json",
+        "  asm crop face.jpg --circular --out avatars/ --json\n"
+        "  asm crop team.jpg --aspect 1:1 --keep 120,40,380,300 --focus 250,160 --min-scale 0.8",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, WebP, GIF, TIFF, BMP, ...)")
@@ -37,6 +38,13 @@ def _add_crop_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=1, metavar="N", help="the N best, mutually distinct crops per aspect (default 1)")
     p.add_argument("--nms-iou", type=float, default=0.5, metavar="T",
                    help="two of the top-k crops overlap at most this much (IoU, default 0.5)")
+    p.add_argument("--faces", default="on", metavar="on|off",
+                   help="detect faces, keep them whole and let them weigh in the score (default on)")
+    p.add_argument("--keep", action="append", metavar="X1,Y1,X2,Y2",
+                   help="a region (image pixels) every crop must hold; repeat for several")
+    p.add_argument("--focus", metavar="X,Y", help="a point (image pixels) the crops hold and are pulled towards")
+    p.add_argument("--min-scale", default=None, metavar="S",
+                   help="smallest crop side as a share of the largest crop of the aspect, 0.1-1 (default 0.5)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write each crop, an overview with the crops drawn and (with --heatmap) heatmaps here; "
                    "inputs with the same name get -2, -3, ... in input order")
@@ -163,8 +171,9 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _write_outputs(out: Path, stem: str, prepared, result, heatmaps) -> list[str]:
-    """The crops (numbered within each aspect), the overview and the heatmaps; returns their paths."""
+def _write_outputs(out: Path, stem: str, prepared, result, heatmaps, keep=(), focus=None) -> list[str]:
+    """The crops (numbered within each aspect), the overview (faces, keep-regions and focus
+    marked) and the heatmaps; returns their paths."""
     from asm import viz
     from asm.io import encode_jpeg, encode_png
 
@@ -178,7 +187,8 @@ def _write_outputs(out: Path, stem: str, prepared, result, heatmaps) -> list[str
         else:
             tag = crop.aspect.replace(":", "x").replace("/", "x")
             written.append(_write(out / f"{stem}_{tag}_{n}.jpg", encode_jpeg(pixels)))
-    written.append(_write(out / f"{stem}_crops.jpg", encode_jpeg(viz.draw_crops(prepared.image, result.crops))))
+    marked = viz.draw_regions(prepared.image, result.faces or (), keep, focus)
+    written.append(_write(out / f"{stem}_crops.jpg", encode_jpeg(viz.draw_crops(marked, result.crops))))
     if heatmaps is not None:  # PNG, as TorchServe returns them
         written.append(_write(out / f"{stem}_theta_avg.png", encode_png(viz.overlay_heatmap(prepared.image, heatmaps.avg))))
         written.append(_write(out / f"{stem}_theta_std.png", encode_png(viz.overlay_heatmap(prepared.image, heatmaps.std))))
@@ -196,7 +206,8 @@ def _crop(args: argparse.Namespace) -> int:
         _fail("--heatmap", "heatmaps are written as files; add --out DIR")
         return 2
     try:
-        options = CropOptions.parse(args.aspect, args.circular, args.top_k, args.nms_iou)
+        options = CropOptions.parse(args.aspect, args.circular, args.top_k, args.nms_iou,
+                                    args.faces, args.keep, args.focus, args.min_scale)
         if args.max_pixels < 1:
             raise InvalidOption(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
         allow_pixels(args.max_pixels)
@@ -225,7 +236,7 @@ def _crop(args: argparse.Namespace) -> int:
             files = []
             if args.out is not None:
                 heat = cropper.heatmaps(None, prepared, score_map) if args.heatmap else None
-                files = _write_outputs(args.out, stem, prepared, result, heat)
+                files = _write_outputs(args.out, stem, prepared, result, heat, options.keep, options.focus)
         except Exception as e:  # never a traceback for one bad file; the rest still run
             failed += 1
             error = describe(e)  # an OSError here is writing (reading is asm.io's, which raises InvalidImage)
@@ -238,9 +249,21 @@ def _crop(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"file": str(name), **result.to_json(), "files": files}), flush=True)
         else:
-            parts = [f"{c.aspect} {c.shape} {c.box} score {c.score:.3f}" for c in result.crops]
+            parts = [f"{c.aspect} {c.shape} {c.box} score {c.score:.3f}" + _kept_text(c, result, len(options.keep)) for c in result.crops]
             print(f"{name} ({result.width}x{result.height}): " + "; ".join(parts), flush=True)
+            for warning in result.warnings:
+                _fail(name, f"warning: {warning}")
     return 1 if failed else 0
+
+
+def _kept_text(crop, result, n_keep: int) -> str:
+    """`` faces 2/3 keep 1/1``: faces and keep-regions held whole, for the one-line output."""
+    text = ""
+    if crop.faces_kept is not None and result.faces:
+        text += f" faces {len(crop.faces_kept)}/{len(result.faces)}"
+    if crop.keep_kept is not None:
+        text += f" keep {len(crop.keep_kept)}/{n_keep}"
+    return text
 
 
 def _batch(args: argparse.Namespace) -> int:

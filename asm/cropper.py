@@ -33,7 +33,9 @@ from PIL import Image
 from torch import Tensor
 
 from asm.candidates import FREE_ASPECTS, Aspect, box_iou, coarse_candidates, nms, parse_aspects, refine_candidates, snap_box
+from asm.constraints import Wishes, smallest_side_share
 from asm.errors import InvalidImage, InvalidModel, InvalidOption, ModelNotFound, echo
+from asm.faces import detect_faces, prominence
 from asm.io import image_size, load_image, load_image_draft
 from asm.model import ASMNet, load_model, normalize, theta_avg, theta_std
 from asm.ops import pool_boxes
@@ -46,7 +48,11 @@ __all__ = ["Cropper", "Crop", "CropResult", "CropOptions", "Prepared", "Heatmaps
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "asm_default.pt"
 MAX_TOP_K = 20
 #: Options accepted by :meth:`CropOptions.from_mapping` (servers and forms).
-OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "heatmap")
+OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "faces", "keep", "focus", "min_scale", "heatmap")
+#: The smallest crop side, as a share of the largest box of the aspect, by default (chosen on
+#: held-out photos: benchmarks/results/faces.md).
+DEFAULT_MIN_SCALE = 0.5
+MAX_KEEP = 16
 #: A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps this many times the
 #: network's input on each side; the area resize does the rest. Measured on 22 real photos
 #: upscaled to ~4000 px, against a full decode: scores moved by 0.35% (median; 2.3% at most)
@@ -66,9 +72,16 @@ class Crop:
     score: float
     aspect: str
     shape: str = "rect"  # "rect" or "circle" (the disc inscribed in the square box)
+    faces_kept: list[int] | None = None  # indices into CropResult.faces held whole (None: faces off)
+    keep_kept: list[int] | None = None  # indices of the keep-regions held whole (None: none asked)
 
     def to_json(self) -> dict[str, Any]:
-        return {"box": list(self.box), "score": round(float(self.score), 6), "aspect": self.aspect, "shape": self.shape}
+        out = {"box": list(self.box), "score": round(float(self.score), 6), "aspect": self.aspect, "shape": self.shape}
+        if self.faces_kept is not None:
+            out["faces_kept"] = list(self.faces_kept)
+        if self.keep_kept is not None:
+            out["keep_kept"] = list(self.keep_kept)
+        return out
 
 
 @dataclass
@@ -78,9 +91,18 @@ class CropResult:
     width: int
     height: int
     crops: list[Crop] = field(default_factory=list)
+    #: detected faces ``[x1, y1, x2, y2, confidence]``, most prominent first (None: faces off)
+    faces: list[list[float]] | None = None
+    #: what could not be honoured, in words (e.g. keep-regions too far apart for an aspect)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"width": self.width, "height": self.height, "crops": [c.to_json() for c in self.crops]}
+        out: dict[str, Any] = {"width": self.width, "height": self.height, "crops": [c.to_json() for c in self.crops]}
+        if self.faces is not None:
+            out["faces"] = [{"box": [int(round(v)) for v in f[:4]], "score": round(float(f[4]), 3)} for f in self.faces]
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 @dataclass
@@ -93,14 +115,17 @@ class Heatmaps:
 
 
 class Prepared:
-    """An image's network input ``[1, 3, h, w]`` and its size; the full-size pixels
-    (``image``, ``[H, W, 3]`` uint8 RGB, EXIF-oriented) are decoded on first use."""
+    """An image's network input ``[1, 3, h, w]`` and its size; ``preview``: the pixels the
+    input was made from (``[h', w', 3]`` uint8 RGB, the JPEG's DCT-scaled decode or the full
+    image), enough for face detection; the full-size pixels (``image``, ``[H, W, 3]``,
+    EXIF-oriented) are decoded on first use."""
 
     def __init__(self, input: Tensor, width: int, height: int, image: np.ndarray | None = None,
-                 source: object = None, max_pixels: int | None = None) -> None:
+                 source: object = None, max_pixels: int | None = None, preview: np.ndarray | None = None) -> None:
         self.input = input
         self.width = int(width)
         self.height = int(height)
+        self.preview = preview if preview is not None else image
         self._image = image
         self._source = source
         self._max_pixels = max_pixels
@@ -149,6 +174,66 @@ def _parse_float(name: str, value: object, lo: float, hi: float) -> float:
     return number
 
 
+def _numbers(name: str, value: object, count: int) -> list[float]:
+    """``count`` finite numbers from a list or a comma-separated string."""
+    items = value.replace(" ", ",").split(",") if isinstance(value, str) else value
+    if isinstance(items, (list, tuple)):
+        items = [v for v in items if not (isinstance(v, str) and not v.strip())]
+    try:
+        if not isinstance(items, (list, tuple)) or len(items) != count or any(isinstance(v, bool) for v in items):
+            raise ValueError
+        numbers = [float(v) for v in items]
+    except (TypeError, ValueError):
+        raise InvalidOption(f"{name} must be {count} numbers, got {echo(value)}") from None
+    if not all(np.isfinite(numbers)):
+        raise InvalidOption(f"{name} must be finite numbers, got {echo(value)}")
+    return numbers
+
+
+def _parse_keep(value: object) -> tuple[tuple[float, float, float, float], ...]:
+    """Keep-regions ``x1,y1,x2,y2`` in image pixels: one box or a list of them, as lists or
+    as text (``"10,20,200,180"``, boxes separated by ``;``, or JSON ``[[10, 20, 200, 180]]``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise InvalidOption(f"keep is not valid JSON: {echo(value)}") from None
+        else:
+            value = [part for part in text.split(";") if part.strip()]
+    if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (list, tuple, str)):
+        value = [value]  # one flat box
+    if not isinstance(value, (list, tuple)):
+        raise InvalidOption(f"keep must be boxes x1,y1,x2,y2, got {echo(value)}")
+    if len(value) > MAX_KEEP:
+        raise InvalidOption(f"at most {MAX_KEEP} keep-regions, got {len(value)}")
+    boxes = []
+    for i, item in enumerate(value):
+        x1, y1, x2, y2 = _numbers(f"keep box {i}", item, 4)
+        if not (0 <= x1 < x2 and 0 <= y1 < y2):
+            raise InvalidOption(f"keep box {i} {echo(item)} must satisfy 0 <= x1 < x2 and 0 <= y1 < y2")
+        boxes.append((x1, y1, x2, y2))
+    return tuple(boxes)
+
+
+def _parse_focus(value: object) -> tuple[float, float] | None:
+    """A focus point ``x,y`` in image pixels (``[x, y]`` or ``"x,y"``), or None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidOption(f"focus is not valid JSON: {echo(value)}") from None
+    x, y = _numbers("focus", value, 2)
+    if x < 0 or y < 0:
+        raise InvalidOption(f"focus {echo(value)} must be a point x,y inside the image (not negative)")
+    return x, y
+
+
 def _parse_boxes(boxes: object) -> Tensor:
     """``[N, 4]`` float64 from a list / array of ``(x1, y1, x2, y2)`` (one box may be flat)."""
     try:
@@ -168,16 +253,25 @@ class CropOptions:
     circular: bool = False
     top_k: int = 1
     nms_iou: float = 0.5
+    faces: bool = True  # detect faces, keep them whole and let them weigh in the score
+    keep: tuple[tuple[float, float, float, float], ...] = ()  # regions x1, y1, x2, y2 every crop must hold
+    focus: tuple[float, float] | None = None  # a point x, y the crops are pulled towards (and hold)
+    min_scale: float = DEFAULT_MIN_SCALE  # smallest crop side, as a share of the largest box's
 
     @classmethod
-    def parse(cls, aspect: object = None, circular: object = False, top_k: object = 1, nms_iou: object = 0.5) -> CropOptions:
+    def parse(cls, aspect: object = None, circular: object = False, top_k: object = 1, nms_iou: object = 0.5,
+              faces: object = True, keep: object = None, focus: object = None, min_scale: object = None) -> CropOptions:
+        """Checked options from user input (strings as forms and the CLI send them, or
+        Python values); raises :class:`~asm.errors.InvalidOption` with a short message."""
         aspects = tuple(parse_aspects(aspect))
         circular = _parse_bool("circular", circular)
         if circular:
             if any(a.ratio is not None and abs(a.ratio - 1) > 1e-9 for a in aspects):
                 raise InvalidOption("circular crops are round (1:1); leave out the aspect or ask for 1:1")
             aspects = (Aspect("1:1", 1.0),)
-        return cls(aspects, circular, _parse_int("top_k", top_k, 1, MAX_TOP_K), _parse_float("nms_iou", nms_iou, 0.0, 1.0))
+        return cls(aspects, circular, _parse_int("top_k", top_k, 1, MAX_TOP_K), _parse_float("nms_iou", nms_iou, 0.0, 1.0),
+                   _parse_bool("faces", faces), _parse_keep(keep), _parse_focus(focus),
+                   DEFAULT_MIN_SCALE if min_scale is None else _parse_float("min_scale", min_scale, 0.1, 1.0))
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, object]) -> tuple[CropOptions, bool]:
@@ -188,7 +282,7 @@ class CropOptions:
         unknown = sorted(set(options) - set(OPTION_KEYS), key=str)
         if unknown:
             raise InvalidOption(f"unknown option(s) {echo(', '.join(map(str, unknown)))}; known: {', '.join(OPTION_KEYS)}")
-        kwargs = {k: options[k] for k in ("aspect", "circular", "top_k", "nms_iou") if k in options}
+        kwargs = {k: options[k] for k in OPTION_KEYS if k in options and k != "heatmap"}
         heatmap = _parse_bool("heatmap", options.get("heatmap", False))
         return cls.parse(**kwargs), heatmap
 
@@ -295,7 +389,7 @@ class Cropper:
                 full, image = rgb, None
         small = cv2.resize(rgb, self.input_size(W, H), interpolation=cv2.INTER_AREA)
         x = torch.from_numpy(small).to(self.device).permute(2, 0, 1)[None].float().div_(255)
-        return Prepared(normalize(x), W, H, image=full, source=image, max_pixels=self.max_pixels)
+        return Prepared(normalize(x), W, H, image=full, source=image, max_pixels=self.max_pixels, preview=rgb)
 
     @torch.inference_mode()
     def score_maps(self, prepared: Sequence[Prepared]) -> list[Tensor]:
@@ -321,39 +415,69 @@ class Cropper:
         pooled = pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
         return pooled + self.model.prior_weight.item() * centre_prior(boxes.double(), width, height)
 
+    def wishes(self, prepared: Prepared, options: CropOptions) -> tuple[Wishes, np.ndarray]:
+        """Faces (detected unless ``options.faces`` is off; ``[F, 5]`` as
+        :func:`asm.faces.detect_faces` gives them), keep-regions and focus point of one
+        image, checked against its size (:class:`~asm.errors.InvalidOption` if outside)."""
+        W, H = prepared.width, prepared.height
+        for i, (x1, y1, x2, y2) in enumerate(options.keep):
+            if x2 > W or y2 > H:
+                raise InvalidOption(f"keep box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] lies outside the {W}x{H} image")
+        if options.focus is not None and not (options.focus[0] <= W and options.focus[1] <= H):
+            raise InvalidOption(f"focus [{options.focus[0]:g}, {options.focus[1]:g}] lies outside the {W}x{H} image")
+        faces = detect_faces(prepared.preview, size=(W, H)) if options.faces else np.zeros((0, 5))
+        return Wishes(W, H, torch.from_numpy(faces[:, :4].copy()), torch.from_numpy(prominence(faces)),
+                      torch.tensor(options.keep, dtype=torch.float64).reshape(-1, 4), options.focus), faces
+
     @torch.inference_mode()
     def search(self, prepared: Prepared, score_map: Tensor, options: CropOptions) -> CropResult:
         """Two-stage search (coarse anchors, then a fine search around the best) for every
-        aspect in ``options``, each stage scored in one call of the pooling op."""
+        aspect in ``options``, each stage scored in one call of the pooling op.
+
+        Faces, keep-regions and the focus point (:mod:`asm.constraints`) add candidates
+        fitted around them and terms to each candidate's score: first no keep-region left
+        out and no face cut through wherever some candidate manages it, then the model's
+        score plus the faces held whole (by prominence) and the pull of the focus point.
+        """
         W, H = prepared.width, prepared.height
+        wishes, faces = self.wishes(prepared, options)
         ratios, owner = [], []  # candidate ratio -> index of the requested aspect
         for a, aspect in enumerate(options.aspects):
             for r in ([aspect.ratio] if aspect.ratio is not None else [w / h for w, h in FREE_ASPECTS] + [W / H]):
                 ratios.append(r)
                 owner.append(a)
-        boxes, group = coarse_candidates(ratios, W, H)
+        boxes, group = coarse_candidates(ratios, W, H, min_scale=options.min_scale)
         aspect_of = torch.tensor(owner)[group]
+        if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
+            boxes, source = wishes.variants(boxes)
+            aspect_of = aspect_of[source]
         scores = self.score_boxes(score_map, boxes, W, H, options.circular)
+        spread = float(scores.std()) if scores.numel() > 1 else 1.0
+        objective = self._objective(wishes, boxes, scores, spread)
 
         # stage 2: refine the best few (kept diverse) of each aspect, all in one call
         n_seeds = max(10, 3 * options.top_k)
         seeds = [torch.nonzero(aspect_of == a)[:, 0] for a in range(len(options.aspects))]
-        seeds = [s[nms(boxes[s].float(), scores[s].float(), 0.7, n_seeds)] for s in seeds]
+        seeds = [s[nms(boxes[s].float(), objective[s].float(), 0.7, n_seeds)] for s in seeds]
         seed_idx = torch.cat(seeds)
         free = torch.tensor([options.aspects[int(aspect_of[i])].free for i in seed_idx], dtype=torch.bool)
         fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
-        fine_scores = self.score_boxes(score_map, fine, W, H, options.circular)
+        fine = wishes.project(fine)
+        fine_objective = self._objective(wishes, fine, self.score_boxes(score_map, fine, W, H, options.circular), spread)
         all_boxes = torch.cat([boxes, fine])
-        all_scores = torch.cat([scores, fine_scores])
+        all_objective = torch.cat([objective, fine_objective])
         all_aspects = torch.cat([aspect_of, aspect_of[seed_idx][from_seed]])
+        all_ratios = (all_boxes[:, 2] - all_boxes[:, 0]) / (all_boxes[:, 3] - all_boxes[:, 1])
+        too_small = smallest_side_share(all_boxes, all_ratios, W, H) < options.min_scale - 0.01
+        all_objective[too_small] = -float("inf")  # refinement shrank them past the zoom limit
 
         # the best top_k of each aspect, kept apart by non-maximum suppression on the pixel
         # boxes actually returned (snapping moves boxes; equal boxes are never returned twice)
         picked: list[tuple[int, list[int]]] = []
         for a, aspect in enumerate(options.aspects):
-            sel = torch.nonzero(all_aspects == a)[:, 0]
+            sel = torch.nonzero((all_aspects == a) & ~too_small)[:, 0]
             kept: list[list[int]] = []
-            for i in sel[nms(all_boxes[sel].float(), all_scores[sel].float(), options.nms_iou)].tolist():
+            for i in sel[nms(all_boxes[sel].float(), all_objective[sel].float(), options.nms_iou)].tolist():
                 box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
                 if not kept or (box not in kept and float(box_iou(torch.tensor([box]), torch.tensor(kept)).max()) <= options.nms_iou):
                     kept.append(box)
@@ -361,11 +485,38 @@ class Cropper:
                         break
             picked += [(a, b) for b in kept]
         snapped = torch.tensor([b for _, b in picked], dtype=torch.float64)
-        final = self.score_boxes(score_map, snapped, W, H, options.circular).tolist()
+        model_scores = self.score_boxes(score_map, snapped, W, H, options.circular)
+        final = (model_scores + wishes.soft(snapped, spread)).tolist()
+        rank = (wishes.hard(snapped) + torch.tensor(final, dtype=torch.float64)).tolist()
         shape = "circle" if options.circular else "rect"
-        crops = [Crop(b, float(s), options.aspects[a].label, shape) for (a, b), s in zip(picked, final)]
-        order = sorted(range(len(crops)), key=lambda j: (picked[j][0], -crops[j].score))  # best first per aspect
-        return CropResult(W, H, [crops[j] for j in order])
+        crops = []
+        for (a, b), s in zip(picked, final):
+            faces_kept, keep_kept = wishes.kept(b)
+            crops.append(Crop(b, float(s), options.aspects[a].label, shape,
+                              faces_kept if options.faces else None, keep_kept if options.keep else None))
+        order = sorted(range(len(crops)), key=lambda j: (picked[j][0], -rank[j]))  # best first per aspect
+        return CropResult(W, H, [crops[j] for j in order], faces.tolist() if options.faces else None,
+                          self._warnings(wishes, options, ratios, owner))
+
+    @staticmethod
+    def _objective(wishes: Wishes, boxes: Tensor, scores: Tensor, spread: float) -> Tensor:
+        """What the search maximises: the hard terms (keep-regions, faces cut) dominate."""
+        if wishes.empty:
+            return scores
+        return scores + wishes.soft(boxes, spread) + wishes.hard(boxes)
+
+    @staticmethod
+    def _warnings(wishes: Wishes, options: CropOptions, ratios: list[float], owner: list[int]) -> list[str]:
+        """One sentence per aspect whose crop cannot hold every keep-region and the focus point."""
+        if len(wishes.required) == 0:
+            return []
+        fit = wishes.required_fits(torch.tensor(ratios, dtype=torch.float64))
+        out = []
+        for a, aspect in enumerate(options.aspects):
+            if not any(bool(fit[i]) for i, o in enumerate(owner) if o == a):
+                out.append(f"the keep-regions and focus point do not fit together in a {aspect.label} crop of this "
+                           "image; the crop holds as much of them as it can")
+        return out
 
     # --------------------------------------------------------------- one-call API
     def crop(
@@ -375,11 +526,17 @@ class Cropper:
         circular: bool = False,
         top_k: int = 1,
         nms_iou: float = 0.5,
+        faces: bool = True,
+        keep: object = None,
+        focus: object = None,
+        min_scale: float | None = None,
     ) -> CropResult:
         """Best crops of ``image`` (path, bytes, PIL image or ``HxWx3`` uint8 array) for each
         ``aspect`` (``None``/"free", ``"W:H"``, ``(w, h)`` or a list of them); all aspects
-        come from one forward pass."""
-        options = CropOptions.parse(aspect, circular, top_k, nms_iou)
+        come from one forward pass. Faces are kept whole (``faces=False`` turns that off);
+        ``keep=[[x1, y1, x2, y2], ...]`` regions stay inside, ``focus=(x, y)`` pulls the
+        crops towards a point; ``min_scale`` bounds the zoom (see :class:`CropOptions`)."""
+        options = CropOptions.parse(aspect, circular, top_k, nms_iou, faces, keep, focus, min_scale)
         prepared = self.prepare(image)
         return self.search(prepared, self.score_maps([prepared])[0], options)
 

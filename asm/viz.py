@@ -62,6 +62,22 @@ def draw_crops(image: np.ndarray, crops: Sequence[Crop], thickness: int | None =
     return out
 
 
+def draw_regions(image: np.ndarray, faces: Sequence[Sequence[float]] = (), keep: Sequence[Sequence[float]] = (),
+                 focus: Sequence[float] | None = None) -> np.ndarray:
+    """The image with detected ``faces`` (white, thin), the user's ``keep`` boxes (green)
+    and ``focus`` point (a green cross) drawn; boxes ``x1, y1, x2, y2`` in image pixels."""
+    out = np.ascontiguousarray(image.copy())
+    t = max(1, round(min(out.shape[:2]) / 400))
+    for colour, boxes in (((255, 255, 255), faces), ((40, 200, 80), keep)):
+        for box in boxes:
+            x1, y1, x2, y2 = (int(round(v)) for v in box[:4])
+            cv2.rectangle(out, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, t, cv2.LINE_AA)
+    if focus is not None:
+        x, y, r = int(round(focus[0])), int(round(focus[1])), 6 * t + 4
+        cv2.drawMarker(out, (x, y), (40, 200, 80), cv2.MARKER_CROSS, 2 * r, 2 * t, cv2.LINE_AA)
+    return out
+
+
 def label_boxes(crops: Sequence[Crop], labels: Sequence[str], width: int, height: int, thickness: int,
                 scale: float) -> list[tuple[int, int, int, int]]:
     """Where each label goes, ``(x1, y1, x2, y2)``: inside its crop's top-left corner, moved

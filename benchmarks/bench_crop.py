@@ -61,6 +61,7 @@ def _median_ms(fn, repeat: int = 15) -> float:
 
 def speed_table(data: bytes) -> list[str]:
     from asm.cropper import Cropper, CropOptions
+    from asm.faces import detect_faces
     from asm.io import load_image
 
     cropper = Cropper.from_pretrained()  # ONNX Runtime on the CPU
@@ -78,7 +79,8 @@ def speed_table(data: bytes) -> list[str]:
         parts.setdefault(f"forward (score map), ONNX Runtime {_ort_version()}", []).append(_median_ms(lambda: cropper.score_maps([prepared])))
         parts.setdefault("forward (score map), torch eager, for comparison", []).append(
             _median_ms(lambda: torch_cropper.score_maps([prepared])))
-        parts.setdefault("search (2 stages, all aspects)", []).append(_median_ms(lambda: cropper.search(prepared, m, opts)))
+        parts.setdefault("search (2 stages, all aspects, faces on)", []).append(_median_ms(lambda: cropper.search(prepared, m, opts)))
+        parts.setdefault("  of which face detection (asm.faces, YuNet)", []).append(_median_ms(lambda: detect_faces(prepared.preview, size=(prepared.width, prepared.height))))
         totals[label] = _median_ms(lambda: json.dumps(cropper.crop(data, aspect=aspects).to_json()))
     for name, (one, five) in parts.items():
         rows.append(f"| {name} | {one:.1f} | {five:.1f} |")

@@ -43,7 +43,7 @@ import gradio as gr
 import numpy as np
 
 from asm import viz
-from asm.cropper import Crop, CropOptions, Cropper, CropResult
+from asm.cropper import DEFAULT_MIN_SCALE, Crop, CropOptions, Cropper, CropResult
 from asm.errors import AsmError, echo
 from asm.io import load_image
 
@@ -172,8 +172,14 @@ class BackendEngine:
             "aspect": ",".join(a.label for a in options.aspects),
             "circular": "true" if options.circular else "false",
             "top_k": str(options.top_k),
+            "faces": "on" if options.faces else "off",
+            "min_scale": str(options.min_scale),
             "heatmap": "true" if heatmap else "false",
         }
+        if options.keep:
+            form["keep"] = ";".join(",".join(f"{v:g}" for v in box) for box in options.keep)
+        if options.focus is not None:
+            form["focus"] = f"{options.focus[0]:g},{options.focus[1]:g}"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             r = self._client.post(self.endpoint, files={"data": ("image", payload, "application/octet-stream")}, data=form, headers=headers)
@@ -194,16 +200,18 @@ class BackendEngine:
         default_shape = "circle" if options.circular else "rect"
         try:
             crops = [
-                Crop([int(v) for v in c["box"]], float(c["score"]), str(c.get("aspect", "free")), str(c.get("shape", default_shape)))
+                Crop([int(v) for v in c["box"]], float(c["score"]), str(c.get("aspect", "free")), str(c.get("shape", default_shape)),
+                     c.get("faces_kept"), c.get("keep_kept"))
                 for c in body["crops"]
             ]
+            faces = [[*map(float, f["box"]), float(f["score"])] for f in body["faces"]] if "faces" in body else None
         except (KeyError, TypeError, ValueError) as e:
             raise BackendError(f"the asm server sent a malformed crop ({e})") from None
         for c in crops:
             x1, y1, x2, y2 = c.box
             if not (0 <= x1 < x2 <= W and 0 <= y1 < y2 <= H):
                 raise BackendError(f"the asm server sent a box {c.box} outside the {W}x{H} image")
-        answer = Answer(rgb, CropResult(W, H, crops))
+        answer = Answer(rgb, CropResult(W, H, crops, faces, [str(w) for w in body.get("warnings") or []]))
         maps = body.get("heatmaps") or {}
         if maps:
             answer.theta_avg = self._heatmap(rgb, maps.get("theta_avg"))
@@ -251,18 +259,21 @@ def _json_or_none(response: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- request logic
-def parse_options(aspects: Sequence[str] | None, custom: str | None, circular: Any, top_k: Any) -> CropOptions:
+def parse_options(aspects: Sequence[str] | None, custom: str | None, circular: Any, top_k: Any, faces: Any = True,
+                  keep: str | None = "", focus: str | None = "", min_scale: Any = None) -> CropOptions:
     """The form's values as :class:`CropOptions` (raises :class:`asm.errors.InvalidOption`).
 
     ``custom`` holds extra ``W:H`` ratios, comma-separated. Round crops are always 1:1, so
-    with ``circular`` the aspect choices are ignored (the form says so).
+    with ``circular`` the aspect choices are ignored (the form says so). ``keep`` holds
+    boxes ``x1,y1,x2,y2`` separated by ``;``, ``focus`` a point ``x,y`` (image pixels).
     """
     chosen = [str(a) for a in (aspects or [])]
     chosen += [part.strip() for part in str(custom or "").split(",") if part.strip()]
     circular = bool(circular) if isinstance(circular, (bool, int, np.integer)) else circular
     if circular is True:
         chosen = []
-    return CropOptions.parse(chosen or None, circular, DEFAULT_TOP_K if top_k is None else top_k)
+    return CropOptions.parse(chosen or None, circular, DEFAULT_TOP_K if top_k is None else top_k,
+                             faces=True if faces is None else faces, keep=keep, focus=focus, min_scale=min_scale)
 
 
 class _Runner:
@@ -271,12 +282,13 @@ class _Runner:
     def __init__(self, engine: LocalEngine | BackendEngine) -> None:
         self.engine = engine
 
-    def _answer(self, image: Any, aspects: Any, custom: Any, circular: Any, top_k: Any, heatmap: bool) -> Answer:
+    def _answer(self, image: Any, aspects: Any, custom: Any, circular: Any, top_k: Any, heatmap: bool,
+                *wishes: Any) -> tuple[Answer, CropOptions]:
         if image is None:
             raise gr.Error("Upload a photo first (JPEG, PNG, WebP, GIF, BMP or TIFF).", print_exception=False)
         try:
-            options = parse_options(aspects, custom, circular, top_k)
-            return self.engine.run(image, options, bool(heatmap))
+            options = parse_options(aspects, custom, circular, top_k, *wishes)
+            return self.engine.run(image, options, bool(heatmap)), options
         except AsmError as e:
             message = str(e)
             if isinstance(image, _Upload):  # name the user's file, not Gradio's temp copy
@@ -285,15 +297,22 @@ class _Runner:
         except BackendError as e:
             raise gr.Error(str(e), title="asm server", print_exception=False) from None
 
-    def crop(self, image: Any, aspects: Any, custom: Any, circular: Any, top_k: Any) -> dict[str, Any]:
-        """Best crops of the image: ``{"width", "height", "crops": [{"box", "score", "aspect", "shape"}]}``."""
-        return self._answer(image, aspects, custom, circular, top_k, False).result.to_json()
+    def crop(self, image: Any, aspects: Any, custom: Any, circular: Any, top_k: Any, faces: Any = True,
+             keep: Any = "", focus: Any = "", min_scale: Any = None) -> dict[str, Any]:
+        """Best crops of the image: ``{"width", "height", "crops": [{"box", "score", "aspect", "shape", ...}], "faces"}``."""
+        answer, _ = self._answer(image, aspects, custom, circular, top_k, False, faces, keep, focus, min_scale)
+        return answer.result.to_json()
 
-    def crop_view(self, image: Any, aspects: Any, custom: Any, circular: Any, top_k: Any, heatmap: Any):
-        """Everything the page shows: crops drawn, cut-outs, θ_avg / θ_std overlays, JSON."""
-        answer = self._answer(image, aspects, custom, circular, top_k, bool(heatmap))
+    def crop_view(self, image: Any, aspects: Any, custom: Any, circular: Any, top_k: Any, heatmap: Any, faces: Any = True,
+                  keep: Any = "", focus: Any = "", min_scale: Any = None):
+        """Everything the page shows: crops (with faces, keep boxes and focus) drawn, cut-outs,
+        θ_avg / θ_std overlays, JSON."""
+        answer, options = self._answer(image, aspects, custom, circular, top_k, bool(heatmap), faces, keep, focus, min_scale)
+        for warning in answer.result.warnings:
+            gr.Warning(warning)
         crops = answer.result.crops
-        drawn = viz.draw_crops(answer.image, crops)
+        marked = viz.draw_regions(answer.image, answer.result.faces or (), options.keep, options.focus)
+        drawn = viz.draw_crops(marked, crops)
         cutouts = [
             (viz.cut_crop(answer.image, c), f"#{i + 1} {c.aspect}{' circle' if c.shape == 'circle' else ''} · {c.score:.3f}")
             for i, c in enumerate(crops)
@@ -425,11 +444,20 @@ def build_demo(
                     circular = gr.Checkbox(label="Circular", info="Round 1:1 crops (avatars); ignores the ratios.", elem_id="asm-circular")
                     heatmap = gr.Checkbox(value=True, label="Heatmaps", info="Show θ_avg and θ_std.", elem_id="asm-heatmap")
                 top_k = gr.Slider(1, MAX_TOP_K_UI, value=DEFAULT_TOP_K, step=1, label="Top-k", info="Distinct alternatives per ratio.")
+                with gr.Accordion("Faces, keep-regions, focus, zoom", open=False):
+                    faces = gr.Checkbox(value=True, label="Faces", info="Detect faces (drawn in white) and keep them whole.",
+                                        elem_id="asm-faces")
+                    keep = gr.Textbox("", label="Keep boxes (green)", placeholder="x1,y1,x2,y2; x1,y1,x2,y2 (image pixels)",
+                                      max_lines=1, elem_id="asm-keep")
+                    focus = gr.Textbox("", label="Focus point", placeholder="x,y (image pixels)", max_lines=1, elem_id="asm-focus")
+                    min_scale = gr.Slider(0.1, 1.0, value=DEFAULT_MIN_SCALE, step=0.05, label="Min scale",
+                                          info="Smallest crop side, as a share of the largest crop of the ratio.",
+                                          elem_id="asm-min-scale")
                 run = gr.Button("Crop", variant="primary", elem_id="asm-run")
-                inputs = [image, aspects, custom, circular, top_k, heatmap]
+                inputs = [image, aspects, custom, circular, top_k, heatmap, faces, keep, focus, min_scale]
                 outputs = [drawn, gallery, theta_avg, theta_std, answer]
                 gr.Examples(
-                    [[str(EXAMPLES_DIR / name), *options] for name, *options in EXAMPLES],
+                    [[str(EXAMPLES_DIR / name), *options, True, "", "", DEFAULT_MIN_SCALE] for name, *options in EXAMPLES],
                     inputs=inputs,
                     outputs=outputs,
                     fn=runner.crop_view,
@@ -465,7 +493,7 @@ def build_demo(
         # the JSON-only endpoint for gradio_client: a trigger that is never shown
         api_trigger = gr.Button(visible=False)
         api_trigger.click(
-            runner.crop, inputs[:5], [answer], api_name="crop", concurrency_id="asm",
+            runner.crop, inputs[:5] + inputs[6:], [answer], api_name="crop", concurrency_id="asm",
             api_description="Best crops of the image: {width, height, crops: [{box: [x1, y1, x2, y2], score, aspect, shape}]}.",
         )
         heatmap.change(lambda on: gr.Row(visible=bool(on)), heatmap, heat_row, queue=False, show_progress="hidden", api_visibility="private")

@@ -13,11 +13,14 @@ How to send an image (any of these):
 * JSON: ``{"image": "<base64>", "aspect": ["16:9", "1:1"], "heatmap": true}``.
 
 Options: ``aspect`` (repeatable or comma-separated), ``circular``, ``top_k``, ``nms_iou``,
-``heatmap``. URL query parameters never reach a TorchServe handler, so options travel in
-the multipart form or the JSON object.
+``faces`` (``on``/``off``), ``keep`` (``x1,y1,x2,y2``, repeatable; JSON ``[[x1, y1, x2, y2], ...]``),
+``focus`` (``x,y``; JSON ``[x, y]``), ``min_scale``, ``heatmap``. URL query parameters never
+reach a TorchServe handler, so options travel in the multipart form or the JSON object.
 
-Answer: ``{"width", "height", "crops": [{"box", "score", "aspect", "shape"}]}`` plus, with
-``heatmap=true``, ``"heatmaps": {"theta_avg": <base64 PNG>, "theta_std": <base64 PNG>}``.
+Answer: ``{"width", "height", "crops": [{"box", "score", "aspect", "shape", "faces_kept",
+"keep_kept"}], "faces": [{"box", "score"}], "warnings"}`` (``faces_kept``/``faces`` unless
+``faces=off``, ``keep_kept`` with ``keep``, ``warnings`` when a keep-region cannot be held)
+plus, with ``heatmap=true``, ``"heatmaps": {"theta_avg": <base64 PNG>, "theta_std": <base64 PNG>}``.
 Every refused request gets its own status and ``{"error": code, "message": text}``; the
 other requests of its batch are answered normally.
 
@@ -83,6 +86,8 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "asm"
 #: Keys under which the image may arrive (multipart field / JSON key).
 IMAGE_FIELDS = ("data", "image")
+#: Form fields that may repeat, and how their values are joined for CropOptions.
+REPEATABLE = {"aspect": ",", "keep": ";"}
 HOW_TO_SEND = (
     "send the image as the raw body (curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg'), "
     "as a multipart file field 'data' (curl -F data=@photo.jpg -F aspect=16:9), "
@@ -188,9 +193,9 @@ def _split_request(row: Any, content_type: str) -> tuple[bytes, dict[str, Any]]:
             continue
         if isinstance(value, list):  # repeated form field (see _keep_repeated_fields)
             values = [_text(name, v) for v in value]
-            if name != "aspect" or not all(isinstance(v, str) for v in values):
+            if name not in REPEATABLE or not all(isinstance(v, str) for v in values):
                 raise BadRequest(f"option {echo(name)} was given {len(values)} times; give it once")
-            value = ",".join(values)
+            value = REPEATABLE[name].join(values)
         options[name] = _text(name, value)
     return bytes(image), options
 

@@ -20,11 +20,12 @@ MAR           := $(MODEL_STORE)/asm.mar
 # What the handler needs on a TorchServe host (listed in the archive, never pip-installed
 # by TorchServe since install_py_dep_per_model=false).
 SERVE_REQUIREMENTS := torch>=2.4 torchvision>=0.19 numpy>=1.24 pillow>=10.0 opencv-python-headless>=4.8 matplotlib>=3.7
-# The asm package as a zip (sources only: the model travels as the serialized file).
+# The asm package as a zip (sources and the face detector with its licence; the model
+# travels as the serialized file). asm.faces reads the detector from the zip.
 define ASM_ZIP_PY
 import pathlib, sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
-    for p in sorted(pathlib.Path("asm").rglob("*.py")):
+    for p in sorted([*pathlib.Path("asm").rglob("*.py"), *pathlib.Path("asm/weights").glob("*.onnx"), *pathlib.Path("asm/weights").glob("*.txt")]):
         if "__pycache__" not in p.parts:
             z.write(p, p.as_posix())
 endef
@@ -35,7 +36,7 @@ export ASM_ZIP_PY
 archive: $(MAR)
 	@echo "archive: $(MAR) (asm $(ASM_VERSION), model $(MODEL_FILE))"
 
-$(MAR): $(MODEL_FILE) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py)
+$(MAR): $(MODEL_FILE) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py) $(wildcard asm/weights/*.onnx)
 	@mkdir -p $(MODEL_STORE) $(SERVE_BUILD)
 	@rm -f $(SERVE_BUILD)/asm.zip
 	$(PY) -c "$$ASM_ZIP_PY" $(SERVE_BUILD)/asm.zip

@@ -8,22 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from asm.cli import main
-from asm.model import ASMNet, save_model
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:
-        torch.nn.init.normal_(h.weight, std=0.3)
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    save_model(model, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision.ops import box_iou
 
 from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box
-from asm.cropper import Cropper, CropOptions
+from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
 from asm.errors import InvalidImage, InvalidOption
 from asm.model import ASMNet
 
@@ -63,7 +63,8 @@ def test_free_aspect_within_sane_bounds(cropper, photo):
     w, h = crop.box[2] - crop.box[0], crop.box[3] - crop.box[1]
     assert crop.aspect == "free"
     assert 0.45 <= w / h <= 2.2
-    assert w * h >= 0.2 * 640 * 427
+    largest_w = min(640, 427 * w / h)  # the crop's side is at least min_scale of the largest box of its shape
+    assert w >= DEFAULT_MIN_SCALE * largest_w - 2
 
 
 def test_circular_crops_are_square_and_inside(cropper, photo):
@@ -103,8 +104,11 @@ def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
 
 def test_result_json_round_trip(cropper, photo):
     out = cropper.crop(photo, aspect="4:3").to_json()
+    assert set(out) == {"width", "height", "crops", "faces"}  # faces: detected (none here)
+    assert set(out["crops"][0]) == {"box", "score", "aspect", "shape", "faces_kept"}
+    out = cropper.crop(photo, aspect="4:3", faces=False, keep=[[10, 10, 50, 50]]).to_json()
     assert set(out) == {"width", "height", "crops"}
-    assert set(out["crops"][0]) == {"box", "score", "aspect", "shape"}
+    assert set(out["crops"][0]) == {"box", "score", "aspect", "shape", "keep_kept"}
     json.dumps(out)
 
 

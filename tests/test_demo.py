@@ -249,7 +249,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fields = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True) for part in msg.iter_parts()}
         cropper = self.server.cropper
         try:
-            options = {k: fields[k].decode() for k in ("aspect", "circular", "top_k") if k in fields}
+            options = {k: fields[k].decode() for k in ("aspect", "circular", "top_k", "faces", "keep", "focus", "min_scale")
+                       if k in fields}
             result = cropper.crop(fields["data"], **options)
         except AsmError as e:
             return self._send(e.http_status, e.to_dict())
@@ -287,6 +288,10 @@ def test_backend_mode(fake_torchserve, cropper):
         for (cut, caption), crop in zip(gallery, answer["crops"]):
             x1, y1, x2, y2 = crop["box"]
             assert cut.shape == (y2 - y1, x2 - x1, 3) and crop["aspect"] in caption
+        # faces, keep-regions and focus travel as form fields and come back reported
+        _, _, _, _, answer = runner.crop_view(str(photo), ["1:1"], "", False, 1, False, True, "10,10,60,60", "100,100", 0.8)
+        assert answer == cropper.crop(photo, aspect="1:1", keep=[[10, 10, 60, 60]], focus=(100, 100), min_scale=0.8).to_json()
+        assert answer["crops"][0]["keep_kept"] == [0] and "faces" in answer
         # circular through the backend: shapes come back, cut-outs are RGBA
         _, gallery, _, _, answer = runner.crop_view(str(photo), [], "", True, 1, False)
         assert answer["crops"][0]["shape"] == "circle" and gallery[0][0].shape[2] == 4
@@ -317,6 +322,27 @@ def test_parse_options():
     assert [a.label for a in demo_app.parse_options([], "", False, None).aspects] == ["free"]
     with pytest.raises(InvalidOption):
         demo_app.parse_options([], "0:1", False, 1)
+    o = demo_app.parse_options(["1:1"], "", False, 1, False, "1,2,30,40; 5,6,70,80", " 12, 34 ", 0.75)
+    assert (o.faces, o.keep, o.focus, o.min_scale) == (False, ((1, 2, 30, 40), (5, 6, 70, 80)), (12, 34), 0.75)
+    with pytest.raises(InvalidOption, match="keep box 1"):
+        demo_app.parse_options(["1:1"], "", False, 1, True, "1,2,30,40; 5,6", "", 0.5)
+
+
+def test_faces_keep_focus_through_the_api_and_the_page(client, cropper):
+    photo = EXAMPLES / "dogs-window.jpg"  # YuNet sees the dog's face as a face
+    answer = client.predict(handle_file(str(photo)), ["1:1"], "", False, 1, True, "20,300,120,400", "250,250", 0.7, api_name="/crop")
+    assert answer == cropper.crop(photo, aspect="1:1", keep=[[20, 300, 120, 400]], focus=(250, 250), min_scale=0.7).to_json()
+    assert len(answer["faces"]) == 1 and answer["crops"][0]["faces_kept"] == [0] and answer["crops"][0]["keep_kept"] == [0]
+    drawn, _, _, _, viewed = client.predict(handle_file(str(photo)), ["1:1"], "", False, 1, False, True, "20,300,120,400",
+                                            "250,250", 0.7, api_name="/crop_view")
+    assert viewed == answer
+    plain, _, _, _, _ = client.predict(handle_file(str(photo)), ["1:1"], "", False, 1, False, False, "", "", 0.7, api_name="/crop_view")
+    with Image.open(drawn["path"] if isinstance(drawn, dict) else drawn) as a, Image.open(plain["path"] if isinstance(plain, dict) else plain) as b:
+        x1, y1, x2, y2 = answer["faces"][0]["box"]
+        diff = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
+        assert diff[y1 - 2 : y1 + 3, x1:x2].mean() > 20  # the face's outline is drawn
+    with pytest.raises(Exception, match="outside the 533x800 image"):
+        client.predict(handle_file(str(photo)), ["1:1"], "", False, 1, True, "0,0,900,10", "", 0.5, api_name="/crop")
 
 
 def test_examples_are_small_open_photos_with_credits():

@@ -108,7 +108,7 @@ def test_draft_decode_keeps_the_scores_of_a_full_decode(cropper):
         data = buf.getvalue()
         assert cropper.prepare(data)._image is None  # noqa: SLF001  (it was reduced)
         full = load_image(data)
-        for crop in cropper.crop(data, aspect=["16:9", "1:1"]).crops:
+        for crop in cropper.crop(data, aspect=["16:9", "1:1"], faces=False).crops:  # the model score alone
             want = float(cropper.score(full, [crop.box])[0])
             assert abs(crop.score - want) <= 0.03 * abs(want), (path.name, crop, want)
 

@@ -209,6 +209,27 @@ def test_multipart_with_options(server):
     assert all(aspects.count(a) <= 2 for a in set(aspects))
 
 
+def test_faces_keep_focus_min_scale(server):
+    """Multipart (keep repeated) and JSON keys give the same answer; kept regions are reported."""
+    body, ctype = _multipart([("data", ("p.jpg", GOOD, "image/jpeg")), ("aspect", "1:1"), ("keep", "10,20,60,70"),
+                              ("keep", "200,150,250,200"), ("focus", "150,100"), ("min_scale", "0.7"), ("faces", "on")])
+    status, _, answer = server.predict(body, ctype)
+    assert status == 200, answer
+    answer = _json(answer)
+    _check_answer(answer, 320, 240)
+    assert answer["faces"] == [] and answer["crops"][0]["keep_kept"] == [0, 1] and answer["crops"][0]["faces_kept"] == []
+    x1, y1, x2, y2 = answer["crops"][0]["box"]
+    assert x1 <= 10 and y1 <= 20 and x2 >= 250 and y2 >= 200
+    payload = {"image": base64.b64encode(GOOD).decode(), "aspect": "1:1", "keep": [[10, 20, 60, 70], [200, 150, 250, 200]],
+               "focus": [150, 100], "min_scale": 0.7, "faces": True}
+    status, _, same = server.predict(json.dumps(payload).encode(), "application/json")
+    assert status == 200 and _json(same) == answer
+    payload.update(keep=[[0, 0, 20, 20], [300, 220, 320, 240]], aspect="9:16", faces=False)  # corners: no 9:16 holds both
+    status, _, warned = server.predict(json.dumps(payload).encode(), "application/json")
+    warned = _json(warned)
+    assert status == 200 and "faces" not in warned and "9:16" in warned["warnings"][0]
+
+
 def test_json_base64(server):
     payload = {"image": base64.b64encode(GOOD).decode(), "aspect": ["3:2", "1:1"], "top_k": 1}
     status, _, body = server.predict(json.dumps(payload).encode(), "application/json")
@@ -282,6 +303,12 @@ def test_bad_request(server, name):
         ([("colour", "red")], "unknown option"),
         ([("top_k", "2"), ("top_k", "3")], "once"),
         ([("aspect", "16:9\u00e9\r\nX-Injected: 1")], "aspect"),  # non-ASCII + CRLF echoed in the message
+        ([("keep", "1,2,3")], "keep box 0 must be 4 numbers"),
+        ([("keep", "0,0,400,10")], "outside the 320x240 image"),
+        ([("focus", "10,999")], "outside the 320x240 image"),
+        ([("faces", "maybe")], "faces"),
+        ([("min_scale", "5")], "min_scale"),
+        ([("focus", "1,2"), ("focus", "3,4")], "once"),
     ],
 )
 def test_bad_options(server, fields, words):
@@ -493,6 +520,8 @@ def test_repeated_fields_are_kept(handler_module):
     assert inputs[0]["data"] == bytearray(b"img")
     image, options = handler_module._split_request(inputs[0], "multipart/form-data")
     assert image == b"img" and options == {"aspect": "16:9,1:1"}
+    row = {"data": bytearray(b"img"), "keep": [bytearray(b"1,2,3,4"), bytearray(b"5,6,7,8")]}
+    assert handler_module._split_request(row, "multipart/form-data")[1] == {"keep": "1,2,3,4;5,6,7,8"}
 
 
 # --------------------------------------------------------------------------- make serve / make stop

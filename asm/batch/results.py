@@ -7,7 +7,8 @@ One record per input: ``{"file", "width", "height", "crops"}`` (as ``asm crop --
   killed process leaves at most one torn last line. Opening the file drops a torn tail and
   reads which inputs are answered; a file that is not an asm result file is never touched.
 * Parquet (``results/`` folder): parts ``part-*.parquet`` of up to ``rows_per_part`` rows,
-  each written under a hidden name and renamed into place whole; ``crops`` is its JSON text.
+  each written under a hidden name and renamed into place whole; ``crops``, ``faces`` and
+  ``warnings`` are their JSON text.
 
 Either holds an exclusive lock while open: a second job writing the same results is refused.
 """
@@ -142,7 +143,8 @@ class ParquetResults(ResultsFile):
             raise _cannot_write(self.path, e) from None
         _lock(self.fd, self.path)
         self.schema = pa.schema([("file", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
-                                 ("crops", pa.string()), ("error", pa.string()), ("message", pa.string())])
+                                 ("crops", pa.string()), ("faces", pa.string()), ("warnings", pa.string()),
+                                 ("error", pa.string()), ("message", pa.string())])
         self.rows_per_part = rows_per_part
         self.pending: list[dict[str, Any]] = []
         for leftover in self.path.glob(".part-*.tmp"):  # a part that was being written when a job died
@@ -161,7 +163,8 @@ class ParquetResults(ResultsFile):
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         for r in records:
-            self.pending.append({**r, "crops": json.dumps(r["crops"], separators=(",", ":")) if "crops" in r else None})
+            self.pending.append({**r, **{k: json.dumps(r[k], separators=(",", ":")) if k in r else None
+                                         for k in ("crops", "faces", "warnings")}})
         if len(self.pending) >= self.rows_per_part:
             self.flush()
 

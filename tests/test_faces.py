@@ -1,0 +1,323 @@
+"""Faces, keep-regions, focus and zoom: geometry (asm.constraints), option parsing
+(CropOptions), the search honouring them (with a stubbed detector, so the faces are known),
+the real YuNet detector, and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import asm.cropper as cropper_mod
+from asm.cli import main
+from asm.constraints import (
+    Wishes,
+    clear_of,
+    contains,
+    cuts,
+    fit_around,
+    fits,
+    focus_prior,
+    pad_boxes,
+    smallest_side_share,
+    union_box,
+)
+from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
+from asm.errors import ECHO_LIMIT, InvalidOption
+from asm.faces import detect_faces, prominence
+from asm.io import load_image
+from asm.model import ASMNet
+
+ROOT = Path(__file__).resolve().parents[1]
+DOG = ROOT / "gradio_demo" / "examples" / "dogs-window.jpg"  # YuNet takes the dog's face for a face (0.87)
+OSIE_1401 = ROOT.parent / "shared" / "data" / "osie" / "images" / "1401.jpg"
+
+
+def T(rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float64).reshape(-1, 4)
+
+
+# --------------------------------------------------------------------------- geometry
+def test_contains_and_cuts():
+    boxes = T([[0, 0, 100, 100], [50, 0, 150, 100], [200, 0, 300, 100]])
+    region = T([[20, 20, 70, 70]])
+    assert contains(boxes, region)[:, 0].tolist() == [True, False, False]
+    assert cuts(boxes, region)[:, 0].tolist() == [False, True, False]  # the third misses it: no cut
+    assert not cuts(T([[0, 0, 70.8, 100]]), region)[0, 0]  # within the one-pixel tolerance
+
+
+def test_fit_around_moves_least_and_grows_keeping_the_aspect():
+    region = torch.tensor([300.0, 100, 380, 160])
+    boxes = T([[0, 0, 200, 200], [250, 50, 450, 250], [0, 0, 40, 20]])
+    out = fit_around(boxes, region, 640, 427)
+    assert contains(out, region[None]).all()
+    assert torch.equal(out[1], boxes[1])  # already holds it: unchanged
+    assert out[0].tolist() == [180, 0, 380, 200]  # moved right just enough
+    w, h = out[2, 2] - out[2, 0], out[2, 3] - out[2, 1]
+    assert abs(w / h - 2) < 1e-9 and w >= 80 and h >= 60 - 1e-9  # grew about its centre, still 2:1
+    assert (out[:, :2] >= 0).all() and (out[:, 2] <= 640).all() and (out[:, 3] <= 427).all()
+
+
+def test_fits_and_union():
+    wide = torch.tensor([0.0, 0, 500, 50])
+    assert fits(wide, torch.tensor([16 / 9, 9 / 16], dtype=torch.float64), 640, 427).tolist() == [True, False]
+    assert union_box(T([[10, 20, 30, 40], [0, 25, 15, 60]])).tolist() == [0, 20, 30, 60]
+
+
+def test_clear_of_puts_each_shift_outside_the_region():
+    boxes = T([[100, 100, 300, 300]])
+    region = torch.tensor([250.0, 150, 350, 250])
+    out = clear_of(boxes, region, 640, 480)
+    assert out.shape == (4, 4)  # left, right, above, below
+    assert cuts(out, region[None])[:, 0].tolist() == [False, False, True, False]  # no room above: clamped
+    assert out[2].tolist() == [100, 0, 300, 200]
+    assert ((out[:, 2] - out[:, 0]) == 200).all()  # same size
+
+
+def test_pad_focus_and_zoom_share():
+    assert pad_boxes(T([[10, 10, 110, 60]]), 0.1, 115, 100).tolist() == [[0, 5, 115, 65]]
+    boxes = T([[0, 0, 100, 100], [200, 200, 300, 300]])
+    prior = focus_prior(boxes, (50.0, 50.0))
+    assert prior[0] == 0 and prior[1] < -10
+    assert smallest_side_share(T([[0, 0, 300, 300]]), torch.tensor([1.0], dtype=torch.float64), 640, 600).tolist() == [0.5]
+
+
+def test_wishes_cost_and_kept():
+    w = Wishes(640, 480, T([[100, 100, 160, 180]]), torch.tensor([1.0], dtype=torch.float64), T([[400, 300, 500, 400]]))
+    good, cutting, missing = [50, 50, 550, 450], [130, 50, 630, 450], [200, 0, 500, 250]
+    hard = w.hard(T([good, cutting, missing]))
+    assert hard[0] == 0 and hard[1] < 0 and hard[2] < hard[1]  # a keep-region left out costs most
+    assert w.kept(good) == ([0], [0]) and w.kept(missing) == ([], [])
+
+
+def test_prominence_is_area_times_confidence():
+    faces = np.array([[0, 0, 10, 10, 0.9], [0, 0, 20, 20, 0.9], [0, 0, 20, 20, 0.45]])
+    assert prominence(faces).tolist() == pytest.approx([0.25, 1.0, 0.5])
+
+
+# --------------------------------------------------------------------------- options
+@pytest.mark.parametrize("keep, boxes", [
+    ("10,20,110,120", [(10, 20, 110, 120)]),
+    ("10,20,110,120; 0,0,5,5", [(10, 20, 110, 120), (0, 0, 5, 5)]),
+    ("[[1, 2, 3, 4]]", [(1, 2, 3, 4)]),
+    ([1, 2, 3, 4], [(1, 2, 3, 4)]),
+    ([[1, 2, 3, 4], ["5", "6", "7", "8"]], [(1, 2, 3, 4), (5, 6, 7, 8)]),
+    (["1,2,3,4", "5 6 7 8"], [(1, 2, 3, 4), (5, 6, 7, 8)]),
+    (None, []),
+    ("", []),
+])
+def test_keep_forms(keep, boxes):
+    assert list(CropOptions.parse(keep=keep).keep) == boxes
+
+
+@pytest.mark.parametrize("keep, words", [
+    ("1,2,3", "4 numbers"),
+    ("1,2,3,x", "4 numbers"),
+    ("1,2,nan,4", "finite"),
+    ("5,2,3,4", "x1 < x2"),
+    ("-1,2,3,4", "0 <= x1"),
+    ("[[1,2,3", "not valid JSON"),
+    ([[1, 2, 3, 4]] * 17, "at most 16"),
+    ({"x": 1}, "boxes"),
+    ([True, 1, 2, 3], "4 numbers"),
+])
+def test_bad_keep_is_refused(keep, words):
+    with pytest.raises(InvalidOption, match=words):
+        CropOptions.parse(keep=keep)
+
+
+def test_focus_faces_min_scale_parsing():
+    o = CropOptions.parse(focus="12.5, 30", faces="off", min_scale="0.8")
+    assert (o.focus, o.faces, o.min_scale) == ((12.5, 30.0), False, 0.8)
+    assert CropOptions.parse(focus=[3, 4]).focus == (3.0, 4.0)
+    assert CropOptions().min_scale == DEFAULT_MIN_SCALE and CropOptions().faces
+    for bad, words in (({"focus": "1"}, "2 numbers"), ({"focus": "-1,3"}, "not negative"), ({"faces": "maybe"}, "true or false"),
+                       ({"min_scale": "0"}, "between 0.1 and 1"), ({"min_scale": "nan"}, "between"), ({"min_scale": "big"}, "number")):
+        with pytest.raises(InvalidOption, match=words):
+            CropOptions.parse(**bad)
+
+
+def test_options_from_a_form_and_huge_input_is_echoed_short():
+    options, heatmap = CropOptions.from_mapping({"keep": "1,2,30,40", "focus": "5,6", "faces": "false", "min_scale": 0.7})
+    assert options.keep == ((1, 2, 30, 40),) and options.focus == (5, 6) and not options.faces and not heatmap
+    with pytest.raises(InvalidOption) as e:
+        CropOptions.parse(keep="1," * 100_000)
+    assert len(str(e.value)) < ECHO_LIMIT + 60
+
+
+# --------------------------------------------------------------------------- search
+@pytest.fixture(scope="module")
+def cropper():
+    torch.manual_seed(0)
+    model = ASMNet("mobilenet_v3_small")
+    for h in model.heads:
+        torch.nn.init.normal_(h.weight, std=0.3)
+    return Cropper(model)
+
+
+@pytest.fixture
+def photo():
+    rng = np.random.default_rng(0)
+    img = (rng.random((427, 640, 3)) * 60).astype(np.uint8)
+    img[150:300, 380:520] = (230, 90, 40)
+    return img
+
+
+def _stub_faces(monkeypatch, faces):
+    monkeypatch.setattr(cropper_mod, "detect_faces", lambda rgb, size=None: np.asarray(faces, dtype=np.float64).reshape(-1, 5))
+
+
+FACE_SPOTS = [[20, 40, 90, 130, 0.9], [560, 30, 630, 120, 0.9], [280, 330, 360, 420, 0.9], [300, 150, 380, 250, 0.9]]
+
+
+@pytest.mark.parametrize("face", FACE_SPOTS)
+@pytest.mark.parametrize("aspect", ["1:1", "4:5", "9:16", "16:9", "free"])
+def test_a_face_is_never_cut_and_is_kept(cropper, photo, monkeypatch, face, aspect):
+    _stub_faces(monkeypatch, [face])
+    result = cropper.crop(photo, aspect=aspect, top_k=3)
+    boxes = T([c.box for c in result.crops])
+    assert not cuts(boxes, T([face[:4]])).any()
+    assert result.crops[0].faces_kept == [0]  # it fits every aspect here, so the best crop holds it
+    assert len(result.crops) == 3  # the alternatives (kept apart by NMS) may leave it out, never cut it
+    assert result.to_json()["faces"] == [{"box": face[:4], "score": 0.9}]
+
+
+def test_faces_off_ignores_them(cropper, photo, monkeypatch):
+    _stub_faces(monkeypatch, [FACE_SPOTS[0]])
+    result = cropper.crop(photo, aspect="9:16", faces=False)
+    answer = result.to_json()
+    assert "faces" not in answer and "faces_kept" not in answer["crops"][0]
+    # the same search with faces on moves the crop to the face (the model alone goes elsewhere)
+    assert not contains(T([result.crops[0].box]), T([FACE_SPOTS[0][:4]]))[0, 0]
+    assert cropper.crop(photo, aspect="9:16").crops[0].faces_kept == [0]
+
+
+def test_when_not_all_faces_fit_the_most_prominent_is_kept(cropper, photo, monkeypatch):
+    big, small = [20, 60, 140, 200, 0.95], [540, 80, 600, 150, 0.9]  # too far apart for one 9:16 crop
+    _stub_faces(monkeypatch, [big, small])
+    crop = cropper.crop(photo, aspect="9:16").crops[0]
+    assert crop.faces_kept == [0]
+    assert not cuts(T([crop.box]), T([big[:4], small[:4]])).any()
+
+
+def test_keep_regions_stay_inside_or_the_answer_says_why(cropper, photo, monkeypatch):
+    _stub_faces(monkeypatch, [])
+    corner = [560, 350, 630, 420]
+    result = cropper.crop(photo, aspect=["1:1", "9:16", "free"], keep=[corner], top_k=2)
+    assert all(c.keep_kept == [0] for c in result.crops) and not result.warnings
+    assert contains(T([c.box for c in result.crops]), T([corner])).all()
+    apart = [[5, 5, 60, 60], [580, 5, 635, 60]]  # no 9:16 crop spans both
+    result = cropper.crop(photo, aspect=["9:16", "16:9"], keep=apart)
+    assert [c.keep_kept for c in result.crops] == [[0], [0, 1]] or [c.keep_kept for c in result.crops] == [[1], [0, 1]]
+    assert len(result.warnings) == 1 and "9:16" in result.warnings[0]
+    assert result.to_json()["warnings"] == result.warnings
+
+
+def test_keep_outside_the_image_is_refused(cropper, photo):
+    with pytest.raises(InvalidOption, match="outside the 640x427 image"):
+        cropper.crop(photo, keep=[[0, 0, 641, 10]])
+    with pytest.raises(InvalidOption, match="focus .* outside"):
+        cropper.crop(photo, focus=[10, 500])
+
+
+def test_focus_pulls_the_crop(cropper, photo, monkeypatch):
+    _stub_faces(monkeypatch, [])
+    point = (40.0, 400.0)
+    plain = cropper.crop(photo, aspect="1:1").crops[0].box
+    pulled = cropper.crop(photo, aspect="1:1", focus=point).crops[0].box
+    assert contains(T([pulled]), T([[*point, *point]]))[0, 0]
+
+    def dist(b):
+        return np.hypot((b[0] + b[2]) / 2 - point[0], (b[1] + b[3]) / 2 - point[1])
+
+    assert dist(pulled) < dist(plain)
+
+
+@pytest.mark.parametrize("min_scale", [0.3, 0.5, 0.8, 1.0])
+def test_min_scale_bounds_the_zoom(cropper, photo, monkeypatch, min_scale):
+    _stub_faces(monkeypatch, [])
+    result = cropper.crop(photo, aspect=["1:1", "16:9", "9:16"], top_k=3, min_scale=min_scale)
+    for c in result.crops:
+        w, h = c.box[2] - c.box[0], c.box[3] - c.box[1]
+        ratio = {"1:1": 1.0, "16:9": 16 / 9, "9:16": 9 / 16}[c.aspect]
+        share = float(smallest_side_share(T([c.box]), torch.tensor([ratio], dtype=torch.float64), 640, 427)[0])
+        assert share >= min_scale - 0.02, (c, share)
+    if min_scale == 1.0:
+        assert all(max(c.box[2] - c.box[0], c.box[3] - c.box[1]) >= 426 for c in result.crops)
+
+
+# --------------------------------------------------------------------------- the detector
+def test_detector_maps_boxes_back_to_the_original():
+    rgb = load_image(DOG)
+    small = detect_faces(rgb)  # long side 640 (the image is 800 high)
+    full = detect_faces(rgb, max_side=4000)  # no resizing
+    assert small.shape == (1, 5) and full.shape == (1, 5)
+    assert np.abs(small[0, :4] - full[0, :4]).max() < 0.06 * (full[0, 2] - full[0, 0])  # same face, same place
+    H, W = rgb.shape[:2]
+    assert (small[:, [0, 2]] <= W).all() and (small[:, [1, 3]] <= H).all() and small[0, 4] >= 0.7
+    assert detect_faces(np.zeros((64, 80, 3), np.uint8)).shape == (0, 5)
+    # a smaller copy (what Cropper.prepare keeps of a JPEG) reports the face in the original's pixels
+    copy = cv2.resize(rgb, (round(W * 0.8), round(H * 0.8)), interpolation=cv2.INTER_AREA)
+    scaled = detect_faces(copy, size=(W, H))
+    assert scaled.shape == (1, 5) and np.abs(scaled[0, :4] - full[0, :4]).max() < 0.08 * (full[0, 2] - full[0, 0])
+
+
+@pytest.mark.skipif(not OSIE_1401.is_file(), reason="needs the shared OSIE photos")
+def test_detector_finds_people():
+    faces = detect_faces(load_image(OSIE_1401))
+    assert len(faces) == 2 and (prominence(faces)[:-1] >= prominence(faces)[1:]).all()
+
+
+def test_detector_loads_from_a_zipped_package(tmp_path):
+    """TorchServe runs asm from asm.zip: the model must load from there too."""
+    import subprocess
+    import sys
+    import zipfile
+
+    z = tmp_path / "asm.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        for p in [*(ROOT / "asm").glob("*.py"), *(ROOT / "asm" / "weights").glob("*.onnx")]:
+            f.write(p, p.relative_to(ROOT).as_posix())
+    code = ("import asm.faces, numpy as np; assert asm.faces.__file__.startswith(%r); "
+            "print(asm.faces.detect_faces(np.zeros((60, 80, 3), np.uint8)).shape)" % str(z))
+    out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(z), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(0, 5)"
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_faces_keep_focus_min_scale(model_path, capsys, tmp_path):
+    code = main(["crop", str(DOG), "--aspect", "1:1", "--aspect", "9:16", "--keep", "20,300,120,400", "--keep", "300,500,400,600",
+                 "--focus", "250,250", "--min-scale", "0.7", "--json", "--model", str(model_path), "--out", str(tmp_path)])
+    assert code == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert len(answer["faces"]) == 1
+    for c in answer["crops"]:
+        assert c["faces_kept"] == [0] and c["keep_kept"] == [0, 1]
+    assert (tmp_path / "dogs-window_crops.jpg").is_file()
+    code = main(["crop", str(DOG), "--faces", "off", "--model", str(model_path)])
+    assert code == 0 and " faces " not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--keep", "1,2,3"], "keep box 0 must be 4 numbers"),
+    (["--focus", "abc"], "focus must be 2 numbers"),
+    (["--faces", "sometimes"], "faces must be true or false"),
+    (["--min-scale", "3"], "min_scale must be between 0.1 and 1"),
+])
+def test_cli_refuses_bad_values_in_one_line(model_path, capsys, args, words):
+    assert main(["crop", str(DOG), "--model", str(model_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+
+
+def test_cli_keep_outside_the_image_fails_that_image_only(model_path, capsys):
+    code = main(["crop", str(DOG), "--keep", "0,0,9000,10", "--json", "--model", str(model_path)])
+    assert code == 1
+    line = json.loads(capsys.readouterr().out)
+    assert line["error"] == "invalid_option" and "outside the 533x800 image" in line["message"]
