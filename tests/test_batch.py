@@ -253,8 +253,10 @@ def _wait_for_lines(proc: subprocess.Popen, out: Path, n: int, timeout: float = 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads worker processes from /proc")
 def test_interrupted_and_killed_jobs_resume_with_every_input_once(tmp_path):
     folder = tmp_path / "many"
-    for i in range(48):
-        _image(folder / f"d{i % 3}" / "same.jpg" if i < 3 else folder / f"img{i:02d}.jpg", i, (160, 120))
+    # enough images that a quiet machine is still busy with them when the signals come
+    # (48 were all done within the test's first poll on an idle 2-core machine)
+    for i in range(400):
+        _image(folder / f"d{i % 3}" / "same.jpg" if i < 3 else folder / f"img{i:03d}.jpg", i, (160, 120))
     (folder / "bad.jpg").write_bytes(b"\xff\xd8 not really")
     names = expand_inputs([str(folder)])
     out = tmp_path / "r.jsonl"
