@@ -51,7 +51,7 @@ MAX_TOP_K = 20
 OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "faces", "keep", "focus", "min_scale", "heatmap")
 #: The smallest crop side, as a share of the largest box of the aspect, by default (chosen on
 #: held-out photos: benchmarks/results/faces.md).
-DEFAULT_MIN_SCALE = 0.5
+DEFAULT_MIN_SCALE = 0.6
 MAX_KEEP = 16
 #: A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps this many times the
 #: network's input on each side; the area resize does the rest. Measured on 22 real photos

@@ -620,7 +620,7 @@ def teacher_section(cropper, osie, teacher, limit: int | None = None, progress: 
         fg = cv2.resize(density_on_image(teacher.density(rgb), H, W), (W, H), interpolation=cv2.INTER_LINEAR)
         centre = centre_gaussian(H, W, 1 / 4)
         maps = {"FastGaze": fg, "FastGaze x centre Gaussian": fg * centre_gaussian(H, W), "centre Gaussian (W/4, H/4)": centre,
-                "asm θ_avg": cropper.heatmaps(rgb).avg}
+                "asm θ_avg": cropper.heatmaps(rgb, at_image_size=True).avg}
         for name, m in maps.items():
             s = scores.setdefault(name, {"NSS": [], "AUC": []})
             s["NSS"].append(nss(m, item.points))
