@@ -187,7 +187,7 @@ def gaicd_section(cropper, dataset, limit: int | None = None, progress: bool = F
     table = Table(f"GAICD protocol ({shown(dataset.root)})", ["method", "images", "crops", *GAICD_COLUMNS])
     names = dataset.available()[:limit] if limit else dataset.available()
     if not names:
-        table.notes.append(f"no GAICD images under {dataset.root}: skipped.")
+        table.notes.append(f"no GAICD images under {shown(dataset.root)}: skipped.")
         return table, {}
     methods = ["asm", "area (bigger is better)", *peer_mod.PEERS]
     preds: dict[str, list[np.ndarray]] = {m: [] for m in methods}
@@ -253,7 +253,7 @@ def best_crop_section(cropper, dataset, name: str, limit: int | None = None, pro
     table = Table(f"{name} protocol ({shown(dataset.root)})", ["method", "images", "IoU ↑", "Disp ↓"])
     names = dataset.available()[:limit] if limit else dataset.available()
     if not names:
-        table.notes.append(f"no {name} images under {dataset.root}: skipped ({len(dataset.names)} annotated images, none present).")
+        table.notes.append(f"no {name} images under {shown(dataset.root)}: skipped ({len(dataset.names)} annotated images, none present).")
         return table, {}
     methods = ["asm (free aspect)", "asm (annotated aspect)", "whole image", *peer_mod.PEERS]
     ious: dict[str, list[float]] = {m: [] for m in methods}
@@ -857,7 +857,7 @@ def run(args: argparse.Namespace) -> int:
             emit(Table(f"{name} protocol", [], notes=[f"{name} annotations unavailable ({e}): skipped."]))
             continue
         if not ds.available():
-            line = f"no {name} images under {ds.root}: skipped ({len(ds.names)} annotated images, none present)."
+            line = f"no {name} images under {shown(ds.root)}: skipped ({len(ds.names)} annotated images, none present)."
             emit(Table(f"{name} protocol", [], notes=[line]))
             continue
         emit(best_crop_section(cropper, ds, name, args.limit, progress, timer, status)[0])

@@ -59,12 +59,12 @@ class _Clock(Progress):
         self.times.append((time.monotonic(), self.count))
 
 
-def _run(folder: Path, workers: int) -> tuple[float, float]:
+def _run(folder: Path, workers: int | None, engine: str = "local") -> tuple[float, float]:
     """``(steady images/s, seconds to the first record)``."""
     with tempfile.TemporaryDirectory() as tmp:
         clock = _Clock(IMAGES)
         start = time.monotonic()
-        summary = run_batch([str(folder)], Path(tmp) / "r.jsonl", workers=workers, progress=clock)
+        summary = run_batch([str(folder)], Path(tmp) / "r.jsonl", workers=workers, progress=clock, engine=engine)
         assert summary.done == IMAGES, summary
     (t0, n0), (t1, n1) = clock.times[0], clock.times[-1]
     return (n1 - n0) / (t1 - t0), t0 - start
@@ -79,6 +79,12 @@ def main() -> None:
             for workers in (1, 2):
                 runs[workers].append(_run(folder, workers))
                 print(f"workers {workers}: {runs[workers][-1][0]:.2f} images/s", flush=True)
+        try:  # the same job on a local Ray runtime (optional extra)
+            import ray  # noqa: F401
+
+            ray_run = _run(folder, None, engine="ray")
+        except ImportError:
+            ray_run = None
     rate = {w: statistics.median(r[0] for r in rs) for w, rs in runs.items()}
     startup = {w: statistics.median(r[1] for r in rs) for w, rs in runs.items()}
     busy = os.environ.get("BENCH_NOTE", "")
@@ -94,6 +100,9 @@ def main() -> None:
     ]
     for w in (1, 2):
         lines.append(f"| {w} | {rate[w]:.2f} | {rate[w] / rate[1]:.2f}x | {startup[w]:.1f} |")
+    if ray_run is not None:
+        lines.append(f"| Ray Data, local runtime (actors: the engine's default) | {ray_run[0]:.2f} | {ray_run[0] / rate[1]:.2f}x | "
+                     f"{ray_run[1]:.1f} |")
     lines += ["", "Per round (images/s): " + "; ".join(f"{w} worker(s): " + ", ".join(f"{r[0]:.2f}" for r in runs[w]) for w in (1, 2))]
     if busy:
         lines += ["", busy]

@@ -256,3 +256,15 @@ def test_asm_eval_end_to_end(model_path, tmp_path, capsys):
 def test_asm_eval_refuses_a_missing_model(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "nope.pt"), "--no-progress"]) == 2
     assert "no asm model" in capsys.readouterr().err
+
+
+def test_tables_show_no_path_of_this_machine(tmp_path, monkeypatch):
+    from asm.evaluate import shown
+
+    monkeypatch.setenv("ASM_SHARED", str(tmp_path / "shared"))
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert shown(tmp_path / "work" / "asm" / "weights" / "m.pt") == "asm/weights/m.pt"
+    assert shown(tmp_path / "shared" / "data" / "fcdb") == "<shared>/data/fcdb"
+    assert shown("/elsewhere/models/mine.pt") == "mine.pt"
