@@ -235,7 +235,7 @@ def run(limit: int | None) -> str:
     lines += [
         "",
         f"Share of the eye fixations (15 viewers) inside the top-1 crop at 1:1, 4:5 and far. The smallest "
-        f"min_scale keeping at least {KEEP_TARGET:.0%} of what the largest boxes keep: {chosen} "
+        f"min_scale keeping at least {KEEP_TARGET:.1%} of what the largest boxes keep: {chosen} "
         f"(the default is {DEFAULT_MIN_SCALE}).",
         "",
         "## Cost per photo",
