@@ -234,8 +234,11 @@ def _alive(pid: int) -> bool:
 
 
 def _start(folder: Path, out: Path) -> subprocess.Popen:
+    # Ctrl-C as at a terminal: a runner started in the background (`cmd &` in a script) hands its
+    # children SIGINT ignored, and Python then never turns it into KeyboardInterrupt
     return subprocess.Popen([sys.executable, "-m", "asm.cli", "batch", str(folder), "--out", str(out), "--workers", "2"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_lines(proc: subprocess.Popen, out: Path, n: int, timeout: float = 120) -> None:

@@ -18,6 +18,7 @@ from asm.evaluate import (
     gaicd_section,
     osie_retention,
     photo_vs_cut,
+    shown,
 )
 from asm.metrics import gaicd_evaluate, iou
 from asm.model import ASMNet, save_model
@@ -131,7 +132,7 @@ def test_best_crop_section_says_when_no_image_is_there(cropper, best_crop_fixtur
     root, *_ = best_crop_fixture
     empty = tmp_path_factory.mktemp("empty")
     table, res = best_crop_section(cropper, FCDB(empty, split="test", annotation_dir=root), "FCDB")
-    assert res == {} and f"no FCDB images under {empty}" in table.markdown()
+    assert res == {} and f"no FCDB images under {shown(empty)}" in table.markdown()
 
 
 # ------------------------------------------------------------------------ peers
@@ -245,7 +246,7 @@ def test_asm_eval_end_to_end(model_path, tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "| method |" in text and "| asm |" in text
-    assert f"no FCDB images under {tmp_path}" in text
+    assert f"no FCDB images under {shown(tmp_path)}" in text
     assert "Border-free check (a)" in text and "Timings" in text
     assert out.read_text().startswith("# asm eval") and "| asm |" in out.read_text()
     assert sheet.is_file() and sheet.stat().st_size > 1000
@@ -259,8 +260,6 @@ def test_asm_eval_refuses_a_missing_model(tmp_path, capsys):
 
 
 def test_tables_show_no_path_of_this_machine(tmp_path, monkeypatch):
-    from asm.evaluate import shown
-
     monkeypatch.setenv("ASM_SHARED", str(tmp_path / "shared"))
     (tmp_path / "shared" / "data").mkdir(parents=True)
     (tmp_path / "work").mkdir()
