@@ -323,7 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # an unknown option: the command's own usage, not the top level's
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         sub.choices[args.command].error(f"unrecognized arguments: {echo(' '.join(extra))}")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `asm crop ... | head`: the reader left; stop quietly, as head's writers do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the pipe
 
 
 if __name__ == "__main__":

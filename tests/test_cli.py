@@ -233,3 +233,22 @@ def test_max_pixels_above_pils_own_limit(model_path, tmp_path, capsys):
     assert main(["crop", str(big), "--max-pixels", "250000000", "--model", str(model_path)]) == 1
     err = capsys.readouterr().err
     assert "too large" not in err and "end before its pixels" in err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    """`asm crop ... --json | head -c 10`: the pipe closes under the writer."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"p{i}.jpg"
+        Image.new("RGB", (160, 120), (40 * i, 90, 200 - 20 * i)).save(p)
+        paths.append(str(p))
+    script = (f"{sys.executable} -m asm.cli crop {' '.join(paths)} --aspect 16:9 --aspect 1:1 --top-k 3 --json"
+              " | head -c 10 > /dev/null; echo ${PIPESTATUS[0]} >&2")
+    run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr[-2000:]
+    assert run.stderr.strip().splitlines()[-1] in ("0", "141")  # 0 only if all output fit the pipe first
