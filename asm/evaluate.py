@@ -424,6 +424,7 @@ def border_bias(maps: PhotoMaps | Sequence) -> tuple[Table, dict[str, object]]:
     region (same content, no image border there). Their difference is what the image border
     alone does to the map.
     """
+    from asm.metrics import border_trend
     from asm.model import theta_avg, theta_std
 
     table = Table("Border-free check (b): score-map border bias", [])
@@ -432,21 +433,13 @@ def border_bias(maps: PhotoMaps | Sequence) -> tuple[Table, dict[str, object]]:
         return table, {}
     photo_maps = maps.photos if isinstance(maps, PhotoMaps) else list(maps)
 
-    def bias(x: np.ndarray) -> np.ndarray:  # x [C, h, w]
-        ring = np.zeros(x.shape[-2:], bool)
-        ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
-        if ring.all():
-            return np.full(x.shape[0], np.nan)
-        sd = x.reshape(x.shape[0], -1).std(1)
-        d = x[:, ring].mean(1) - x[:, ~ring].mean(1)
-        return np.where(sd > 0, d / np.where(sd > 0, sd, 1), 0.0)
-
     def stats(ms: Sequence) -> dict[str, object]:
         per_ch, avg, std = [], [], []
         for m in ms:
-            per_ch.append(bias(m[0].detach().cpu().double().numpy()))
-            avg.append(bias(theta_avg(m)[0].detach().cpu().double().numpy()[None])[0])
-            std.append(bias(theta_std(m)[0].detach().cpu().double().numpy()[None])[0])
+            m = m.detach().cpu().double()
+            per_ch.append(border_trend(m)[0].numpy())
+            avg.append(float(border_trend(theta_avg(m)[:, None])[0, 0]))
+            std.append(float(border_trend(theta_std(m)[:, None])[0, 0]))
         ch = np.nanmean(np.stack(per_ch), 0)
         return {"channels": ch.tolist(), "mean_abs": float(np.nanmean(np.abs(ch))), "theta_avg": float(np.nanmean(avg)),
                 "theta_std": float(np.nanmean(std)), "maps": len(ms)}
@@ -608,7 +601,7 @@ def teacher_section(cropper, osie, teacher, limit: int | None = None, progress: 
     negative) of FastGaze, FastGaze x centre Gaussian, the centre Gaussian alone and asm's θ_avg."""
     import cv2
 
-    from asm.fastgaze import centre_gaussian, density_on_image
+    from asm.fastgaze import centre_gaussian, density_on_image, with_centre_prior
     from asm.metrics import auc_all_pixels, nss
 
     items = list(range(len(osie)))[:limit] if limit else list(range(len(osie)))
@@ -619,7 +612,7 @@ def teacher_section(cropper, osie, teacher, limit: int | None = None, progress: 
         H, W = rgb.shape[:2]
         fg = cv2.resize(density_on_image(teacher.density(rgb), H, W), (W, H), interpolation=cv2.INTER_LINEAR)
         centre = centre_gaussian(H, W, 1 / 4)
-        maps = {"FastGaze": fg, "FastGaze x centre Gaussian": fg * centre_gaussian(H, W), "centre Gaussian (W/4, H/4)": centre,
+        maps = {"FastGaze": fg, "FastGaze x centre Gaussian": with_centre_prior(fg), "centre Gaussian (W/4, H/4)": centre,
                 "asm θ_avg": cropper.heatmaps(rgb, at_image_size=True).avg}
         for name, m in maps.items():
             s = scores.setdefault(name, {"NSS": [], "AUC": []})

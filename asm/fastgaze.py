@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["FastGaze", "CAFFE_BGR_MEAN", "FIT_SIZE", "centre_gaussian", "fitted_size", "density_on_image"]
+__all__ = ["FastGaze", "CAFFE_BGR_MEAN", "FIT_SIZE", "centre_gaussian", "with_centre_prior", "fitted_size", "density_on_image"]
 
 #: Caffe/VGG channel means subtracted from B, G, R pixels on the 0..255 scale.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -109,6 +109,13 @@ def centre_gaussian(height: int, width: int, sigma: float = 1 / 3) -> np.ndarray
     y = ((np.arange(height) + 0.5) / height - 0.5) / sigma
     x = ((np.arange(width) + 0.5) / width - 0.5) / sigma
     return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2)).astype(np.float32)
+
+
+def with_centre_prior(density: np.ndarray) -> np.ndarray:
+    """A density ``[h, w]`` covering an image times :func:`centre_gaussian`, renormalised to sum
+    1: the teacher's estimate of where people look (FastGaze alone has no centre bias)."""
+    d = density * centre_gaussian(*density.shape)
+    return (d / max(float(d.sum()), 1e-30)).astype(np.float32)
 
 
 def fitted_size(height: int, width: int, fit: int = FIT_SIZE) -> tuple[int, int]:

@@ -20,6 +20,7 @@ __all__ = [
     "boundary_displacement",
     "fixations_kept",
     "density_kept",
+    "border_trend",
     "placement_offset",
     "nss",
     "auc_all_pixels",
@@ -202,6 +203,23 @@ def auc_all_pixels(saliency: np.ndarray, points) -> float:
     below = np.searchsorted(flat, v, "left")
     ties = np.searchsorted(flat, v, "right") - below
     return float(((below + 0.5 * ties) / len(flat)).mean())
+
+
+def border_trend(maps):
+    """``[B, C, h, w]`` maps -> ``[B, C]``: (mean over the outer ring of map pixels - mean over
+    the interior) / std of the map, per channel: check (b) of ``asm eval``, 0 where a map has
+    no image-border trend (or is flat), NaN where it has no interior. Differentiable (a
+    training loss uses it)."""
+    import torch
+
+    ring = torch.zeros(maps.shape[-2:], dtype=torch.bool, device=maps.device)
+    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
+    if bool(ring.all()):
+        return torch.full(maps.shape[:2], float("nan"), dtype=maps.dtype, device=maps.device)
+    flat, r = maps.flatten(2), ring.flatten()
+    d = flat[..., r].mean(-1) - flat[..., ~r].mean(-1)
+    sd = flat.std(-1, correction=0)
+    return torch.where(sd > 0, d / sd.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(d))
 
 
 def density_kept(density: np.ndarray, boxes) -> np.ndarray:

@@ -174,13 +174,12 @@ def _teacher():
 
 def fastgaze_centre(rgb: np.ndarray, ratio: float) -> list[int]:
     """Where the largest box of ``ratio`` keeps the most FastGaze density x centre Gaussian."""
-    from asm.fastgaze import centre_gaussian, density_on_image
+    from asm.fastgaze import density_on_image, with_centre_prior
 
     rgb = _rgb(rgb)
     H, W = rgb.shape[:2]
     w, h = largest_box(W, H, ratio)
-    d = density_on_image(_teacher().density(rgb), H, W)
-    d = d * centre_gaussian(*d.shape)
+    d = with_centre_prior(density_on_image(_teacher().density(rgb), H, W))
     fh, fw = d.shape
     if w < W:  # slide along x: mass of every window of the box's width, in fitted pixels
         cols = np.concatenate([[0.0], np.cumsum(d.sum(0, dtype=np.float64))])

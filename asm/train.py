@@ -46,7 +46,7 @@ from torch.nn import functional as F
 import asm.ops  # noqa: F401  (registers torch.ops.asm, used below)
 from asm.candidates import largest_box, random_cut
 from asm.losses import pair_ranking_loss, saliency_loss
-from asm.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, density_kept
+from asm.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, border_trend, density_kept
 from asm.model import ASMNet, normalize, save_model
 from asm.prior import centre_prior
 from asm.train_data import GazeSample
@@ -286,30 +286,27 @@ def _standardise(x: Tensor) -> Tensor:
     return ((flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-6)).view_as(x)
 
 
-def border_trend(score_map: Tensor) -> Tensor:
-    """``[B, L]``: (mean over the outer ring of map pixels - mean over the interior) / std, per
-    channel (check (b) of ``asm eval``); 0 where the map has no image-border trend."""
-    ring = torch.zeros(score_map.shape[-2:], dtype=torch.bool, device=score_map.device)
-    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
-    flat = score_map.flatten(2)
-    r = ring.flatten()
-    d = flat[..., r].mean(-1) - flat[..., ~r].mean(-1)
-    return d / (flat.std(-1) + 1e-6)
+def whole_frame_scores(score_map: Tensor, partition: Tensor) -> Tensor:
+    """``[B]`` scores of the whole frame of each map ``[B, L, h, w]`` (its centre prior is 0)."""
+    B, _, h, w = score_map.shape
+    rows = score_map.new_zeros(B, 5)
+    rows[:, 0] = torch.arange(B, dtype=score_map.dtype, device=score_map.device)
+    rows[:, 3], rows[:, 4] = w, h
+    return torch.ops.asm.composition_pool(score_map, rows, partition)
 
 
-def whole_frame_scores(model: torch.nn.Module, images: list[Tensor]) -> Tensor:
-    """``[N]`` scores of the whole frame of each ``[3, h, w]`` image (one pass per size)."""
+def cut_scores(model: torch.nn.Module, cuts: list[Tensor]) -> Tensor:
+    """``[N]`` whole-frame scores of the ``[3, h, w]`` re-framed cuts, in order (one pass per size)."""
     core = model.module if hasattr(model, "module") else model
     device = next(model.parameters()).device
-    out = []
-    for size in dict.fromkeys(tuple(t.shape) for t in images):
-        batch = normalize(torch.stack([t for t in images if tuple(t.shape) == size])).to(device)
-        m = model(batch)
-        h, w = m.shape[-2:]
-        rows = torch.tensor([[float(b), 0.0, 0.0, float(w), float(h)] for b in range(len(batch))], device=device)
-        out.append((size, torch.ops.asm.composition_pool(m, rows, core.pattern.partition.to(device))))
-    order = {size: iter(scores) for size, scores in out}
-    return torch.stack([next(order[tuple(t.shape)]) for t in images])  # the centre prior of a whole frame is 0
+    partition = core.pattern.partition.to(device)
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for i, t in enumerate(cuts):
+        by_size.setdefault(tuple(t.shape), []).append(i)
+    out = torch.empty(len(cuts), device=device)
+    for idx in by_size.values():
+        out[idx] = whole_frame_scores(model(normalize(torch.stack([cuts[i] for i in idx])).to(device)), partition)
+    return out
 
 
 def distill_loss(score_map: Tensor, teacher: Tensor) -> Tensor:
@@ -352,8 +349,7 @@ def batch_loss(model: torch.nn.Module, examples: list[dict], cfg: TrainConfig) -
         dst.append(distill_loss(score_map, teacher) * len(group) if cfg.distill > 0 else score_map.new_zeros(()))
         brd.append(border_trend(score_map).pow(2).mean() * len(group) if cfg.border > 0 else score_map.new_zeros(()))
         if cfg.framing > 0:
-            rows = torch.tensor([[float(b), 0.0, 0.0, float(w), float(h)] for b in range(len(group))], device=device)
-            whole.append(torch.ops.asm.composition_pool(score_map, rows, partition))
+            whole.append(whole_frame_scores(score_map, partition))
             whole_of.extend(group)
     s = torch.cat(scores)
     better_t, worse_t = torch.cat(better).to(device), torch.cat(worse).to(device)
@@ -363,8 +359,7 @@ def batch_loss(model: torch.nn.Module, examples: list[dict], cfg: TrainConfig) -
     brd_l = torch.stack(brd).sum() / len(examples)
     frame_l = s.new_zeros(())
     if cfg.framing > 0:  # the photo's whole frame above the whole frame of a re-framed cut of it
-        cut_scores = whole_frame_scores(model, [e["cut"] for e in whole_of])
-        frame_l = pair_ranking_loss(torch.cat(whole), cut_scores, cfg.margin)
+        frame_l = pair_ranking_loss(torch.cat(whole), cut_scores(model, [e["cut"] for e in whole_of]), cfg.margin)
     loss = rank + cfg.lam * sal_l + cfg.distill * dst_l + cfg.border * brd_l + cfg.framing * frame_l
     with torch.no_grad():
         acc = (s[better_t] > s[worse_t]).float().mean().item() if len(better_t) else float("nan")

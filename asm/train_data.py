@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from asm.fastgaze import FastGaze, centre_gaussian, density_on_image
+from asm.fastgaze import FastGaze, density_on_image, with_centre_prior
 from asm.saliency import cached, fixation_density, image_cache_key
 
 __all__ = ["GazeSample", "osie_gaze", "photo_gaze", "teacher_path", "default_cache_dir", "save_pack", "load_pack",
@@ -96,11 +96,6 @@ def _teacher_density(teacher: FastGaze, path: Path, rgb: np.ndarray, cache_dir: 
     return density_on_image(cells, *rgb.shape[:2])
 
 
-def _with_prior(density: np.ndarray) -> np.ndarray:
-    d = density * centre_gaussian(*density.shape)
-    return (d / max(float(d.sum()), 1e-12)).astype(np.float32)
-
-
 def _bar(items, desc: str, progress: bool):
     from tqdm import tqdm
 
@@ -142,7 +137,7 @@ def photo_gaze(photos: list, teacher: FastGaze, cache_dir: Path | None = None, p
         image = _store(rgb)
         grid = _grid(image)
         content = _teacher_density(teacher, Path(photo.path), rgb, cache_dir)
-        out.append(GazeSample(image, _on_grid(_with_prior(content), grid), _on_grid(content, grid), f"{photo.source}/{Path(photo.path).name}"))
+        out.append(GazeSample(image, _on_grid(with_centre_prior(content), grid), _on_grid(content, grid), f"{photo.source}/{Path(photo.path).name}"))
     return out
 
 
