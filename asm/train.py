@@ -90,7 +90,7 @@ class TrainConfig:
     max_view_scale: float = 0.9
     outer_crop: float = 0.85  # random outer crop keeps at least this much of each side
     data: str = "gaze"  # "gaze" (OSIE fixations + teacher-labelled photos), "osie" (fixations only), "synthetic", or a pack file (.pkl)
-    limit: int | None = None  # use only the first N training images of each source (smoke tests)
+    limit: int | None = None  # train on N images: the first N of each source, or N drawn at random (seeded) from a pack
     teacher: str | None = None  # FastGaze weights (default: the shared weights folder)
     fixation_repeats: int = 1  # photos with human fixations appear this many times per epoch
     workers: int = 1  # processes preparing batches beside the training loop (0: none)
@@ -143,7 +143,10 @@ def load_gaze(cfg: TrainConfig, progress: bool = False) -> tuple[list[GazeSample
 
         sets = load_pack(cfg.data)
         train_set = sets.pop("train")
-        return (train_set[: cfg.limit] if cfg.limit else train_set), sets
+        if cfg.limit:  # a pack lists its sources one after the other: draw from all of them
+            keep = np.random.default_rng(cfg.seed).permutation(len(train_set))[: cfg.limit]
+            train_set = [train_set[i] for i in sorted(keep)]
+        return train_set, sets
     if cfg.data not in ("gaze", "osie"):
         raise ValueError(f"unknown training data {cfg.data!r}; use 'gaze', 'osie', 'synthetic' or a pack file (.pkl)")
     from asm.datasets import photo_folder, split_by_source
