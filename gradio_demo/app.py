@@ -130,15 +130,8 @@ class LocalEngine:
         return h.hexdigest()
 
     def run(self, source: Any, options: CropOptions, heatmap: bool) -> Answer:
-        prepared = self.cropper.prepare(source)
-        score_map = self.cropper.score_maps([prepared])[0]
-        result = self.cropper.search(prepared, score_map, options)
-        answer = Answer(prepared.image, result)
-        if heatmap:
-            heat = self.cropper.heatmaps(None, prepared, score_map)
-            answer.theta_avg = viz.overlay_heatmap(prepared.image, heat.avg)
-            answer.theta_std = viz.overlay_heatmap(prepared.image, heat.std)
-        return answer
+        analysis = self.cropper.analyse(source)
+        return Answer(analysis.image, analysis.crops(options), **(analysis.overlays() if heatmap else {}))
 
 
 class BackendEngine:

@@ -1,9 +1,9 @@
 """TorchServe handler for asm: ``POST /predictions/asm`` -> the best crops of an image.
 
 A thin shell over :class:`asm.cropper.Cropper`: it unpacks what TorchServe hands over,
-calls ``prepare`` (safe decode) / ``score_maps`` (one batched forward pass) / ``search`` /
-``heatmaps`` and turns the results, or the errors, into JSON. It never decodes, resizes,
-searches or draws by itself.
+analyses the batch's images in one call (``Cropper.analyse_many``: safe decode, one batched
+forward pass), asks each analysis for its crops (and heatmap overlays) and turns the
+results, or the errors, into JSON. It never decodes, resizes, searches or draws by itself.
 
 How to send an image (any of these):
 
@@ -61,10 +61,9 @@ if os.path.isfile(_ASM_ZIP) and _ASM_ZIP not in sys.path:
 try:
     import torch
 
-    from asm.cropper import Cropper, CropOptions
+    from asm.cropper import Cropper, CropOptions, _parse_bool
     from asm.errors import AsmError, BadRequest, ImageTooLarge, echo
     from asm.io import allow_pixels, encode_png
-    from asm.viz import overlay_heatmap
 except ImportError as e:  # TorchServe would hide an ImportError behind "no module ts.torch_handler..."
     raise RuntimeError(
         f"asm handler: cannot import asm ({e}); the archive should contain asm.zip (make archive) "
@@ -287,9 +286,7 @@ class AsmHandler(BaseHandler):
         import numpy as np
 
         image = np.tile(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], (240, 1, 3))
-        prepared = self.cropper.prepare(image)
-        score_map = self.cropper.score_maps([prepared])[0]
-        self.cropper.search(prepared, score_map, CropOptions())
+        self.cropper.crop(image)
 
     # ------------------------------------------------------------------ entry point
     def handle(self, data: list | None, context: Any) -> list | None:
@@ -315,12 +312,11 @@ class AsmHandler(BaseHandler):
 
     # ------------------------------------------------------------------ steps
     def preprocess(self, data: list) -> list[types.SimpleNamespace]:
-        """Per request: decode with asm (``Cropper.prepare``) and parse the options."""
+        """Per request: the image bytes and the parsed options."""
         items = []
         for i, row in enumerate(data):
-            item = types.SimpleNamespace(idx=i, start=time.perf_counter(), prepared=None, options=None,
-                                         heatmap=False, score_map=None, answer=None, error=None,
-                                         v2=kserve_v2.request_of(row))
+            item = types.SimpleNamespace(idx=i, start=time.perf_counter(), image=None, options=None,
+                                         heatmap=False, analysis=None, error=None, v2=kserve_v2.request_of(row))
             items.append(item)
             try:
                 content_type = _headers(self.context, i).get("content-type", "").lower()
@@ -328,39 +324,27 @@ class AsmHandler(BaseHandler):
                     image, raw_options = kserve_v2.split(item.v2, _b64decode)
                 else:
                     image, raw_options = _split_request(row, content_type)
-                item.options, item.heatmap = CropOptions.from_mapping(raw_options)
-                item.prepared = self.cropper.prepare(image)
-                if item.heatmap and item.prepared.width * item.prepared.height > int(self.settings["heatmap_max_pixels"]):
-                    raise ImageTooLarge(
-                        f"Heatmap overlays are returned for images up to {int(self.settings['heatmap_max_pixels']):,} "
-                        f"pixels; this one has {item.prepared.width}x{item.prepared.height}. "
-                        "Leave out heatmap or send a smaller image."
-                    )
+                item.heatmap = _parse_bool("heatmap", raw_options.pop("heatmap", False))
+                item.options = CropOptions.from_mapping(raw_options)
+                item.image = image
             except Exception as e:  # noqa: BLE001 - request-level isolation
                 item.error = e
-                item.prepared = None
         return items
 
     def inference(self, items: list[types.SimpleNamespace], *args: Any, **kwargs: Any) -> list[types.SimpleNamespace]:
-        """One forward pass for the batch (``Cropper.score_maps`` groups equal input sizes)."""
+        """One core call for the batch: ``Cropper.analyse_many`` (decode each image, one
+        forward pass per input size); an image that fails is that request's own error."""
         ok = [it for it in items if it.error is None]
-        if not ok:
-            return items
-        try:
-            maps = self.cropper.score_maps([it.prepared for it in ok])
-            for it, m in zip(ok, maps):
-                it.score_map = m
-        except Exception:  # noqa: BLE001 - isolate the request that breaks the batch
-            logger.warning("batched forward pass failed; retrying the %d requests one by one", len(ok), exc_info=True)
-            for it in ok:
-                try:
-                    it.score_map = self.cropper.score_maps([it.prepared])[0]
-                except Exception as e:  # noqa: BLE001
-                    it.error = e
+        for it, analysis in zip(ok, self.cropper.analyse_many([it.image for it in ok], return_exceptions=True)):
+            it.image = None
+            if isinstance(analysis, Exception):
+                it.error = analysis
+            else:
+                it.analysis = analysis
         return items
 
     def postprocess(self, items: list[types.SimpleNamespace]) -> list[str]:
-        """Per request: search, heatmaps, JSON; errors become that request's own 4xx/500."""
+        """Per request: crops, heatmaps, JSON; errors become that request's own 4xx/500."""
         out = []
         for it in items:
             if it.error is None:
@@ -381,17 +365,20 @@ class AsmHandler(BaseHandler):
                 except Exception as e:  # noqa: BLE001
                     it.error = e
             out.append(self._error(it))
-            it.prepared = it.score_map = None  # free big arrays early
+            it.analysis = None  # free big arrays early
         return out
 
     def _answer(self, it: types.SimpleNamespace) -> str:
-        result = self.cropper.search(it.prepared, it.score_map, it.options).to_json()
+        analysis = it.analysis
+        if it.heatmap and analysis.width * analysis.height > int(self.settings["heatmap_max_pixels"]):
+            raise ImageTooLarge(
+                f"Heatmap overlays are returned for images up to {int(self.settings['heatmap_max_pixels']):,} "
+                f"pixels; this one has {analysis.width}x{analysis.height}. Leave out heatmap or send a smaller image."
+            )
+        result = analysis.crops(it.options).to_json()
         if it.heatmap:
-            maps = self.cropper.heatmaps(None, it.prepared, it.score_map)
-            result["heatmaps"] = {
-                "theta_avg": base64.b64encode(encode_png(overlay_heatmap(it.prepared.image, maps.avg))).decode("ascii"),
-                "theta_std": base64.b64encode(encode_png(overlay_heatmap(it.prepared.image, maps.std))).decode("ascii"),
-            }
+            result["heatmaps"] = {name: base64.b64encode(encode_png(picture)).decode("ascii")
+                                  for name, picture in analysis.overlays().items()}
         if it.v2 is not None:
             model = (self.manifest or {}).get("model", {})
             result = kserve_v2.response(result, it.v2, model.get("modelName", MODEL_NAME), model.get("modelVersion"))
