@@ -93,6 +93,15 @@ class Crop:
             out["keep_kept"] = list(self.keep_kept)
         return out
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Crop:
+        """The inverse of :meth:`to_json` (``KeyError``/``TypeError``/``ValueError`` if malformed)."""
+        box = [int(v) for v in data["box"]]
+        if len(box) != 4 or data["shape"] not in ("rect", "circle"):
+            raise ValueError(f"not a crop: {echo(data)}")
+        kept = {k: [int(i) for i in data[k]] if data.get(k) is not None else None for k in ("faces_kept", "keep_kept")}
+        return cls(box, float(data["score"]), str(data["aspect"]), data["shape"], **kept)
+
 
 @dataclass
 class CropResult:
@@ -113,6 +122,19 @@ class CropResult:
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CropResult:
+        """The inverse of :meth:`to_json` (faces and scores as rounded there); ``ValueError``
+        (or ``KeyError``/``TypeError``) if malformed or a box leaves the image."""
+        width, height = int(data["width"]), int(data["height"])
+        crops = [Crop.from_json(c) for c in data["crops"]]
+        for c in crops:
+            x1, y1, x2, y2 = c.box
+            if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+                raise ValueError(f"the box {c.box} lies outside the {width}x{height} image")
+        faces = [[*map(float, f["box"]), float(f["score"])] for f in data["faces"]] if "faces" in data else None
+        return cls(width, height, crops, faces, [str(w) for w in data.get("warnings", [])])
 
 
 @dataclass
