@@ -13,10 +13,11 @@ Client side (the Gradio demo's TorchServe backend)::
     fields = wire.encode_form(options, heatmap=True)     # + the file as the field "data"
     result, overlays = wire.read_answer(status, body)    # or asm's typed error, raised
 
-Options (every format): ``aspect`` (comma-separated, or repeated form fields; a JSON list),
-``circular``, ``top_k``, ``nms_iou``, ``faces``, ``keep`` (``x1,y1,x2,y2``, boxes separated by
-``;`` or repeated; JSON ``[[x1, y1, x2, y2], ...]``), ``focus`` (``x,y``; JSON ``[x, y]``),
-``min_scale`` (:class:`~asm.cropper.CropOptions`), and the output choice ``heatmap``.
+Options (every format): ``aspect`` (comma-separated or a repeated form field; a list in
+JSON), ``circular``, ``top_k``, ``nms_iou``, ``faces``, ``keep`` (``x1,y1,x2,y2``, boxes
+separated by ``;`` or a repeated field; ``[[x1, y1, x2, y2], ...]`` as JSON), ``focus``
+(``x,y``; ``[x, y]``), ``min_scale`` (:class:`~asm.cropper.CropOptions`), and the output
+choice ``heatmap``.
 
 Answer: :meth:`CropResult.to_json <asm.cropper.CropResult.to_json>` plus, with
 ``heatmap=true``, ``"heatmaps": {"theta_avg": <base64 PNG>, "theta_std": <base64 PNG>}``

@@ -11,16 +11,6 @@ from torchvision.ops import box_iou
 from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box
 from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
 from asm.errors import InvalidImage, InvalidOption
-from asm.model import ASMNet
-
-
-@pytest.fixture(scope="module")
-def cropper():
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:  # random but not flat scores
-        torch.nn.init.normal_(h.weight, std=0.3)
-    return Cropper(model)
 
 
 @pytest.fixture(scope="module")

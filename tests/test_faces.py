@@ -26,11 +26,10 @@ from asm.constraints import (
     smallest_side_share,
     union_box,
 )
-from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
+from asm.cropper import DEFAULT_MIN_SCALE, CropOptions
 from asm.errors import ECHO_LIMIT, InvalidOption
 from asm.faces import detect_faces, prominence
 from asm.io import load_image
-from asm.model import ASMNet
 
 ROOT = Path(__file__).resolve().parents[1]
 DOG = ROOT / "gradio_demo" / "examples" / "dogs-window.jpg"  # YuNet takes the dog's face for a face (0.87)
@@ -150,15 +149,6 @@ def test_options_from_a_form_and_huge_input_is_echoed_short():
 
 
 # --------------------------------------------------------------------------- search
-@pytest.fixture(scope="module")
-def cropper():
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:
-        torch.nn.init.normal_(h.weight, std=0.3)
-    return Cropper(model)
-
-
 @pytest.fixture
 def photo():
     rng = np.random.default_rng(0)

@@ -6,14 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from asm import wire
-from asm.cropper import Cropper, CropOptions
+from asm.cropper import CropOptions
 from asm.errors import (AsmError, BadRequest, ImageTooLarge, ImageTooSmall, InvalidImage, InvalidModel, InvalidOption,
                         ModelNotFound)
 from asm.io import encode_png
-from asm.model import ASMNet
 
 OPTIONS = [
     CropOptions(),
@@ -22,15 +20,6 @@ OPTIONS = [
     CropOptions.parse("4:3", keep=[[10.25, 20.5, 300.125, 200.0], [1, 2, 3, 4]], focus=(123.456789, 98.7654321),
                       min_scale=0.7333333333333333),
 ]
-
-
-@pytest.fixture(scope="module")
-def cropper():
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:
-        torch.nn.init.normal_(h.weight, std=0.3)
-    return Cropper(model)
 
 
 @pytest.fixture(scope="module")
