@@ -32,18 +32,16 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from asm.analysis import OVERLAY_NAMES, Analysis
 from asm.cropper import OPTION_KEYS, CropOptions, CropResult, _parse_bool
 from asm.errors import AsmError, BadRequest, InvalidOption, echo, from_dict
 
-if TYPE_CHECKING:
-    from asm.analysis import Analysis
-
 __all__ = ["Request", "ServerError", "parse_form", "parse_json", "parse_body", "request", "b64decode",
-           "encode_form", "answer", "error_answer", "read_answer", "IMAGE_FIELDS", "OUTPUT_KEYS", "HOW_TO_SEND"]
+           "encode_form", "answer", "error_answer", "is_error", "read_answer", "IMAGE_FIELDS", "OUTPUT_KEYS", "HOW_TO_SEND"]
 
 #: Keys under which the image may arrive (multipart field / JSON key).
 IMAGE_FIELDS = ("data", "image")
@@ -241,8 +239,10 @@ def read_answer(status: int, body: Any) -> tuple[CropResult, dict[str, np.ndarra
         raise ServerError(f"the asm server failed (HTTP {status}): {message if isinstance(message, str) else echo(body)}")
     try:
         result = CropResult.from_json(body)
-        overlays = {name: load_image(base64.b64decode(text, validate=True), min_side=1)
-                    for name, text in (body.get("heatmaps") or {}).items()}
+        maps = body.get("heatmaps") or {}
+        if set(maps) - set(OVERLAY_NAMES):
+            raise ValueError(f"unknown heatmaps {echo(sorted(set(maps) - set(OVERLAY_NAMES)))}")
+        overlays = {name: load_image(base64.b64decode(text, validate=True), min_side=1) for name, text in maps.items()}
     except (AsmError, KeyError, TypeError, ValueError, binascii.Error) as e:
         raise ServerError(f"the asm server sent an answer asm cannot read ({type(e).__name__}: {echo(str(e))})") from None
     return result, overlays

@@ -15,9 +15,10 @@ It serves on 127.0.0.1 (``--host`` to change). Two named API endpoints, for
 
 ``/crop_view`` returns everything the page shows (drawn crops, cut-outs, θ maps, JSON).
 
-This module is a shell: the crops come from :class:`asm.cropper.Cropper` (in-process) or
-from a running TorchServe (``--backend``), decoding from :func:`asm.io.load_image`, and
-every picture from :mod:`asm.viz`. It never crops, resizes or draws by itself.
+This module is a shell: the crops come from :class:`asm.cropper.Cropper` (in-process, one
+``analyse`` call per image) or from a running TorchServe (``--backend``, in :mod:`asm.wire`'s
+format), decoding from :func:`asm.io.load_image`, and every picture from :mod:`asm.viz`. It
+never crops, resizes or draws by itself.
 """
 
 from __future__ import annotations

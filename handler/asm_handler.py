@@ -234,7 +234,7 @@ class AsmHandler(BaseHandler):
             items.append(item)
             try:
                 if item.v2 is not None:
-                    item.request = wire.request(*kserve_v2.split(item.v2, wire.b64decode))
+                    item.request = kserve_v2.parse(item.v2)
                 else:
                     item.request = _request(row, _headers(self.context, i).get("content-type", "").lower())
             except Exception as e:  # noqa: BLE001 - request-level isolation

@@ -102,6 +102,7 @@ def test_an_internal_error_names_no_detail_and_is_the_servers_fault():
     ({"width": 100, "height": 50, "crops": [{"box": [0, 0, 10, 5], "score": 1, "aspect": "2:1", "shape": "oval"}]}, "not a crop"),
     ({"width": 100, "height": 50, "crops": [], "heatmaps": {"theta_avg": "%%%"}}, "Error"),
     ({"width": 100, "height": 50, "crops": [], "heatmaps": {"theta_avg": base64.b64encode(b"no png").decode()}}, "InvalidImage"),
+    ({"width": 100, "height": 50, "crops": [], "heatmaps": {"theta_max": ""}}, "unknown heatmaps"),
     ([1, 2], "TypeError"),
 ])
 def test_an_answer_that_breaks_the_contract_is_never_dropped_silently(body, words):
