@@ -7,20 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from asm import peers
 from asm.cli import main
 from asm.cropper import Cropper
-from asm.datasets import FCDB, FLMS, GAICD, FixationItem, shared_dir
-from asm.evaluate import (
-    best_crop_section,
-    best_possible_kept,
-    border_bias,
-    gaicd_section,
-    osie_retention,
-    photo_vs_cut,
-    shown,
-)
-from asm.metrics import gaicd_evaluate, iou
+from asm.data.cropping import FCDB, FLMS, GAICD
+from asm.data.osie import FixationItem
+from asm.data.shared import shared_dir
+from asm.evaluation import peers
+from asm.evaluation.border import border_bias, photo_vs_cut
+from asm.evaluation.cropping import best_crop_section, gaicd_section
+from asm.evaluation.metrics import gaicd_evaluate, iou
+from asm.evaluation.report import shown
+from asm.evaluation.retention import best_possible_kept, osie_retention
 from asm.model import ASMNet, save_model
 
 
