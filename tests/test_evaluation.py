@@ -18,15 +18,6 @@ from asm.evaluation.cropping import best_crop_section, gaicd_section
 from asm.evaluation.metrics import gaicd_evaluate, iou
 from asm.evaluation.report import shown
 from asm.evaluation.retention import best_possible_kept, osie_retention
-from asm.model import ASMNet, save_model
-
-
-def _tiny_model() -> ASMNet:
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:
-        torch.nn.init.normal_(h.weight, std=0.3)
-    return model
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,15 +31,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def cropper():
-    return Cropper(_tiny_model(), short_side=128, max_long_side=256)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    save_model(_tiny_model(), path)
-    return path
+def cropper(make_random_model):
+    return Cropper(make_random_model(), short_side=128, max_long_side=256)
 
 
 def _save_noise(path, w, h, seed):

@@ -2,6 +2,6 @@
 
 import sys
 
-from asm.evaluation.run import main
+from asm.cli import main
 
-sys.exit(main())
+sys.exit(main(["eval", *sys.argv[1:]]))

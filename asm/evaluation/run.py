@@ -43,7 +43,7 @@ from asm.evaluation.retention import osie_retention, photo_retention
 from asm.evaluation.sheets import comparison_sheet, sheet_images
 from asm.evaluation.teacher import teacher_section
 
-__all__ = ["run", "add_parser", "main"]
+__all__ = ["run", "add_parser"]
 
 
 def _model_line(cropper, path) -> str:
@@ -239,11 +239,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="FILE.md", help="also write the tables as markdown here")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m asm.evaluation [options]``: ``asm eval [options]`` without the ``asm`` command."""
-    parser = argparse.ArgumentParser(prog="asm")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    ns = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
-    return ns.func(ns)

@@ -2,6 +2,6 @@
 
 import sys
 
-from asm.training.command import main
+from asm.cli import main
 
-sys.exit(main())
+sys.exit(main(["train", *sys.argv[1:]]))

@@ -1,9 +1,8 @@
-"""``asm train`` (also ``python -m asm.training``, which ``torchrun -m asm.training`` runs)."""
+"""The ``asm train`` command (also ``python -m asm.training``, which ``torchrun -m asm.training`` runs)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from asm.data.pack import save_pack
@@ -11,7 +10,7 @@ from asm.training.config import TrainConfig
 from asm.training.loop import train
 from asm.training.samples import load_gaze
 
-__all__ = ["add_parser", "main"]
+__all__ = ["add_parser"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,11 +53,3 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     train(cfg, resume=args.resume, progress=not args.no_progress)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m asm.training [options]``: ``asm train [options]`` without the ``asm`` command."""
-    parser = argparse.ArgumentParser(prog="asm")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    ns = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    return ns.func(ns)
