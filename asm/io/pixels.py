@@ -9,6 +9,7 @@ Numpy input policy (documented because it is a choice):
   other integer dtypes accepted when every value is in ``[0, 255]``;
   floating dtypes must be finite and in ``[0, 1]`` (scaled by 255 and rounded);
   anything else (out of range, NaN, complex, object) is :class:`~asm.errors.InvalidImage`;
+* the result is always a new C-contiguous array (never a view of the caller's data).
 """
 
 from __future__ import annotations

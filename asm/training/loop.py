@@ -1,9 +1,8 @@
-"""The training loop: one CPU, one GPU, or several processes via ``torchrun``.
-
-
-Runs on one CPU, one GPU, or several processes via ``torchrun`` (DistributedDataParallel,
-gloo on CPU). Checkpoints every epoch (``last.pt`` resumes; ``best.pt`` is the epoch with
-the most validation fixations kept; ``final.pt``, written at the end, is the last epoch and
+"""The training loop: one CPU, one GPU, or several processes via ``torchrun``
+(DistributedDataParallel, gloo on CPU). Checkpoints every epoch (``last.pt`` resumes;
+``best.pt`` is the epoch with the most validation fixations kept; ``final.pt``, written at the
+end, is the last epoch and what ships), a progress bar, per-epoch metrics in ``history.json``
+and ``curves.png``.
 """
 
 from __future__ import annotations
