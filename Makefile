@@ -27,7 +27,7 @@ bench: install
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 docs: install
-	$(PY) -m asm.docs
+	$(PY) tools/docs.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -114,8 +114,8 @@ def _add_export_parser(sub: argparse._SubParsersAction) -> None:
 #: Commands whose modules import torch and more: their parsers are built only when they run.
 #: The help line must match the one their own add_parser gives (a test checks it).
 LAZY_COMMANDS = {
-    "train": ("asm.train", "train a model on where people look (OSIE fixations + FastGaze teacher)"),
-    "eval": ("asm.evaluate", "evaluate a model next to the centre crop and heuristic peers"),
+    "train": ("asm.training.command", "train a model on where people look (OSIE fixations + FastGaze teacher)"),
+    "eval": ("asm.evaluation.run", "evaluate a model next to the centre crop and heuristic peers"),
 }
 
 

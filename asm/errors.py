@@ -1,7 +1,7 @@
 """Typed errors for problems caused by the caller's input (not by bugs in asm).
 
 Every error carries a short machine-readable ``code``, a suggested ``http_status`` and a
-``title`` (a heading for the message), so a server can answer (:func:`asm.wire.error_answer`)::
+``title`` (a heading for the message), so a server can answer (:func:`asm.serving.wire.error_answer`)::
 
     except AsmError as e:
         return e.http_status, e.to_dict()   # {"error": e.code, "message": str(e)}

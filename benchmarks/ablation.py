@@ -1,4 +1,4 @@
-"""Variants of training recipe v2 (asm/train.py), each a set of overrides of
+"""Variants of training recipe v2 (asm/training/), each a set of overrides of
 ``configs/default.json``, measured on the validation sets of the run itself (OSIE val
 fixations kept at six aspects, teacher x centre density kept on held-out photos, and, where
 recorded, checks (a) photo vs re-framed cut and (b) border trend).
@@ -57,7 +57,8 @@ def config(name: str) -> dict:
 
 
 def run(name: str) -> None:
-    from asm.train import TrainConfig, train
+    from asm.training.config import TrainConfig
+    from asm.training.loop import train
 
     train(TrainConfig.from_dict(config(name)), progress=False)
 

@@ -1,7 +1,7 @@
 """Faces, keep-regions and zoom (``make bench``), written to ``benchmarks/results/faces.md``.
 
 On validation photos only (OSIE val, ids 1401-1500, and the held-out photo sources of
-:func:`asm.datasets.split_by_source`):
+:func:`asm.data.photos.split_by_source`):
 
 1. Faces: at 1:1, 4:5 and the aspect far from the photo's own (9:16 for a landscape photo,
    16:9 for a portrait one), the share of crops that cut through a detected face and the
@@ -36,12 +36,12 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asm import peers as peer_mod  # noqa: E402
+from asm.evaluation import peers as peer_mod  # noqa: E402
 from asm.constraints import contains, cuts, fits  # noqa: E402
 from asm.cropper import DEFAULT_MIN_SCALE, CropOptions, Cropper  # noqa: E402
 from asm.faces import detect_faces  # noqa: E402
 from asm.io import load_image  # noqa: E402
-from asm.metrics import fixations_kept  # noqa: E402
+from asm.evaluation.metrics import fixations_kept  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "faces.md"
 PEERS = ["centre crop", "smartcrop.py", "libvips attention"]
@@ -61,7 +61,8 @@ def _ratio(label: str) -> float:
 
 def validation_photos(limit: int | None) -> tuple[list, list[Path]]:
     """OSIE val items (with fixations) and the held-out photo paths; empty if the data are absent."""
-    from asm.datasets import OSIE, photo_folder, split_by_source
+    from asm.data.osie import OSIE
+    from asm.data.photos import photo_folder, split_by_source
 
     try:
         osie = OSIE(split="val")

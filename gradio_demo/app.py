@@ -16,7 +16,7 @@ It serves on 127.0.0.1 (``--host`` to change). Two named API endpoints, for
 ``/crop_view`` returns everything the page shows (drawn crops, cut-outs, θ maps, JSON).
 
 This module is a shell: the crops come from :class:`asm.cropper.Cropper` (in-process, one
-``analyse`` call per image) or from a running TorchServe (``--backend``, in :mod:`asm.wire`'s
+``analyse`` call per image) or from a running TorchServe (``--backend``, in :mod:`asm.serving.wire`'s
 format), decoding from :func:`asm.io.load_image`, and every picture from :mod:`asm.viz`. It
 never crops, resizes or draws by itself.
 """
@@ -42,10 +42,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from asm import viz, wire
+from asm import viz
 from asm.cropper import DEFAULT_MIN_SCALE, CropOptions, Cropper, CropResult
 from asm.errors import AsmError, echo
 from asm.io import load_image
+from asm.serving import wire
 
 __all__ = [
     "build_demo",
@@ -135,7 +136,7 @@ class LocalEngine:
 
 
 class BackendEngine:
-    """Crops with a running TorchServe: ``POST {url}/predictions/asm`` in :mod:`asm.wire`'s
+    """Crops with a running TorchServe: ``POST {url}/predictions/asm`` in :mod:`asm.serving.wire`'s
     format (multipart ``data``, options as form fields). The image is also decoded here, by
     :func:`asm.io.load_image` (bad uploads never leave the demo, and the drawing needs the pixels)."""
 
@@ -231,7 +232,7 @@ class _Runner:
         try:
             options = parse_options(aspects, custom, circular, top_k, *wishes)
             return self.engine.run(image, options, bool(heatmap)), options
-        except AsmError as e:  # the in-process cropper's, or the server's refusal (asm.wire)
+        except AsmError as e:  # the in-process cropper's, or the server's refusal (asm.serving.wire)
             message = str(e)
             if isinstance(image, _Upload):  # name the user's file, not Gradio's temp copy
                 message = message.replace(str(image), image.display_name)

@@ -7,7 +7,7 @@ results, or the errors, into JSON. It never decodes, resizes, searches or draws 
 
 The request and answer formats (raw body, multipart form, JSON with base64; options;
 ``{"width", "height", "crops", ...}`` plus ``heatmaps`` with ``heatmap=true``; refusals as
-``{"error": code, "message": text}`` with the error's status) are :mod:`asm.wire`'s, shared
+``{"error": code, "message": text}`` with the error's status) are :mod:`asm.serving.wire`'s, shared
 with the demo's TorchServe client. URL query parameters never reach a TorchServe handler,
 so options travel in the multipart form or the JSON object. Every refused request gets its
 own status; the other requests of its batch are answered normally.
@@ -48,10 +48,10 @@ if os.path.isfile(_ASM_ZIP) and _ASM_ZIP not in sys.path:
 try:
     import torch
 
-    from asm import wire
     from asm.cropper import Cropper
     from asm.errors import ImageTooLarge
     from asm.io import allow_pixels
+    from asm.serving import wire
 except ImportError as e:  # TorchServe would hide an ImportError behind "no module ts.torch_handler..."
     raise RuntimeError(
         f"asm handler: cannot import asm ({e}); the archive should contain asm.zip (make archive) "
@@ -103,7 +103,7 @@ def _headers(context: Any, idx: int) -> dict[str, str]:
 
 
 def _request(row: Any, content_type: str) -> wire.Request:
-    """One request as TorchServe hands it over, parsed by :mod:`asm.wire`: a lone ``body``
+    """One request as TorchServe hands it over, parsed by :mod:`asm.serving.wire`: a lone ``body``
     is the raw body (bytes or text) or the parsed JSON; anything else is form fields."""
     if isinstance(row, dict) and len(row) == 1 and "body" in row:
         body = row["body"]
@@ -226,7 +226,7 @@ class AsmHandler(BaseHandler):
 
     # ------------------------------------------------------------------ steps
     def preprocess(self, data: list) -> list[types.SimpleNamespace]:
-        """Per request: the parsed :class:`asm.wire.Request` (image bytes, options, outputs)."""
+        """Per request: the parsed :class:`asm.serving.wire.Request` (image bytes, options, outputs)."""
         items = []
         for i, row in enumerate(data):
             item = types.SimpleNamespace(idx=i, start=time.perf_counter(), request=None, analysis=None, error=None,

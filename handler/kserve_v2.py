@@ -10,7 +10,7 @@ Request (JSON)::
        {"name": "top_k", "datatype": "INT32", "shape": [1], "data": [3]}]}
 
 The image is the ``image`` (or ``data``) input: one BYTES element holding the file, base64
-encoded as JSON requires. Options are the plain endpoint's (:mod:`asm.wire`: ``aspect``,
+encoded as JSON requires. Options are the plain endpoint's (:mod:`asm.serving.wire`: ``aspect``,
 ``top_k``, ..., ``heatmap``), as request ``parameters``, ``parameters`` of the image input, or
 inputs of their own name; giving one twice is refused.
 
@@ -38,8 +38,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from asm import wire
 from asm.errors import BadRequest, echo
+from asm.serving import wire
 
 __all__ = ["request_of", "from_envelope", "parse", "response"]
 
@@ -66,7 +66,7 @@ def from_envelope(rows: Any) -> dict[str, Any] | None:
 
 
 def parse(request: Mapping[str, Any]) -> wire.Request:
-    """The :class:`asm.wire.Request` a v2 request holds; :class:`~asm.errors.BadRequest` if
+    """The :class:`asm.serving.wire.Request` a v2 request holds; :class:`~asm.errors.BadRequest` if
     malformed, :class:`~asm.errors.InvalidOption` for a bad option (as on the plain endpoint)."""
     options: dict[str, Any] = {}
 

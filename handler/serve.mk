@@ -36,7 +36,7 @@ export ASM_ZIP_PY
 archive: $(MAR)
 	@echo "archive: $(MAR) (asm $(ASM_VERSION), model $(MODEL_FILE))"
 
-$(MAR): $(MODEL_FILE) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py) $(wildcard asm/weights/*.onnx)
+$(MAR): $(MODEL_FILE) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py asm/*/*.py) $(wildcard asm/weights/*.onnx)
 	@mkdir -p $(MODEL_STORE) $(SERVE_BUILD)
 	@rm -f $(SERVE_BUILD)/asm.zip
 	$(PY) -c "$$ASM_ZIP_PY" $(SERVE_BUILD)/asm.zip

@@ -17,6 +17,12 @@ def _random_model() -> ASMNet:
 
 
 @pytest.fixture(scope="session")
+def make_random_model():
+    """Makes the random model, a fresh one per call (for croppers with their own preset)."""
+    return _random_model
+
+
+@pytest.fixture(scope="session")
 def model_path(tmp_path_factory):
     """The random model saved as a model file."""
     path = tmp_path_factory.mktemp("model") / "m.pt"

@@ -35,7 +35,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from asm import wire  # noqa: E402
+from asm.serving import wire  # noqa: E402
 from asm.cropper import Cropper  # noqa: E402
 from asm.errors import InvalidOption  # noqa: E402
 from gradio_demo import app as demo_app  # noqa: E402
@@ -208,7 +208,7 @@ def test_queue_bounds_concurrency(server):
 # --------------------------------------------------------------------------- --backend
 class _FakeTorchServe(http.server.ThreadingHTTPServer):
     """``POST /predictions/asm`` as TorchServe runs the asm handler: the frontend's own answers
-    (bearer token, request size) and multipart parsing here, the rest :mod:`asm.wire`'s and
+    (bearer token, request size) and multipart parsing here, the rest :mod:`asm.serving.wire`'s and
     the real Cropper's, as in the handler."""
 
     token = "s3cret"

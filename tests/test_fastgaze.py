@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from asm import peers
-from asm.datasets import shared_dir
+from asm.evaluation import peers
+from asm.data.shared import shared_dir
 from asm.fastgaze import CELL, FastGaze, centre_gaussian, density_on_image, fitted_size
 
 SHARED = shared_dir()

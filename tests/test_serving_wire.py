@@ -1,4 +1,4 @@
-"""asm.wire, both sides of the contract: what a client encodes the server parses back, and what
+"""asm.serving.wire, both sides of the contract: what a client encodes the server parses back, and what
 the server answers (crops, overlays, refusals) the client decodes back, equal."""
 
 import base64
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from asm import wire
+from asm.serving import wire
 from asm.cropper import CropOptions
 from asm.errors import (AsmError, BadRequest, ImageTooLarge, ImageTooSmall, InvalidImage, InvalidModel, InvalidOption,
                         ModelNotFound)

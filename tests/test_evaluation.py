@@ -7,29 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from asm import peers
 from asm.cli import main
 from asm.cropper import Cropper
-from asm.datasets import FCDB, FLMS, GAICD, FixationItem, shared_dir
-from asm.evaluate import (
-    best_crop_section,
-    best_possible_kept,
-    border_bias,
-    gaicd_section,
-    osie_retention,
-    photo_vs_cut,
-    shown,
-)
-from asm.metrics import gaicd_evaluate, iou
-from asm.model import ASMNet, save_model
-
-
-def _tiny_model() -> ASMNet:
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:
-        torch.nn.init.normal_(h.weight, std=0.3)
-    return model
+from asm.data.cropping import FCDB, FLMS, GAICD
+from asm.data.osie import FixationItem
+from asm.data.shared import shared_dir
+from asm.evaluation import peers
+from asm.evaluation.border import border_bias, photo_vs_cut
+from asm.evaluation.cropping import best_crop_section, gaicd_section
+from asm.evaluation.metrics import gaicd_evaluate, iou
+from asm.evaluation.report import shown
+from asm.evaluation.retention import best_possible_kept, osie_retention
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,15 +31,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def cropper():
-    return Cropper(_tiny_model(), short_side=128, max_long_side=256)
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "m.pt"
-    save_model(_tiny_model(), path)
-    return path
+def cropper(make_random_model):
+    return Cropper(make_random_model(), short_side=128, max_long_side=256)
 
 
 def _save_noise(path, w, h, seed):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from asm.datasets import GAICD, shared_dir
-from asm.metrics import (
+from asm.data.cropping import GAICD
+from asm.data.shared import shared_dir
+from asm.evaluation.metrics import (
     boundary_displacement,
     fixations_kept,
     gaicd_acc,
@@ -137,7 +138,7 @@ def test_fixations_kept_box():
 
 @needs_shared
 def test_fixations_kept_on_osie():
-    from asm.datasets import OSIE
+    from asm.data.osie import OSIE
 
     item = OSIE(split="val")[0]
     H, W = item.size
@@ -147,7 +148,7 @@ def test_fixations_kept_on_osie():
 
 
 # ---------------------------------------------------------------- saliency and retention
-from asm.metrics import auc_all_pixels, density_kept, nss, placement_offset  # noqa: E402
+from asm.evaluation.metrics import auc_all_pixels, density_kept, nss, placement_offset  # noqa: E402
 
 
 def test_nss_and_auc_by_hand():

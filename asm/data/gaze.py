@@ -10,7 +10,8 @@ ever sees) and two densities over it, each ``[h, w]`` float32 summing to 1:
 * ``teacher``: the teacher's density alone (content, no centre bias): ``S`` of the
   saliency-aware loss and the target of distillation into θ_avg.
 
-Teacher labels are computed once per photo and cached (``~/.cache/asm/teacher``).
+Teacher labels are computed once per photo and cached (``~/.cache/asm/teacher``); a set of
+samples travels as one file (:mod:`asm.data.pack`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import numpy as np
 from asm.fastgaze import FastGaze, density_on_image, with_centre_prior
 from asm.saliency import cached, fixation_density, image_cache_key
 
-__all__ = ["GazeSample", "osie_gaze", "photo_gaze", "teacher_path", "default_cache_dir", "save_pack", "load_pack",
-           "STORE_SIDE", "MAP_STRIDE"]
+__all__ = ["GazeSample", "osie_gaze", "photo_gaze", "teacher_path", "default_cache_dir", "STORE_SIDE", "MAP_STRIDE"]
 
 #: Training photos are kept with their long side at most this long (the network input's
 #: long side is 288; the outer crop keeps at least 85 % of a side).
@@ -55,7 +55,7 @@ def default_cache_dir() -> Path:
 
 def teacher_path(path: str | os.PathLike | None = None) -> Path:
     """The FastGaze weights: ``path``, else ``$ASM_TEACHER``, else the shared ``weights/fastgaze-saliency.pth``."""
-    from asm.datasets import shared_dir
+    from asm.data.shared import shared_dir
 
     if path is None:
         path = os.environ.get("ASM_TEACHER")
@@ -105,7 +105,7 @@ def _bar(items, desc: str, progress: bool):
 def osie_gaze(split: str, teacher: FastGaze, limit: int | None = None, cache_dir: Path | None = None,
               progress: bool = False) -> list[GazeSample]:
     """OSIE photos of ``split`` with their human fixations as the target."""
-    from asm.datasets import OSIE
+    from asm.data.osie import OSIE
     from asm.io import load_image
 
     data = OSIE(split=split)
@@ -125,7 +125,7 @@ def osie_gaze(split: str, teacher: FastGaze, limit: int | None = None, cache_dir
 
 def photo_gaze(photos: list, teacher: FastGaze, cache_dir: Path | None = None, progress: bool = False,
                min_side: int = 128) -> list[GazeSample]:
-    """Photos (:class:`asm.datasets.Photo` items) with the teacher x centre prior as the target.
+    """Photos (:class:`asm.data.photos.Photo` items) with the teacher x centre prior as the target.
     Photos whose short side is under ``min_side`` are skipped."""
     from asm.io import load_image
 
@@ -139,37 +139,3 @@ def photo_gaze(photos: list, teacher: FastGaze, cache_dir: Path | None = None, p
         content = _teacher_density(teacher, Path(photo.path), rgb, cache_dir)
         out.append(GazeSample(image, _on_grid(with_centre_prior(content), grid), _on_grid(content, grid), f"{photo.source}/{Path(photo.path).name}"))
     return out
-
-
-def save_pack(sets: dict[str, list[GazeSample]], path: str | os.PathLike, quality: int = 85) -> None:
-    """Write named sample lists to one file (photos as WebP, densities as float16): training
-    data that travels without the photo folders (e.g. to a GPU machine)."""
-    import pickle
-
-    def enc(s: GazeSample) -> dict:
-        ok, webp = cv2.imencode(".webp", s.image[:, :, ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality])
-        if not ok:
-            raise ValueError(f"could not encode {s.name}")
-        return {"webp": webp.tobytes(), "target": s.target.astype(np.float16), "teacher": s.teacher.astype(np.float16),
-                "name": s.name, "points": s.points}
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump({"format": "asm-gaze-pack/2", "sets": {k: [enc(s) for s in v] for k, v in sets.items()}}, f, protocol=5)
-
-
-def load_pack(path: str | os.PathLike) -> dict[str, list[GazeSample]]:
-    """Read a file written by :func:`save_pack` (a pickle: load only packs you made)."""
-    import pickle
-
-    with open(path, "rb") as f:
-        pack = pickle.load(f)
-    if not isinstance(pack, dict) or pack.get("format") != "asm-gaze-pack/2":
-        raise ValueError(f"{path} is not an asm gaze pack")
-
-    def dec(d: dict) -> GazeSample:
-        image = cv2.imdecode(np.frombuffer(d["webp"], np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
-        target, teacher = (d[k].astype(np.float32) for k in ("target", "teacher"))
-        return GazeSample(image, target / target.sum(), teacher / teacher.sum(), d["name"], d["points"])
-
-    return {k: [dec(d) for d in v] for k, v in pack["sets"].items()}

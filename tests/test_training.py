@@ -1,4 +1,4 @@
-"""Training: pairs, a short run that lowers the loss, checkpoints and resume, 2-process DDP."""
+"""asm.training: pairs, a short run that lowers the loss, checkpoints and resume, 2-process DDP."""
 
 import json
 import os
@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from asm.datasets import shared_dir
+from asm.data.pack import load_pack, save_pack
+from asm.data.shared import shared_dir
 from asm.model import ASMNet, load_model
-from asm.train import TrainConfig, _pairs, _views, batch_loss, make_example, synthetic_samples, train
-from asm.train_data import load_pack, save_pack
+from asm.training.config import TrainConfig
+from asm.training.loop import train
+from asm.training.objective import batch_loss
+from asm.training.samples import synthetic_samples
+from asm.training.views import _pairs, _views, make_example
 
 TINY = dict(backbone="mobilenet_v3_small", input_size=(96, 128), batch_size=4, groups=3, views=6, data="synthetic", half=False)
 
@@ -136,7 +140,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     cfg.write_text(json.dumps({**TINY, "input_size": [96, 128], "epochs": 1, "limit": 8, "out": str(out)}))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([*torchrun, "-m", "asm.train", "--config", str(cfg), "--no-progress"],
+    run = subprocess.run([*torchrun, "-m", "asm.training", "--config", str(cfg), "--no-progress"],
                          capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     history = json.loads((out / "history.json").read_text())
@@ -144,7 +148,7 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 def test_border_trend_sees_a_ring_and_ignores_a_flat_map():
-    from asm.metrics import border_trend
+    from asm.evaluation.metrics import border_trend
 
     m = torch.zeros(1, 2, 6, 8)
     m[0, 0, 0, :] = m[0, 0, -1, :] = m[0, 0, :, 0] = m[0, 0, :, -1] = 1.0  # channel 0 rises at the border

@@ -2,7 +2,7 @@
 
 * :func:`pair_ranking_loss`: the hinge ``max(0, margin + s_worse - s_better)`` (eq. 4) over
   (better, worse) pairs chosen by the caller (eq. 3's ``y_k - y_t >= delta``, in
-  :mod:`asm.train`). The paper **sums** over pairs; we **average**, so the weight ``lambda``
+  :mod:`asm.training.views`). The paper **sums** over pairs; we **average**, so the weight ``lambda``
   of the saliency loss (eq. 8) does not depend on how many crops or images a batch holds.
 * :func:`saliency_loss`: eq. 7, ``(1/HW) sum (1 - s) theta_std / mean(theta_std)`` per image,
   averaged over the batch.

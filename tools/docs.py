@@ -1,4 +1,4 @@
-"""Pictures and notes of the composition patterns: ``python -m asm.docs`` (``make docs``).
+"""Pictures and notes of the composition patterns: ``python tools/docs.py`` (``make docs``).
 
 Writes ``docs/patterns.png`` (every pattern drawn on a square crop, each cell coloured by
 its partition and labelled with the partition index, partition borders in black) and
@@ -8,17 +8,21 @@ its partition and labelled with the partition index, partition borders in black)
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from asm.patterns import DEFAULT_PATTERN, PATTERN_NAMES, get_pattern
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the asm of this checkout
+
+from asm.patterns import DEFAULT_PATTERN, PATTERN_NAMES, get_pattern  # noqa: E402
 
 __all__ = ["draw_patterns", "patterns_markdown", "main"]
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = ROOT / "docs"
 
 
 def _colours(name: str, partition: np.ndarray) -> np.ndarray:
@@ -103,7 +107,7 @@ def patterns_markdown(png_name: str = "patterns.png") -> str:
     lines = [
         "# Composition patterns",
         "",
-        "<!-- written by `python -m asm.docs` (make docs); edit asm/docs.py, not this file -->",
+        "<!-- written by `python tools/docs.py` (make docs); edit tools/docs.py, not this file -->",
         "",
         "ASM-Net (AAAI 2020, §3.1) scores a crop through a *composition pattern*: the crop is cut",
         "into partitions, every partition reads its own channel of the score map, and a region of",
@@ -171,7 +175,7 @@ def patterns_markdown(png_name: str = "patterns.png") -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m asm.docs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python tools/docs.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DOCS, help="output folder (default: docs/)")
     args = parser.parse_args(argv)
     png = draw_patterns(args.out / "patterns.png")

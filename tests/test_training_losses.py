@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import asm.ops  # noqa: F401  (registers torch.ops.asm)
-from asm.losses import pair_ranking_loss, resize_saliency, safe_theta_std, saliency_loss
+from asm.training.losses import pair_ranking_loss, resize_saliency, safe_theta_std, saliency_loss
 from asm.model import theta_std
 
 

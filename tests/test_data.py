@@ -1,4 +1,4 @@
-"""Annotation readers on the real shared files (counts from the MANIFESTs) and a fake GAICD release."""
+"""asm.data: annotation readers on the real shared files (counts from the MANIFESTs) and a fake GAICD release."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from asm import datasets as D
+from asm.data.annotations import read_gaicd_txt
+from asm.data.cropping import FCDB, FLMS, GAICD
+from asm.data.osie import OSIE
+from asm.data.photos import DEFAULT_VAL_SOURCES, LICENCE_CLASSES, photo_folder, read_photo_manifest, split_by_source
+from asm.data.shared import data_dir, shared_dir
 
-SHARED = D.shared_dir()
+SHARED = shared_dir()
 needs_shared = pytest.mark.skipif(
     SHARED is None,
     reason="shared data folder not found: set ASM_SHARED or place it at <repo>/../shared",
@@ -24,11 +28,11 @@ GAICD_IMAGE = "302166.jpg"
 # --------------------------------------------------------------------------------------
 def test_shared_dir_env_override(tmp_path, monkeypatch):
     monkeypatch.setenv("ASM_SHARED", str(tmp_path))
-    assert D.shared_dir() == tmp_path
+    assert shared_dir() == tmp_path
     monkeypatch.setenv("ASM_SHARED", str(tmp_path / "missing"))
-    assert D.shared_dir() is None
+    assert shared_dir() is None
     with pytest.raises(FileNotFoundError, match="ASM_SHARED"):
-        D.data_dir("gaicd")
+        data_dir("gaicd")
 
 
 # --------------------------------------------------------------------------------------
@@ -36,8 +40,8 @@ def test_shared_dir_env_override(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------
 @needs_shared
 def test_gaicd_counts_and_split():
-    full = D.GAICD(split="all")
-    train, test = D.GAICD(split="train"), D.GAICD(split="test")
+    full = GAICD(split="all")
+    train, test = GAICD(split="train"), GAICD(split="test")
     assert len(full.names) == 1236
     assert full.num_crops == 106_853
     assert len(train.names) == 1036 and len(test.names) == 200
@@ -48,7 +52,7 @@ def test_gaicd_counts_and_split():
 
 @needs_shared
 def test_gaicd_real_image_item():
-    ds = D.GAICD(split="test")  # root defaults to the shared images folder
+    ds = GAICD(split="test")  # root defaults to the shared images folder
     assert ds.available() == [GAICD_IMAGE]
     assert len(ds) == 1
     item = ds[0]
@@ -69,7 +73,7 @@ def test_gaicd_real_image_item():
 
 @needs_shared
 def test_gaicd_missing_images_clear_error(tmp_path):
-    ds = D.GAICD(split="train")  # 302166 is a test image: no train image is present
+    ds = GAICD(split="train")  # 302166 is a test image: no train image is present
     assert ds.available() == [] and len(ds) == 0
     assert len(ds.names) == 1036
     assert ds.annotation(ds.names[0]).boxes.shape[1] == 4  # annotations still readable
@@ -87,7 +91,7 @@ def test_gaicd_json_matches_official_mat():
     i = [j for j, p in enumerate(imdb.meta.img_path) if p.endswith("/" + GAICD_IMAGE)][0]
     y1, x1, y2, x2 = imdb.bbox.boxes[i]
     mat = {(int(a), int(b), int(c), int(d)): float(s) for a, b, c, d, s in zip(x1, y1, x2, y2, imdb.bbox.gt_scores[i])}
-    item = D.GAICD(split="test").annotation(GAICD_IMAGE)
+    item = GAICD(split="test").annotation(GAICD_IMAGE)
     js = {tuple(int(v) for v in b): float(s) for b, s in zip(item.boxes.tolist(), item.scores.tolist())}
     assert js.keys() == mat.keys()
     assert all(abs(js[k] - mat[k]) < 1e-5 for k in js)
@@ -117,7 +121,7 @@ def fake_gaicd_release(tmp_path):
 
 def test_gaicd_release_layout(fake_gaicd_release):
     root = fake_gaicd_release
-    ds = D.GAICD(root, "train", annotations=root / "annotations")
+    ds = GAICD(root, "train", annotations=root / "annotations")
     assert ds.names == ["a1.jpg", "a2.jpg"]
     assert ds.available() == ["a1.jpg"]
     item = ds[0]
@@ -126,26 +130,26 @@ def test_gaicd_release_layout(fake_gaicd_release):
     assert item.scores.tolist() == [3.5, 2.25]
     assert ds.num_crops == 3
     with pytest.raises(FileNotFoundError, match="no GAICD .txt"):
-        D.GAICD(root, "test", annotations=root / "annotations")
+        GAICD(root, "test", annotations=root / "annotations")
 
 
 def test_gaicd_txt_reader_errors(tmp_path):
     p = tmp_path / "bad.txt"
     p.write_text("1 2 3 4\n")
     with pytest.raises(ValueError, match="bad.txt:1"):
-        D.read_gaicd_txt(p)
+        read_gaicd_txt(p)
     p.write_text("1 2 3 4 x\n")
     with pytest.raises(ValueError, match="not numbers"):
-        D.read_gaicd_txt(p)
+        read_gaicd_txt(p)
     p.write_text("0 0 5 5 -2\n")
-    boxes, scores = D.read_gaicd_txt(p)
+    boxes, scores = read_gaicd_txt(p)
     assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
 @needs_shared
 def test_gaicd_release_layout_with_real_image(tmp_path):
     """The real 302166.jpg written out as a release .txt (plus unrated lines) reads back as the json."""
-    ref = D.GAICD(split="test").annotation(GAICD_IMAGE)
+    ref = GAICD(split="test").annotation(GAICD_IMAGE)
     (tmp_path / "images/test").mkdir(parents=True)
     (tmp_path / "annotations/test").mkdir(parents=True)
     shutil.copy(ref.path, tmp_path / "images/test" / GAICD_IMAGE)
@@ -153,7 +157,7 @@ def test_gaicd_release_layout_with_real_image(tmp_path):
     lines.insert(3, "10 10 300 400 -2")
     lines.append("0 0 682 1024 -2")
     (tmp_path / "annotations/test/302166.txt").write_text("\n".join(lines) + "\n")
-    ds = D.GAICD(tmp_path, "test", annotations=tmp_path / "annotations")
+    ds = GAICD(tmp_path, "test", annotations=tmp_path / "annotations")
     item = ds[0]
     assert item.name == GAICD_IMAGE and item.path.is_file()
     assert torch.equal(item.boxes, ref.boxes)
@@ -165,7 +169,7 @@ def test_gaicd_release_layout_with_real_image(tmp_path):
 # --------------------------------------------------------------------------------------
 @needs_shared
 def test_fcdb_cropping(tmp_path):
-    train, test, both = (D.FCDB(tmp_path, s) for s in ("train", "test", "all"))
+    train, test, both = (FCDB(tmp_path, s) for s in ("train", "test", "all"))
     assert len(train.names) == 1369 and len(test.names) == 345 and len(both.names) == 1714
     assert train.available() == []
     with pytest.raises(FileNotFoundError, match="FCDB"):
@@ -183,7 +187,7 @@ def test_fcdb_cropping(tmp_path):
 
 @needs_shared
 def test_flms(tmp_path):
-    ds = D.FLMS(tmp_path)
+    ds = FLMS(tmp_path)
     assert len(ds.names) == 500
     assert ds.num_crops == 4_988
     item = ds.annotation("1010203631_Large.jpg")
@@ -196,7 +200,7 @@ def test_flms(tmp_path):
 # --------------------------------------------------------------------------------------
 @needs_shared
 def test_osie_ids_and_split():
-    full, train, val = D.OSIE(), D.OSIE(split="train"), D.OSIE(split="val")
+    full, train, val = OSIE(), OSIE(split="train"), OSIE(split="val")
     assert len(full) == 500 and full.ids[0] == 1001 and full.ids[-1] == 1500
     assert len(train) == 400 and train.ids[-1] == 1400
     assert len(val) == 100 and val.ids[0] == 1401
@@ -205,7 +209,7 @@ def test_osie_ids_and_split():
 
 @needs_shared
 def test_osie_item():
-    ds = D.OSIE(split="val")
+    ds = OSIE(split="val")
     item = ds[0]
     assert item.image_id == 1401 and item.path.is_file()
     assert item.size == (600, 800)
@@ -226,10 +230,10 @@ def test_osie_item():
 # --------------------------------------------------------------------------------------
 @needs_shared
 def test_photo_folder_matches_manifest():
-    manifest = D.read_photo_manifest(SHARED / "data/photos/MANIFEST.txt")
+    manifest = read_photo_manifest(SHARED / "data/photos/MANIFEST.txt")
     assert manifest["github-imagenet-sample-images"] == ("RESEARCH", 1000)
     assert manifest["darknet-data"][0] == "UNCLEAR"
-    every = D.photo_folder(classes=D.LICENCE_CLASSES)
+    every = photo_folder(classes=LICENCE_CLASSES)
     by_source: dict[str, int] = {}
     for p in every:
         by_source[p.source] = by_source.get(p.source, 0) + 1
@@ -237,26 +241,26 @@ def test_photo_folder_matches_manifest():
     for source, n in by_source.items():
         assert n == manifest[source][1], source  # every present folder is complete
     assert "github-selfexsr-BSD100" not in by_source  # listed in the MANIFEST, not in the folder
-    default = D.photo_folder()
+    default = photo_folder()
     assert {p.licence for p in default} == {"OPEN", "RESEARCH"}
-    open_only = D.photo_folder(classes=("OPEN",))
+    open_only = photo_folder(classes=("OPEN",))
     assert {p.licence for p in open_only} == {"OPEN"} and len(open_only) == 76
     with pytest.raises(ValueError, match="unknown licence"):
-        D.photo_folder(classes=("FREE",))
+        photo_folder(classes=("FREE",))
 
 
 @needs_shared
 def test_split_by_source():
-    items = D.photo_folder(classes=D.LICENCE_CLASSES)
-    train, val = D.split_by_source(items)
+    items = photo_folder(classes=LICENCE_CLASSES)
+    train, val = split_by_source(items)
     assert len(train) + len(val) == len(items)
     assert not {p.source for p in train} & {p.source for p in val}
-    assert {p.source for p in val} == set(D.DEFAULT_VAL_SOURCES)
-    assert D.split_by_source(items) == (train, val)  # deterministic
-    tr, va = D.split_by_source(D.photo_folder(classes=("OPEN",)))
+    assert {p.source for p in val} == set(DEFAULT_VAL_SOURCES)
+    assert split_by_source(items) == (train, val)  # deterministic
+    tr, va = split_by_source(photo_folder(classes=("OPEN",)))
     assert len(va) == 14 and len(tr) == 62
     with pytest.raises(ValueError, match="val_sources"):
-        D.split_by_source(items, val_sources=("nope",))
+        split_by_source(items, val_sources=("nope",))
 
 
 def test_split_by_source_plain_items():
@@ -265,9 +269,9 @@ def test_split_by_source_plain_items():
             self.source = source
 
     items = [It("a"), It("b"), It("a"), It("c")]
-    train, val = D.split_by_source(items, val_sources=("a",))
+    train, val = split_by_source(items, val_sources=("a",))
     assert [i.source for i in train] == ["b", "c"] and [i.source for i in val] == ["a", "a"]
     with pytest.raises(ValueError):
-        D.split_by_source(items, val_sources=("a", "b", "c"))
+        split_by_source(items, val_sources=("a", "b", "c"))
 
 

@@ -21,7 +21,7 @@ differ only in placement):
   on the full-resolution image. libvips returns only the cut-out; its position is in the
   result's header: ``xoffset``/``yoffset`` are **minus** the left/top of the extracted
   area (``extract_area`` moves the origin), so ``left = -out.xoffset, top = -out.yoffset``
-  (verified against the pixels in ``tests/test_evaluate.py``). The optional outputs
+  (verified against the pixels in ``tests/test_evaluation.py``). The optional outputs
   ``attention_x``/``attention_y`` (``smartcrop(..., attention_x=True)``) are the centre
   of attention for ``attention`` and 0 for ``entropy``, so they do not give the box.
   ``Image.thumbnail_image(w, height=h, crop=...)`` runs the same smartcrop after a resize
@@ -163,10 +163,10 @@ _TEACHER: list = []
 
 
 def _teacher():
-    """The FastGaze teacher, loaded once (:func:`asm.train_data.teacher_path` finds the file)."""
+    """The FastGaze teacher, loaded once (:func:`asm.data.gaze.teacher_path` finds the file)."""
     if not _TEACHER:
         from asm.fastgaze import FastGaze
-        from asm.train_data import teacher_path
+        from asm.data.gaze import teacher_path
 
         _TEACHER.append(FastGaze.from_file(teacher_path()))
     return _TEACHER[0]
@@ -193,7 +193,7 @@ def fastgaze_centre(rgb: np.ndarray, ratio: float) -> list[int]:
 
 
 def _teacher_available() -> None:
-    from asm.train_data import teacher_path
+    from asm.data.gaze import teacher_path
 
     teacher_path()
 

@@ -1,0 +1,70 @@
+"""Every knob of a training run (``asm train --config FILE.json`` takes these keys)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+__all__ = ["TrainConfig", "serving_preset"]
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a run (``asm train --config FILE.json`` takes these keys)."""
+
+    out: str = "runs/default"
+    backbone: str = "mobilenet_v2"
+    backbone_weights: str | None = None
+    init: str | None = None  # start from this asm model file (a second training stage)
+    pattern: str = "cross_rectangle"
+    map_stride: int = 8
+    epochs: int = 8
+    batch_size: int = 8
+    input_size: tuple[int, int] = (224, 288)  # (short, long) sides of the network input
+    lr: float = 1e-3  # heads
+    backbone_lr: float = 1e-4
+    weight_decay: float = 1e-4
+    lam: float = 0.1  # weight of the saliency-aware loss
+    distill: float = 0.0  # weight of the teacher-density distillation into θ_avg
+    framing: float = 0.0  # weight of "the whole photo outscores a re-framed cut of it" (view finding)
+    border: float = 0.0  # weight of the penalty on each map channel's image-border trend
+    margin: float = 1.0
+    delta: float = 0.03  # minimum difference of kept share for a pair
+    nested: bool = True  # also rank each view against a wider view around it (learns scale)
+    groups: int = 6  # view groups per image
+    views: int = 8  # views per group
+    served: float = 0.67  # share of groups drawn as the search serves them
+    largest: float = 0.5  # ...of which the largest box of the aspect
+    min_view_scale: float = 0.5  # floating views
+    max_view_scale: float = 0.9
+    outer_crop: float = 0.85  # random outer crop keeps at least this much of each side
+    data: str = "gaze"  # "gaze" (OSIE fixations + teacher-labelled photos), "osie" (fixations only), "synthetic", or a pack file (.pkl)
+    limit: int | None = None  # train on N images: the first N of each source, or N drawn at random (seeded) from a pack
+    teacher: str | None = None  # FastGaze weights (default: the shared weights folder)
+    fixation_repeats: int = 1  # photos with human fixations appear this many times per epoch
+    workers: int = 1  # processes preparing batches beside the training loop (0: none)
+    seed: int = 0
+    half: bool = True  # store model files with float16 weights
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
+        data = json.loads(Path(path).read_text())
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        if "input_size" in data:
+            data["input_size"] = tuple(data["input_size"])
+        return cls(**data)
+
+
+def serving_preset(cfg: TrainConfig) -> dict:
+    """How the trained model is served: at the scale it trained at."""
+    return {"short_side": cfg.input_size[0], "max_long_side": 2 * cfg.input_size[0]}
