@@ -32,7 +32,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from asm.candidates import FREE_ASPECTS, Aspect, box_iou, coarse_candidates, nms, parse_aspects, refine_candidates, snap_box
+from asm.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, iter_nms, nms, parse_aspects,
+                            refine_candidates, snap_box)
 from asm.constraints import Wishes, smallest_side_share
 from asm.errors import InvalidImage, InvalidModel, InvalidOption, ModelNotFound, echo
 from asm.faces import detect_faces, prominence
@@ -477,7 +478,8 @@ class Cropper:
         for a, aspect in enumerate(options.aspects):
             sel = torch.nonzero((all_aspects == a) & ~too_small)[:, 0]
             kept: list[list[int]] = []
-            for i in sel[nms(all_boxes[sel].float(), all_objective[sel].float(), options.nms_iou)].tolist():
+            for j in iter_nms(all_boxes[sel].float(), all_objective[sel].float(), options.nms_iou):
+                i = int(sel[j])
                 box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
                 if not kept or (box not in kept and float(box_iou(torch.tensor([box]), torch.tensor(kept)).max()) <= options.nms_iou):
                     kept.append(box)
