@@ -204,6 +204,28 @@ def test_candidates_cover_scales_and_stay_inside():
     assert torch.allclose(ratio, torch.full_like(ratio, 16 / 9))
 
 
+@pytest.mark.parametrize("size", [(640, 427), (427, 640), (97, 300)])
+def test_coarse_anchors_are_row_major_grids_per_size(size):
+    """Each anchor size is an ny x nx grid of places, row-major, evenly spaced from the
+    image's top-left corner to its far edges; sizes in order, ratios in order."""
+    width, height = size
+    ratios = [16 / 9, 1.0, 9 / 16]
+    boxes, group = coarse_candidates(ratios, width, height, min_scale=0.6)
+    want, want_group = [], []
+    for g, ratio in enumerate(ratios):
+        bw, bh = (height * ratio, height) if width / height > ratio else (width, width / ratio)
+        for s in torch.linspace(1.0, 0.6, 8).tolist():  # float32 steps, as the anchors use
+            w, h = bw * s, bh * s
+            nx = max(1, min(9, 1 + int(round((width - w) / (0.05 * width)))))
+            ny = max(1, min(9, 1 + int(round((height - h) / (0.05 * height)))))
+            for y in np.linspace(0, height - h, ny):
+                for x in np.linspace(0, width - w, nx):
+                    want.append([x, y, x + w, y + h])
+                    want_group.append(g)
+    assert group.tolist() == want_group
+    torch.testing.assert_close(boxes, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-9)
+
+
 def test_snap_box_keeps_ratio():
     for ratio in (16 / 9, 1.0, 9 / 16, 1.91):
         box = snap_box([10.3, 20.7, 10.3 + 300.4, 20.7 + 300.4 / ratio], ratio, 640, 427)
