@@ -272,7 +272,8 @@ def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool
         k1 = min(K, k0 + step)
         n = k1 - k0
         # every distinct edge of the template, in map coordinates: its pixel and the fraction
-        x, y = torch.addcmul(x1[k0:k1], us[:, None], bw[k0:k1], out=xs(n)), torch.addcmul(y1[k0:k1], vs[:, None], bh[k0:k1], out=ys(n))
+        x = torch.addcmul(x1[k0:k1], us[:, None], bw[k0:k1], out=xs(n))  # [nu, k]
+        y = torch.addcmul(y1[k0:k1], vs[:, None], bh[k0:k1], out=ys(n))  # [nv, k]
         c, r = col(n), row(n)
         c.copy_(x.floor().clamp_(0, W - 1))
         r.copy_(y.floor().clamp_(0, H - 1))
