@@ -229,14 +229,17 @@ def iter_nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Iterator[in
     area = (x2 - x1) * (y2 - y1)
     alive = np.ones(len(area), dtype=bool)
     i = 0
-    while i < len(area):
+    while len(area):  # ends when no box is left alive
         yield int(order[i])
         w = np.minimum(x2[i], x2[i + 1 :]) - np.maximum(x1[i], x1[i + 1 :])
         h = np.minimum(y2[i], y2[i + 1 :]) - np.maximum(y1[i], y1[i + 1 :])
         inter = np.maximum(w, 0) * np.maximum(h, 0)
         with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 (empty boxes) is NaN: kept, as torchvision
             alive[i + 1 :] &= ~(inter / (area[i] + area[i + 1 :] - inter) > iou_threshold)
-        i += 1 + int(alive[i + 1 :].argmax()) if alive[i + 1 :].any() else len(area)
+        later = alive[i + 1 :]
+        if not later.any():
+            return
+        i += 1 + int(later.argmax())  # the next box still alive
 
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
