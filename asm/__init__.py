@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Cropper", "CropOptions", "CropResult", "Crop", "ops", "Pattern", "get_pattern", "PATTERN_NAMES", "__version__"]
+__all__ = ["Cropper", "Analysis", "CropOptions", "CropResult", "Crop", "ops", "Pattern", "get_pattern", "PATTERN_NAMES", "__version__"]
 
 _HOMES = {
     "Cropper": "asm.cropper",
+    "Analysis": "asm.analysis",
     "CropOptions": "asm.cropper",
     "CropResult": "asm.cropper",
     "Crop": "asm.cropper",
@@ -26,6 +27,7 @@ _HOMES = {
 
 if TYPE_CHECKING:
     from asm import ops
+    from asm.analysis import Analysis
     from asm.cropper import Crop, CropOptions, Cropper, CropResult
     from asm.patterns import PATTERN_NAMES, Pattern, get_pattern
 

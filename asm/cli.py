@@ -171,9 +171,9 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _write_outputs(out: Path, stem: str, prepared, result, heatmaps, keep=(), focus=None) -> list[str]:
+def _write_outputs(out: Path, stem: str, analysis, result, heatmap: bool, keep=(), focus=None) -> list[str]:
     """The crops (numbered within each aspect), the overview (faces, keep-regions and focus
-    marked) and the heatmaps; returns their paths."""
+    marked) and, with ``heatmap``, the θ overlays; returns their paths."""
     from asm import viz
     from asm.io import encode_jpeg, encode_png
 
@@ -181,17 +181,17 @@ def _write_outputs(out: Path, stem: str, prepared, result, heatmaps, keep=(), fo
     count: dict[str, int] = {}
     for crop in result.crops:
         n = count[crop.aspect] = count.get(crop.aspect, 0) + 1
-        pixels = viz.cut_crop(prepared.image, crop)
+        pixels = viz.cut_crop(analysis.image, crop)
         if crop.shape == "circle":
             written.append(_write(out / f"{stem}_circle_{n}.png", encode_png(pixels)))
         else:
             tag = crop.aspect.replace(":", "x").replace("/", "x")
             written.append(_write(out / f"{stem}_{tag}_{n}.jpg", encode_jpeg(pixels)))
-    marked = viz.draw_regions(prepared.image, result.faces or (), keep, focus)
+    marked = viz.draw_regions(analysis.image, result.faces or (), keep, focus)
     written.append(_write(out / f"{stem}_crops.jpg", encode_jpeg(viz.draw_crops(marked, result.crops))))
-    if heatmaps is not None:  # PNG, as TorchServe returns them
-        written.append(_write(out / f"{stem}_theta_avg.png", encode_png(viz.overlay_heatmap(prepared.image, heatmaps.avg))))
-        written.append(_write(out / f"{stem}_theta_std.png", encode_png(viz.overlay_heatmap(prepared.image, heatmaps.std))))
+    if heatmap:  # PNG, as TorchServe returns them
+        for name, picture in analysis.overlays().items():
+            written.append(_write(out / f"{stem}_{name}.png", encode_png(picture)))
     return [str(p) for p in written]
 
 
@@ -230,13 +230,11 @@ def _crop(args: argparse.Namespace) -> int:
     bar = tqdm(args.images, desc="cropping", unit="img", file=sys.stderr, disable=len(args.images) < 2 or not sys.stderr.isatty())
     for name, stem in zip(bar, stems):
         try:
-            prepared = cropper.prepare(Path(name))
-            score_map = cropper.score_maps([prepared])[0]
-            result = cropper.search(prepared, score_map, options)
+            analysis = cropper.analyse(Path(name))
+            result = analysis.crops(options)
             files = []
             if args.out is not None:
-                heat = cropper.heatmaps(None, prepared, score_map) if args.heatmap else None
-                files = _write_outputs(args.out, stem, prepared, result, heat, options.keep, options.focus)
+                files = _write_outputs(args.out, stem, analysis, result, args.heatmap, options.keep, options.focus)
         except Exception as e:  # never a traceback for one bad file; the rest still run
             failed += 1
             error = describe(e)  # an OSError here is writing (reading is asm.io's, which raises InvalidImage)
@@ -280,7 +278,7 @@ def _batch(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))
     try:
         crop_options = {k: getattr(args, k) for k in OPTION_KEYS if hasattr(args, k)}
-        options, _ = CropOptions.from_mapping(crop_options)
+        options = CropOptions.from_mapping(crop_options)
         if args.max_pixels < 1:
             raise InvalidOption(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
         summary = run_batch(args.inputs, args.out, options, fmt=args.format, engine=args.engine, workers=args.workers,

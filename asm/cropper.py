@@ -1,13 +1,17 @@
-"""``Cropper``: the one API every shell (CLI, TorchServe handler, Gradio demo) calls.
+"""``Cropper``: composition-aware crops of an image, from one forward pass of ASM-Net.
 
 >>> cropper = Cropper.from_pretrained()
 >>> result = cropper.crop("photo.jpg", aspect=["16:9", "1:1"], top_k=3)
 >>> result.to_json()
 {'width': 640, 'height': 427, 'crops': [{'box': [x1, y1, x2, y2], 'score': ..., ...}, ...]}
+>>> analysis = cropper.analyse("photo.jpg")   # decode + forward once, then crops / heatmaps / scores
+>>> analysis.crops(aspect="1:1"); analysis.overlays()
 
-Steps, each a public method so servers can batch the middle one:
-``prepare`` (decode, orient, resize) -> ``score_maps`` (one forward pass per image)
--> ``search`` (two-stage candidate search for every requested aspect, one scoring call per stage).
+Shells (CLI, TorchServe handler, Gradio demo, batch jobs, evaluation) make one call per
+image: :meth:`Cropper.analyse` (or :meth:`Cropper.analyse_many` for a batch) and then ask
+the :class:`~asm.analysis.Analysis`. Underneath, the steps are ``prepare`` (decode, orient,
+resize) -> ``score_maps`` (one forward pass per input size) -> ``search`` (two-stage
+candidate search for every requested aspect, one scoring call per stage).
 
 The network runs on ONNX Runtime on the CPU when it can (``runtime="auto"``, see
 :mod:`asm.runtime`), on torch otherwise or when asked (``runtime="torch"``: CUDA, training).
@@ -19,12 +23,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -38,18 +43,23 @@ from asm.constraints import Wishes, smallest_side_share
 from asm.errors import InvalidImage, InvalidModel, InvalidOption, ModelNotFound, echo
 from asm.faces import detect_faces, prominence
 from asm.io import image_size, load_image, load_image_draft
-from asm.model import ASMNet, load_model, normalize, theta_avg, theta_std
+from asm.model import ASMNet, load_model, normalize
 from asm.ops import pool_boxes
 from asm.prior import centre_prior
 from asm.runtime import OnnxNet, load_onnx_net
 
+if TYPE_CHECKING:
+    from asm.analysis import Analysis
+
 __all__ = ["Cropper", "Crop", "CropResult", "CropOptions", "Prepared", "Heatmaps", "DEFAULT_MODEL_PATH"]
+
+logger = logging.getLogger(__name__)
 
 #: The committed default model.
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "asm_default.pt"
 MAX_TOP_K = 20
 #: Options accepted by :meth:`CropOptions.from_mapping` (servers and forms).
-OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "faces", "keep", "focus", "min_scale", "heatmap")
+OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "faces", "keep", "focus", "min_scale")
 #: The smallest crop side, as a share of the largest box of the aspect, by default (chosen on
 #: held-out photos: benchmarks/results/faces.md).
 DEFAULT_MIN_SCALE = 0.6
@@ -84,6 +94,15 @@ class Crop:
             out["keep_kept"] = list(self.keep_kept)
         return out
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Crop:
+        """The inverse of :meth:`to_json` (``KeyError``/``TypeError``/``ValueError`` if malformed)."""
+        box = [int(v) for v in data["box"]]
+        if len(box) != 4 or data["shape"] not in ("rect", "circle"):
+            raise ValueError(f"not a crop: {echo(data)}")
+        kept = {k: [int(i) for i in data[k]] if data.get(k) is not None else None for k in ("faces_kept", "keep_kept")}
+        return cls(box, float(data["score"]), str(data["aspect"]), data["shape"], **kept)
+
 
 @dataclass
 class CropResult:
@@ -104,6 +123,19 @@ class CropResult:
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CropResult:
+        """The inverse of :meth:`to_json` (faces and scores as rounded there); ``ValueError``
+        (or ``KeyError``/``TypeError``) if malformed or a box leaves the image."""
+        width, height = int(data["width"]), int(data["height"])
+        crops = [Crop.from_json(c) for c in data["crops"]]
+        for c in crops:
+            x1, y1, x2, y2 = c.box
+            if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+                raise ValueError(f"the box {c.box} lies outside the {width}x{height} image")
+        faces = [[*map(float, f["box"]), float(f["score"])] for f in data["faces"]] if "faces" in data else None
+        return cls(width, height, crops, faces, [str(w) for w in data.get("warnings", [])])
 
 
 @dataclass
@@ -235,17 +267,6 @@ def _parse_focus(value: object) -> tuple[float, float] | None:
     return x, y
 
 
-def _parse_boxes(boxes: object) -> Tensor:
-    """``[N, 4]`` float64 from a list / array of ``(x1, y1, x2, y2)`` (one box may be flat)."""
-    try:
-        b = np.asarray(boxes, dtype=np.float64)
-    except (TypeError, ValueError):
-        b = None
-    if b is None or b.ndim not in (1, 2) or (b.size and b.shape[-1] != 4) or not np.isfinite(b).all():
-        raise InvalidOption(f"boxes must be [N, 4] finite numbers (x1, y1, x2, y2), got {echo(boxes)}")
-    return torch.from_numpy(b.reshape(-1, 4).copy())
-
-
 @dataclass(frozen=True)
 class CropOptions:
     """Validated crop options (every shell parses user input through this)."""
@@ -275,17 +296,15 @@ class CropOptions:
                    DEFAULT_MIN_SCALE if min_scale is None else _parse_float("min_scale", min_scale, 0.1, 1.0))
 
     @classmethod
-    def from_mapping(cls, options: Mapping[str, object]) -> tuple[CropOptions, bool]:
-        """Options from a form or JSON object; returns ``(options, heatmap)``.
+    def from_mapping(cls, options: Mapping[str, object]) -> CropOptions:
+        """Options from a form or JSON object (keys :data:`OPTION_KEYS`).
 
         Unknown keys are refused, so a misspelt option is never ignored silently.
         """
         unknown = sorted(set(options) - set(OPTION_KEYS), key=str)
         if unknown:
             raise InvalidOption(f"unknown option(s) {echo(', '.join(map(str, unknown)))}; known: {', '.join(OPTION_KEYS)}")
-        kwargs = {k: options[k] for k in OPTION_KEYS if k in options and k != "heatmap"}
-        heatmap = _parse_bool("heatmap", options.get("heatmap", False))
-        return cls.parse(**kwargs), heatmap
+        return cls.parse(**{k: options[k] for k in OPTION_KEYS if k in options})
 
 
 class Cropper:
@@ -520,7 +539,51 @@ class Cropper:
                            "image; the crop holds as much of them as it can")
         return out
 
-    # --------------------------------------------------------------- one-call API
+    # ------------------------------------------------------------- per-image API
+    def analyse(self, image: object) -> Analysis:
+        """Decode ``image`` (path, bytes, PIL image or ``HxWx3`` uint8 array) and run the
+        network once; the :class:`~asm.analysis.Analysis` gives crops, heatmaps and box
+        scores from that one pass."""
+        from asm.analysis import Analysis  # asm.analysis builds on this module
+
+        prepared = self.prepare(image)
+        return Analysis(self, prepared, self.score_maps([prepared])[0])
+
+    def analyse_many(self, images: Sequence[object], return_exceptions: bool = False) -> list[Any]:
+        """:meth:`analyse` for several images with one forward pass per input size (servers,
+        batch jobs); the same analyses as one call per image, in input order.
+
+        ``return_exceptions``: an image that cannot be analysed gets its exception in its
+        place instead of failing the rest (as :func:`asyncio.gather`); if the batched
+        forward pass itself fails, the images are retried one by one.
+        """
+        from asm.analysis import Analysis  # asm.analysis builds on this module
+
+        out: list[Any] = [None] * len(images)
+        prepared: dict[int, Prepared] = {}
+        for i, image in enumerate(images):
+            try:
+                prepared[i] = self.prepare(image)
+            except Exception as e:  # noqa: BLE001 - one bad image is its own answer
+                if not return_exceptions:
+                    raise
+                out[i] = e
+        try:
+            maps = dict(zip(prepared, self.score_maps(list(prepared.values()))))
+        except Exception:
+            if not return_exceptions:
+                raise
+            logger.warning("batched forward pass failed; retrying the %d images one by one", len(prepared), exc_info=True)
+            maps = {}
+            for i, p in prepared.items():
+                try:
+                    maps[i] = self.score_maps([p])[0]
+                except Exception as e:  # noqa: BLE001
+                    out[i] = e
+        for i, m in maps.items():
+            out[i] = Analysis(self, prepared[i], m)
+        return out
+
     def crop(
         self,
         image: object,
@@ -537,38 +600,19 @@ class Cropper:
         ``aspect`` (``None``/"free", ``"W:H"``, ``(w, h)`` or a list of them); all aspects
         come from one forward pass. Faces are kept whole (``faces=False`` turns that off);
         ``keep=[[x1, y1, x2, y2], ...]`` regions stay inside, ``focus=(x, y)`` pulls the
-        crops towards a point; ``min_scale`` bounds the zoom (see :class:`CropOptions`)."""
+        crops towards a point; ``min_scale`` bounds the zoom (see :class:`CropOptions`).
+        ``analyse(image).crops(...)`` when one image needs several answers."""
         options = CropOptions.parse(aspect, circular, top_k, nms_iou, faces, keep, focus, min_scale)
-        prepared = self.prepare(image)
-        return self.search(prepared, self.score_maps([prepared])[0], options)
+        return self.analyse(image).crops(options)
 
-    def heatmaps(self, image: object, prepared: Prepared | None = None, score_map: Tensor | None = None,
-                 at_image_size: bool = False) -> Heatmaps:
-        """θ_avg and θ_std (paper eqs. 5-6) at the score map's size, or upsampled to the
-        image's (``at_image_size``; ``[H, W]`` float32 each, so only when asked).
-        :func:`asm.viz.overlay_heatmap` upsamples the coloured map itself."""
-        prepared = prepared if prepared is not None else self.prepare(image)
-        score_map = score_map if score_map is not None else self.score_maps([prepared])[0]
-        avg = theta_avg(score_map)[0].cpu().numpy().astype(np.float32)
-        std = theta_std(score_map)[0].cpu().numpy().astype(np.float32)
-        if at_image_size:
-            size = (prepared.width, prepared.height)
-            avg = cv2.resize(avg, size, interpolation=cv2.INTER_LINEAR)
-            std = cv2.resize(std, size, interpolation=cv2.INTER_LINEAR)
-        return Heatmaps(avg, std)
+    def heatmaps(self, image: object, at_image_size: bool = False) -> Heatmaps:
+        """θ_avg and θ_std of ``image``: :meth:`Analysis.heatmaps <asm.analysis.Analysis.heatmaps>`."""
+        return self.analyse(image).heatmaps(at_image_size)
 
     def score(self, image: object, boxes: object, circular: bool = False) -> np.ndarray:
-        """Scores of the caller's own ``boxes`` (``[N, 4]`` x1, y1, x2, y2 in image pixels)."""
-        b = _parse_boxes(boxes)
-        prepared = self.prepare(image)
-        W, H = prepared.width, prepared.height
-        bad = ~((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= W) & (b[:, 3] <= H) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
-        if bool(bad.any()):
-            k = int(torch.nonzero(bad)[0])
-            raise InvalidOption(f"box {k} {b[k].tolist()} must satisfy 0 <= x1 < x2 <= {W} and 0 <= y1 < y2 <= {H}")
-        with torch.inference_mode():
-            return self.score_boxes(self.score_maps([prepared])[0], b, W, H, _parse_bool("circular", circular)).numpy()
-
+        """Scores of the caller's own ``boxes`` (``[N, 4]`` x1, y1, x2, y2 in image pixels):
+        :meth:`Analysis.score <asm.analysis.Analysis.score>`."""
+        return self.analyse(image).score(boxes, circular)
 
 
 def _onnxruntime_installed() -> bool:

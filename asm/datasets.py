@@ -21,8 +21,6 @@ Cropping data sets
 * :class:`FCDB` (Chen et al. 2017): ``cropping_{training,testing}_set.json``, one best crop
   per image as ``[x, y, w, h]`` (converted here); the image name is the basename of the
   Flickr URL (what the dataset's download script writes).
-* :class:`FCDBRanking`: ``ranking_annotation.json``, 10 crop pairs per image with votes;
-  the crop with more votes is the better one (ties would be dropped; there are none).
   (``fcdb/hcic_image_crop.json`` is not read: although its MANIFEST calls its boxes
   ``x1,y1,x2,y2``, 1577 of its 1580 entries equal the ``[x, y, w, h]`` of the cropping files.)
 * :class:`FLMS` (Fang et al. 2014): ``hcic_image_crop.json`` ``{"<id>_Large.jpg": [[x1,y1,x2,y2], ...]}``,
@@ -67,18 +65,15 @@ __all__ = [
     "shared_dir",
     "data_dir",
     "CropAnnotation",
-    "PairAnnotation",
     "FixationItem",
     "Photo",
     "read_gaicd_json",
     "read_gaicd_split",
     "read_gaicd_txt",
     "read_fcdb_cropping",
-    "read_fcdb_ranking",
     "read_flms",
     "GAICD",
     "FCDB",
-    "FCDBRanking",
     "FLMS",
     "OSIE",
     "OSIE_SPLITS",
@@ -143,18 +138,6 @@ class CropAnnotation:
     path: Path
     boxes: Tensor
     scores: Tensor | None = None
-
-
-@dataclass(frozen=True)
-class PairAnnotation:
-    """FCDB ranking pairs of one image: ``better[p]`` got more votes than ``worse[p]``."""
-
-    name: str
-    path: Path
-    better: Tensor  # [P, 4] float32 x1y1x2y2
-    worse: Tensor  # [P, 4]
-    votes_better: Tensor  # [P] int64
-    votes_worse: Tensor  # [P] int64
 
 
 @dataclass(frozen=True)
@@ -248,33 +231,6 @@ def read_fcdb_cropping(path: str | os.PathLike) -> dict[str, np.ndarray]:
     out = {}
     for e in _load_json(path):
         out[_url_name(e)] = _boxes_array([_xywh_to_xyxy(e["crop"])], str(path))
-    return out
-
-
-def read_fcdb_ranking(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """``ranking_annotation.json`` -> ``{name: (better [P,4], worse [P,4], votes_better [P], votes_worse [P])}``.
-
-    Crops are ``[x, y, w, h]`` in the file, converted to x1y1x2y2. Pairs with equal votes
-    are dropped (none in the published file).
-    """
-    out = {}
-    for e in _load_json(path):
-        better, worse, vb, vw = [], [], [], []
-        for p in e["crops"]:
-            v0, v1 = int(p["vote_for_0"]), int(p["vote_for_1"])
-            if v0 == v1:
-                continue
-            b, w = ("crop_0", "crop_1") if v0 > v1 else ("crop_1", "crop_0")
-            better.append(_xywh_to_xyxy(p[b]))
-            worse.append(_xywh_to_xyxy(p[w]))
-            vb.append(max(v0, v1))
-            vw.append(min(v0, v1))
-        out[_url_name(e)] = (
-            _boxes_array(better, str(path)),
-            _boxes_array(worse, str(path)),
-            np.asarray(vb, dtype=np.int64),
-            np.asarray(vw, dtype=np.int64),
-        )
     return out
 
 
@@ -481,25 +437,6 @@ class FCDB(_AnnotatedImages):
 
     def annotation(self, name: str) -> CropAnnotation:
         return CropAnnotation(name, self.image_path(name), torch.from_numpy(self._records[name].copy()), None)
-
-
-class FCDBRanking(_AnnotatedImages):
-    """FCDB ranking set: 3362 images, 10 voted crop pairs each (33 620 pairs)."""
-
-    dataset = "FCDB ranking"
-
-    def __init__(self, root: str | os.PathLike, annotation_dir: str | os.PathLike | None = None) -> None:
-        adir = Path(annotation_dir) if annotation_dir is not None else data_dir("fcdb")
-        self._records = read_fcdb_ranking(adir / "ranking_annotation.json")
-        super().__init__(root, list(self._records))
-
-    @property
-    def num_pairs(self) -> int:
-        return sum(len(r[0]) for r in self._records.values())
-
-    def annotation(self, name: str) -> PairAnnotation:
-        b, w, vb, vw = (torch.from_numpy(a.copy()) for a in self._records[name])
-        return PairAnnotation(name, self.image_path(name), b, w, vb, vw)
 
 
 class FLMS(_AnnotatedImages):

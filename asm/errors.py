@@ -1,10 +1,12 @@
 """Typed errors for problems caused by the caller's input (not by bugs in asm).
 
-Every error carries a short machine-readable ``code`` and a suggested ``http_status``, so a
-server can answer::
+Every error carries a short machine-readable ``code``, a suggested ``http_status`` and a
+``title`` (a heading for the message), so a server can answer (:func:`asm.wire.error_answer`)::
 
     except AsmError as e:
         return e.http_status, e.to_dict()   # {"error": e.code, "message": str(e)}
+
+and a client turns the answer back into the same typed error with :func:`from_dict`.
 
 The messages are written for the person who sent the image or the option, not for a
 developer reading a traceback.
@@ -32,7 +34,7 @@ from typing import Any
 
 __all__ = [
     "AsmError", "InvalidImage", "ImageTooLarge", "ImageTooSmall", "InvalidOption", "BadRequest",
-    "InvalidModel", "ModelNotFound", "echo", "describe", "ECHO_LIMIT",
+    "InvalidModel", "ModelNotFound", "echo", "describe", "from_dict", "ECHO_LIMIT",
 ]
 
 #: At most this many characters of the user's input are quoted back in a message.
@@ -61,6 +63,15 @@ def describe(error: BaseException) -> dict[str, str]:
     return {"error": "internal_error", "message": f"internal error ({type(error).__name__}: {echo(str(error))})"}
 
 
+def from_dict(body: object) -> AsmError | None:
+    """The typed error an answer ``{"error": code, "message": text}`` stands for (the inverse
+    of :meth:`AsmError.to_dict`, for clients), or None for a code that is not asm's own."""
+    if not isinstance(body, dict):
+        return None
+    cls = _BY_CODE.get(body.get("error"))  # type: ignore[arg-type]
+    return cls(str(body.get("message", ""))) if cls is not None else None
+
+
 class AsmError(Exception):
     """Base class of every error asm raises on purpose for bad input.
 
@@ -72,6 +83,7 @@ class AsmError(Exception):
 
     code: str = "asm_error"
     http_status: int = 400
+    title: str = "Cannot crop this"  # a heading for the message (the demo's error pop-up)
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -101,6 +113,7 @@ class InvalidImage(AsmError, ValueError):
 
     code = "invalid_image"
     http_status = 400
+    title = "Not a usable image"
 
 
 class ImageTooLarge(InvalidImage):
@@ -108,6 +121,7 @@ class ImageTooLarge(InvalidImage):
 
     code = "image_too_large"
     http_status = 413
+    title = "Image too large"
 
 
 class ImageTooSmall(InvalidImage):
@@ -115,6 +129,7 @@ class ImageTooSmall(InvalidImage):
 
     code = "image_too_small"
     http_status = 422
+    title = "Image too small"
 
 
 class InvalidOption(AsmError, ValueError):
@@ -122,6 +137,7 @@ class InvalidOption(AsmError, ValueError):
 
     code = "invalid_option"
     http_status = 400
+    title = "Invalid option"
 
 
 class BadRequest(AsmError, ValueError):
@@ -129,6 +145,7 @@ class BadRequest(AsmError, ValueError):
 
     code = "bad_request"
     http_status = 400
+    title = "Bad request"
 
 
 class InvalidModel(AsmError, ValueError):
@@ -136,6 +153,7 @@ class InvalidModel(AsmError, ValueError):
 
     code = "invalid_model"
     http_status = 500
+    title = "Invalid model file"
 
 
 class ModelNotFound(AsmError, FileNotFoundError):
@@ -143,3 +161,9 @@ class ModelNotFound(AsmError, FileNotFoundError):
 
     code = "model_not_found"
     http_status = 500
+    title = "No model file"
+
+
+#: Every error type by its code (for :func:`from_dict`).
+_BY_CODE: dict[str, type[AsmError]] = {cls.code: cls for cls in (
+    AsmError, InvalidImage, ImageTooLarge, ImageTooSmall, InvalidOption, BadRequest, InvalidModel, ModelNotFound)}

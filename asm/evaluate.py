@@ -272,10 +272,9 @@ def best_crop_section(cropper, dataset, name: str, limit: int | None = None, pro
         gt = ann.boxes.numpy().astype(np.float64).reshape(-1, 4)
         ratio = _median_ratio(gt)
         with timer("asm (crop free + 1 aspect)"):
-            prepared = cropper.prepare(rgb)
-            score_map = cropper.score_maps([prepared])[0]
-            res_free = cropper.search(prepared, score_map, free)
-            res_gt = cropper.search(prepared, score_map, CropOptions.parse((ratio, 1.0)))
+            analysis = cropper.analyse(rgb)
+            res_free = analysis.crops(free)
+            res_gt = analysis.crops(CropOptions.parse((ratio, 1.0)))
         record("asm (free aspect)", res_free.crops[0].box, gt, W, H)
         record("asm (annotated aspect)", res_gt.crops[0].box, gt, W, H)
         record("whole image", [0, 0, W, H], gt, W, H)
@@ -339,19 +338,17 @@ def photo_vs_cut(cropper, paths: Sequence[Path], cuts: int = 3, seed: int = 0, p
         rgb = _load(path)
         H, W = rgb.shape[:2]
         with timer("asm (score a whole photo)"):
-            prepared = cropper.prepare(rgb)
-            m = cropper.score_maps([prepared])[0]
-            whole = float(cropper.score_boxes(m, _tensor([[0, 0, W, H]]), W, H, False)[0])
-        maps.photos.append(m)
+            analysis = cropper.analyse(rgb)
+            whole = float(analysis.score([[0, 0, W, H]])[0])
+        maps.photos.append(analysis.score_map)
         maps.sizes.append((W, H))
         cut_boxes = [random_cut(rng, W, H) for _ in range(cuts)]
         cut_images = [np.ascontiguousarray(rgb[y1:y2, x1:x2]) for x1, y1, x2, y2 in cut_boxes]
         for box, cut in zip(cut_boxes, cut_images):
-            with timer("asm (score a re-framed cut)"):  # what Cropper.score(cut, [[0, 0, w, h]]) does
-                p_cut = cropper.prepare(cut)
-                m_cut = cropper.score_maps([p_cut])[0]
-                s_cut = float(cropper.score_boxes(m_cut, _tensor([[0, 0, p_cut.width, p_cut.height]]), p_cut.width, p_cut.height, False)[0])
-            maps.cuts.append((len(maps.photos) - 1, box, m_cut))
+            with timer("asm (score a re-framed cut)"):
+                cut_analysis = cropper.analyse(cut)
+                s_cut = float(cut_analysis.score([[0, 0, cut.shape[1], cut.shape[0]]])[0])
+            maps.cuts.append((len(maps.photos) - 1, box, cut_analysis.score_map))
             wins["asm"].append(_win(whole, s_cut))
         for pname in wins:
             if pname == "asm":
@@ -385,12 +382,6 @@ def photo_vs_cut(cropper, paths: Sequence[Path], cuts: int = 3, seed: int = 0, p
 
 def _win(a: float, b: float) -> float:
     return 1.0 if a > b else 0.5 if a == b else 0.0
-
-
-def _tensor(boxes):
-    import torch
-
-    return torch.as_tensor(np.asarray(boxes, dtype=np.float64))
 
 
 @dataclass
@@ -516,15 +507,14 @@ def osie_retention(cropper, osie, limit: int | None = None, progress: bool = Fal
             offsets[m].append(placement_offset(box, W, H))
 
         with timer(f"asm (crop at {len(labels)} aspects)"):
-            prepared = cropper.prepare(rgb)
-            score_map = cropper.score_maps([prepared])[0]
-            result = cropper.search(prepared, score_map, options)
+            analysis = cropper.analyse(rgb)
+            result = analysis.crops(options)
         for a in labels:
             add("asm", a, next(c.box for c in result.crops if c.aspect == a))
         for a, ratio in RETENTION_ASPECTS:
             w, h = peer_mod.largest_box(W, H, ratio)
             slide = [[x, y, x + w, y + h] for x in range(0, W - w + 1, 4) for y in range(0, H - h + 1, 4)]
-            s = cropper.score_boxes(score_map, _tensor(slide), W, H, False).numpy()
+            s = analysis.score(slide)
             add("asm (largest box)", a, slide[int(np.argmax(s))])
             for pname, peer in peer_mod.PEERS.items():
                 if status[pname][0]:
@@ -643,7 +633,7 @@ def photo_retention(cropper, samples, progress: bool = False) -> tuple[Table, di
         H, W = s.image.shape[:2]
         gh, gw = s.target.shape
         to_cells = np.array([gw / W, gh / H] * 2)
-        result = cropper.search(p := cropper.prepare(s.image), cropper.score_maps([p])[0], options)
+        result = cropper.analyse(s.image).crops(options)
         for (a, ratio), crop in zip(RETENTION_ASPECTS, result.crops):
             w, h = peer_mod.largest_box(W, H, ratio)
             slide = np.array([[x, y, x + w, y + h] for x in range(0, W - w + 1, 2) for y in range(0, H - h + 1, 2)], np.float64)
@@ -665,21 +655,17 @@ def photo_retention(cropper, samples, progress: bool = False) -> tuple[Table, di
 
 # --------------------------------------------------------------------- 4. the sheet
 def _draw(rgb: np.ndarray, boxes: Sequence[tuple[str, list[int]]], target_h: int = 300) -> np.ndarray:
+    """The photo ``target_h`` pixels tall with each ``(aspect, box)`` drawn by :func:`asm.viz.draw_crops`
+    (colours in order, as the sheet's legend), labelled with its aspect."""
     import cv2
 
-    from asm.viz import PALETTE
+    from asm.cropper import Crop
+    from asm.viz import draw_crops
 
     s = target_h / rgb.shape[0]
     img = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), target_h), interpolation=cv2.INTER_AREA)
-    img = np.ascontiguousarray(img)
-    t = max(2, target_h // 100)
-    for i, (label, box) in enumerate(boxes):
-        if box is None:
-            continue
-        colour = PALETTE[i % len(PALETTE)]
-        x1, y1, x2, y2 = (int(round(v * s)) for v in box)
-        cv2.rectangle(img, (x1 + i, y1 + i), (x2 - 1 - i, y2 - 1 - i), colour, t, cv2.LINE_AA)
-    return img
+    crops = [Crop([int(round(v * s)) for v in box], 0.0, label) for label, box in boxes]
+    return draw_crops(img, crops, labels=[c.aspect for c in crops])
 
 
 def comparison_sheet(cropper, images: Sequence[tuple[str, str | os.PathLike]], out: str | os.PathLike,

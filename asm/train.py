@@ -461,11 +461,9 @@ def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) 
     wins, trends = [], []
     for s in photos:  # checks (a) and (b) of asm eval on the held-out photos
         H, W = s.image.shape[:2]
-        prepared = cropper.prepare(s.image)
-        with torch.no_grad():
-            m = cropper.score_maps([prepared])[0]
-        whole = float(cropper.score_boxes(m, torch.tensor([[0.0, 0.0, W, H]], dtype=torch.float64), W, H)[0])
-        trends.append(border_trend(m)[0].abs().mean().item())
+        analysis = cropper.analyse(s.image)
+        whole = float(analysis.score([[0, 0, W, H]])[0])
+        trends.append(border_trend(analysis.score_map)[0].abs().mean().item())
         for _ in range(3):
             x1, y1, x2, y2 = random_cut(rng, W, H)
             cut = np.ascontiguousarray(s.image[y1:y2, x1:x2])

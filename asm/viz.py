@@ -38,14 +38,17 @@ def overlay_heatmap(image: np.ndarray, heat: np.ndarray, alpha: float = 0.55, cm
     return cv2.addWeighted(colours, alpha, image, 1 - alpha, 0)
 
 
-def draw_crops(image: np.ndarray, crops: Sequence[Crop], thickness: int | None = None) -> np.ndarray:
-    """The image with each crop outlined (rectangle or circle) and labelled "#i aspect score";
-    labels never cover each other (see :func:`label_boxes`)."""
+def draw_crops(image: np.ndarray, crops: Sequence[Crop], thickness: int | None = None,
+               labels: Sequence[str] | None = None) -> np.ndarray:
+    """The image with each crop outlined (rectangle or circle, the i-th in ``PALETTE[i]``) and
+    labelled (``labels``, by default "#i aspect score"); labels never cover each other (see
+    :func:`label_boxes`)."""
     out = np.ascontiguousarray(image.copy())
     h, w = out.shape[:2]
     t = thickness or max(2, round(min(h, w) / 200))
     scale = max(0.4, min(h, w) / 700)
-    labels = [f"#{i + 1} {crop.aspect} {crop.score:.2f}" for i, crop in enumerate(crops)]
+    if labels is None:
+        labels = [f"#{i + 1} {crop.aspect} {crop.score:.2f}" for i, crop in enumerate(crops)]
     boxes = label_boxes(crops, labels, w, h, t, scale)
     for i, (crop, label, (lx, ly, lx2, ly2)) in enumerate(zip(crops, labels, boxes)):
         colour = PALETTE[i % len(PALETTE)]

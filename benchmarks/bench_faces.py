@@ -131,14 +131,13 @@ def run(limit: int | None) -> str:
             size_ms[side].append(time.perf_counter() - t0)
             size_found[side] += sum(bool(len(small)) and float(box_iou(_tensor([f[:4]]), _tensor(small[:, :4])).max()) > 0.5
                                     for f in faces)
-        prepared = cropper.prepare(rgb)
-        score_map = cropper.score_maps([prepared])[0]
+        analysis = cropper.analyse(rgb)
         labels = {"1:1": "1:1", "4:5": "4:5", "far": far_aspect(W, H)}
         t0 = time.perf_counter()
-        on = cropper.search(prepared, score_map, CropOptions.parse(list(labels.values())))
+        on = analysis.crops(CropOptions.parse(list(labels.values())))
         t_on.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        off = cropper.search(prepared, score_map, CropOptions.parse(list(labels.values()), faces=False))
+        off = analysis.crops(CropOptions.parse(list(labels.values()), faces=False))
         t_off.append(time.perf_counter() - t0)
         if len(faces):
             n_face_photos += 1
@@ -159,7 +158,7 @@ def run(limit: int | None) -> str:
             kw, kh = rng.uniform(0.1, 0.3) * W, rng.uniform(0.1, 0.3) * H
             kx, ky = rng.uniform(0, W - kw), rng.uniform(0, H - kh)
             region = [kx, ky, kx + kw, ky + kh]
-            res = cropper.search(prepared, score_map, CropOptions.parse(label, keep=[region]))
+            res = analysis.crops(CropOptions.parse(label, keep=[region]))
             if bool(fits(_tensor(region)[0], torch.tensor([_ratio(label)], dtype=torch.float64), W, H)[0]):
                 keep_hits.append(res.crops[0].keep_kept == [0])
                 keep_fit.append(1)
@@ -167,7 +166,7 @@ def run(limit: int | None) -> str:
                 keep_unfit += 1
                 keep_warned.append(bool(res.warnings))
             point = (float(rng.uniform(0, W)), float(rng.uniform(0, H)))
-            with_focus = cropper.search(prepared, score_map, CropOptions.parse(label, focus=point)).crops[0].box
+            with_focus = analysis.crops(CropOptions.parse(label, focus=point)).crops[0].box
             without = next(c.box for c in on.crops if c.aspect == label)
             focus_in.append(bool(contains(_tensor([with_focus]), _tensor([*point, *point]))[0, 0]))
             for box, out in ((with_focus, focus_dist), (without, nofocus_dist)):
@@ -176,7 +175,7 @@ def run(limit: int | None) -> str:
         # zoom sweep on OSIE (fixations)
         if points is not None:
             for s in SCALES:
-                res = cropper.search(prepared, score_map, CropOptions.parse(list(labels.values()), min_scale=s))
+                res = analysis.crops(CropOptions.parse(list(labels.values()), min_scale=s))
                 for c in res.crops:
                     scale_rows[s]["fix"].append(fixations_kept(c.box, points))
                     scale_rows[s]["area"].append((c.box[2] - c.box[0]) * (c.box[3] - c.box[1]) / (W * H))

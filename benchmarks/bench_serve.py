@@ -104,7 +104,7 @@ def summarize(latencies_s: list[float], wall_s: float, lost: int) -> dict:
 
 
 def bench_in_process(images: list[bytes], n: int, threads: int) -> dict:
-    """The same work without a server: bytes -> prepare -> score_maps -> search -> JSON, one at a time."""
+    """The same work without a server: bytes -> ``Cropper.analyse`` -> crops -> JSON, one at a time."""
     import torch
 
     from asm.cropper import Cropper, CropOptions
@@ -114,8 +114,7 @@ def bench_in_process(images: list[bytes], n: int, threads: int) -> dict:
     options = CropOptions()
 
     def one(data: bytes) -> str:
-        p = cropper.prepare(data)
-        return json.dumps(cropper.search(p, cropper.score_maps([p])[0], options).to_json())
+        return json.dumps(cropper.analyse(data).crops(options).to_json())
 
     for data in images[:2]:
         one(data)  # warm-up
@@ -308,7 +307,7 @@ def main() -> int:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in inprocs:
-        lines.append(f"| in-process `Cropper` (prepare, score_maps, search, JSON), {r['threads']} torch thread(s) | 1 | "
+        lines.append(f"| in-process `Cropper` (analyse, crops, JSON), {r['threads']} torch thread(s) | 1 | "
                      f"{r['n']} | 0 | {r['rps']:.1f} | {r['p50']:.0f} | {r['p99']:.0f} | {r['cpu_ms']:.0f} |")
     for name, label, c, r in rows:
         lines.append(f"| TorchServe `{name}` | {c} | {r['n']} | {r['lost']} | {r['rps']:.1f} | {r['p50']:.0f} | "

@@ -15,9 +15,10 @@ It serves on 127.0.0.1 (``--host`` to change). Two named API endpoints, for
 
 ``/crop_view`` returns everything the page shows (drawn crops, cut-outs, θ maps, JSON).
 
-This module is a shell: the crops come from :class:`asm.cropper.Cropper` (in-process) or
-from a running TorchServe (``--backend``), decoding from :func:`asm.io.load_image`, and
-every picture from :mod:`asm.viz`. It never crops, resizes or draws by itself.
+This module is a shell: the crops come from :class:`asm.cropper.Cropper` (in-process, one
+``analyse`` call per image) or from a running TorchServe (``--backend``, in :mod:`asm.wire`'s
+format), decoding from :func:`asm.io.load_image`, and every picture from :mod:`asm.viz`. It
+never crops, resizes or draws by itself.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import argparse
 import base64
 import hashlib
-import json
 import sys
 import types
 from collections.abc import Sequence
@@ -42,8 +42,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from asm import viz
-from asm.cropper import DEFAULT_MIN_SCALE, Crop, CropOptions, Cropper, CropResult
+from asm import viz, wire
+from asm.cropper import DEFAULT_MIN_SCALE, CropOptions, Cropper, CropResult
 from asm.errors import AsmError, echo
 from asm.io import load_image
 
@@ -130,21 +130,14 @@ class LocalEngine:
         return h.hexdigest()
 
     def run(self, source: Any, options: CropOptions, heatmap: bool) -> Answer:
-        prepared = self.cropper.prepare(source)
-        score_map = self.cropper.score_maps([prepared])[0]
-        result = self.cropper.search(prepared, score_map, options)
-        answer = Answer(prepared.image, result)
-        if heatmap:
-            heat = self.cropper.heatmaps(None, prepared, score_map)
-            answer.theta_avg = viz.overlay_heatmap(prepared.image, heat.avg)
-            answer.theta_std = viz.overlay_heatmap(prepared.image, heat.std)
-        return answer
+        analysis = self.cropper.analyse(source)
+        return Answer(analysis.image, analysis.crops(options), **(analysis.overlays() if heatmap else {}))
 
 
 class BackendEngine:
-    """Crops with a running TorchServe: ``POST {url}/predictions/asm`` (multipart ``data``,
-    options as form fields). The image is also decoded here, by :func:`asm.io.load_image`
-    (bad uploads never leave the demo, and the drawing needs the pixels)."""
+    """Crops with a running TorchServe: ``POST {url}/predictions/asm`` in :mod:`asm.wire`'s
+    format (multipart ``data``, options as form fields). The image is also decoded here, by
+    :func:`asm.io.load_image` (bad uploads never leave the demo, and the drawing needs the pixels)."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 120.0, model_name: str = "asm") -> None:
         import httpx
@@ -168,93 +161,42 @@ class BackendEngine:
 
         rgb = load_image(source)
         payload = Path(source).read_bytes() if isinstance(source, (str, os.PathLike)) else bytes(source)
-        form = {
-            "aspect": ",".join(a.label for a in options.aspects),
-            "circular": "true" if options.circular else "false",
-            "top_k": str(options.top_k),
-            "faces": "on" if options.faces else "off",
-            "min_scale": str(options.min_scale),
-            "heatmap": "true" if heatmap else "false",
-        }
-        if options.keep:
-            form["keep"] = ";".join(",".join(f"{v:g}" for v in box) for box in options.keep)
-        if options.focus is not None:
-            form["focus"] = f"{options.focus[0]:g},{options.focus[1]:g}"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            r = self._client.post(self.endpoint, files={"data": ("image", payload, "application/octet-stream")}, data=form, headers=headers)
+            r = self._client.post(self.endpoint, files={"data": ("image", payload, "application/octet-stream")},
+                                  data=wire.encode_form(options, heatmap), headers=headers)
         except httpx.HTTPError as e:
             raise BackendError(f"the asm server at {self.url} did not answer ({type(e).__name__}: {e}). Is TorchServe running?") from None
         body = _json_or_none(r)
-        if r.status_code >= 400:
-            raise BackendError(_backend_message(r.status_code, body, r.text, self.url, len(payload)))
-        if not isinstance(body, dict) or not isinstance(body.get("crops"), list):
-            raise BackendError(f"the asm server sent an answer without crops: {echo(r.text)}")
-        return self._answer(rgb, body, options)
-
-    def _answer(self, rgb: np.ndarray, body: dict[str, Any], options: CropOptions) -> Answer:
-        H, W = rgb.shape[:2]
-        width, height = (body["size"] if "size" in body else (body.get("width", W), body.get("height", H)))
-        if (int(width), int(height)) != (W, H):
-            raise BackendError(f"the asm server saw a {width}x{height} image, the demo decoded {W}x{H}")
-        default_shape = "circle" if options.circular else "rect"
+        if r.status_code >= 400 and not wire.is_error(body):  # TorchServe's own answers, not the handler's
+            raise BackendError(_torchserve_message(r.status_code, body, r.text, self.url, len(payload)))
         try:
-            crops = [
-                Crop([int(v) for v in c["box"]], float(c["score"]), str(c.get("aspect", "free")), str(c.get("shape", default_shape)),
-                     c.get("faces_kept"), c.get("keep_kept"))
-                for c in body["crops"]
-            ]
-            faces = [[*map(float, f["box"]), float(f["score"])] for f in body["faces"]] if "faces" in body else None
-        except (KeyError, TypeError, ValueError) as e:
-            raise BackendError(f"the asm server sent a malformed crop ({e})") from None
-        for c in crops:
-            x1, y1, x2, y2 = c.box
-            if not (0 <= x1 < x2 <= W and 0 <= y1 < y2 <= H):
-                raise BackendError(f"the asm server sent a box {c.box} outside the {W}x{H} image")
-        answer = Answer(rgb, CropResult(W, H, crops, faces, [str(w) for w in body.get("warnings") or []]))
-        maps = body.get("heatmaps") or {}
-        if maps:
-            answer.theta_avg = self._heatmap(rgb, maps.get("theta_avg"))
-            answer.theta_std = self._heatmap(rgb, maps.get("theta_std"))
-        return answer
-
-    @staticmethod
-    def _heatmap(rgb: np.ndarray, encoded: Any) -> np.ndarray | None:
-        """A base64 PNG from the server: a grey map is overlaid (asm.viz); a colour one is shown as is."""
-        if not isinstance(encoded, str) or not encoded:
-            return None
-        if encoded.startswith("data:"):
-            encoded = encoded.split(",", 1)[-1]
-        try:
-            picture = load_image(base64.b64decode(encoded), min_side=1)
-        except (AsmError, ValueError):
-            return None
-        grey = bool((picture[..., 0] == picture[..., 1]).all() and (picture[..., 1] == picture[..., 2]).all())
-        if grey:
-            return viz.overlay_heatmap(rgb, picture[..., 0].astype(np.float32))
-        return picture
+            result, overlays = wire.read_answer(r.status_code, body)
+        except wire.ServerError as e:
+            raise BackendError(str(e)) from None
+        if (result.width, result.height) != (rgb.shape[1], rgb.shape[0]):
+            raise BackendError(f"the asm server saw a {result.width}x{result.height} image, the demo decoded "
+                               f"{rgb.shape[1]}x{rgb.shape[0]}")
+        return Answer(rgb, result, **overlays)
 
 
-def _backend_message(status: int, body: Any, text: str, url: str, size: int) -> str:
-    """A clear sentence for a refused request, including the answers TorchServe gives itself
-    (handler/README.md): a missing or wrong token is a 400 ``InvalidKeyException``, a body over
-    ``max_request_size`` a 413 with an empty body; the handler's own answers carry a message."""
+def _torchserve_message(status: int, body: Any, text: str, url: str, size: int) -> str:
+    """A clear sentence for what TorchServe itself answers (handler/README.md): a missing or
+    wrong token is a 400 ``InvalidKeyException``, a body over ``max_request_size`` a 413
+    with an empty body."""
     message = body.get("message") if isinstance(body, dict) else None
-    if status in (401, 403) or (isinstance(body, dict) and body.get("type") == "InvalidKeyException") or \
-            (status == 400 and "token" in str(message).lower()):
+    if status in (401, 403) or (isinstance(body, dict) and body.get("type") == "InvalidKeyException"):
         return f"the asm server at {url} refused the token (HTTP {status}); check --token / ASM_TOKEN"
-    if status == 413 and not message:
+    if status == 413:
         return (f"the image file ({size / 1e6:.1f} MB) is larger than the asm server at {url} accepts "
                 "(TorchServe's max_request_size); send a smaller file")
-    if 400 <= status < 500 and message:
-        return str(message)
     return f"the asm server failed (HTTP {status}): {echo(message or text)}"
 
 
 def _json_or_none(response: Any) -> Any:
     try:
         return response.json()
-    except (ValueError, json.JSONDecodeError):
+    except ValueError:
         return None
 
 
@@ -289,11 +231,11 @@ class _Runner:
         try:
             options = parse_options(aspects, custom, circular, top_k, *wishes)
             return self.engine.run(image, options, bool(heatmap)), options
-        except AsmError as e:
+        except AsmError as e:  # the in-process cropper's, or the server's refusal (asm.wire)
             message = str(e)
             if isinstance(image, _Upload):  # name the user's file, not Gradio's temp copy
                 message = message.replace(str(image), image.display_name)
-            raise gr.Error(message, title=_title(e), print_exception=False) from None
+            raise gr.Error(message, title=e.title, print_exception=False) from None
         except BackendError as e:
             raise gr.Error(str(e), title="asm server", print_exception=False) from None
 
@@ -318,12 +260,6 @@ class _Runner:
             for i, c in enumerate(crops)
         ]
         return drawn, cutouts, answer.theta_avg, answer.theta_std, answer.result.to_json()
-
-
-def _title(error: AsmError) -> str:
-    return {"invalid_option": "Invalid option", "image_too_large": "Image too large", "image_too_small": "Image too small"}.get(
-        error.code, "Not a usable image"
-    )
 
 
 class _Upload(str):
@@ -544,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_examples=args.cache_examples or ("lazy" if args.backend else "eager"),
             concurrency=max(1, args.concurrency), queue_size=max(1, args.queue_size),
         )
-    except (FileNotFoundError, AsmError, ValueError) as e:
+    except AsmError as e:  # no model file, not a model file
         print(f"asm demo: {e}", file=sys.stderr)
         return 2
     demo.launch(**launch_kwargs(demo, args.host, args.port))

@@ -1,28 +1,16 @@
 """TorchServe handler for asm: ``POST /predictions/asm`` -> the best crops of an image.
 
 A thin shell over :class:`asm.cropper.Cropper`: it unpacks what TorchServe hands over,
-calls ``prepare`` (safe decode) / ``score_maps`` (one batched forward pass) / ``search`` /
-``heatmaps`` and turns the results, or the errors, into JSON. It never decodes, resizes,
-searches or draws by itself.
+analyses the batch's images in one call (``Cropper.analyse_many``: safe decode, one batched
+forward pass), asks each analysis for its crops (and heatmap overlays) and turns the
+results, or the errors, into JSON. It never decodes, resizes, searches or draws by itself.
 
-How to send an image (any of these):
-
-* raw body: ``curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' URL``
-  (``image/*`` or ``application/octet-stream``);
-* multipart: ``curl -F data=@photo.jpg -F aspect=16:9 -F aspect=1:1 -F top_k=3 URL``;
-* JSON: ``{"image": "<base64>", "aspect": ["16:9", "1:1"], "heatmap": true}``.
-
-Options: ``aspect`` (repeatable or comma-separated), ``circular``, ``top_k``, ``nms_iou``,
-``faces`` (``on``/``off``), ``keep`` (``x1,y1,x2,y2``, repeatable; JSON ``[[x1, y1, x2, y2], ...]``),
-``focus`` (``x,y``; JSON ``[x, y]``), ``min_scale``, ``heatmap``. URL query parameters never
-reach a TorchServe handler, so options travel in the multipart form or the JSON object.
-
-Answer: ``{"width", "height", "crops": [{"box", "score", "aspect", "shape", "faces_kept",
-"keep_kept"}], "faces": [{"box", "score"}], "warnings"}`` (``faces_kept``/``faces`` unless
-``faces=off``, ``keep_kept`` with ``keep``, ``warnings`` when a keep-region cannot be held)
-plus, with ``heatmap=true``, ``"heatmaps": {"theta_avg": <base64 PNG>, "theta_std": <base64 PNG>}``.
-Every refused request gets its own status and ``{"error": code, "message": text}``; the
-other requests of its batch are answered normally.
+The request and answer formats (raw body, multipart form, JSON with base64; options;
+``{"width", "height", "crops", ...}`` plus ``heatmaps`` with ``heatmap=true``; refusals as
+``{"error": code, "message": text}`` with the error's status) are :mod:`asm.wire`'s, shared
+with the demo's TorchServe client. URL query parameters never reach a TorchServe handler,
+so options travel in the multipart form or the JSON object. Every refused request gets its
+own status; the other requests of its batch are answered normally.
 
 What TorchServe 0.12 hands ``handle`` (one dict per request):
 
@@ -32,7 +20,8 @@ What TorchServe 0.12 hands ``handle`` (one dict per request):
 * ``application/json``: ``{"body": <parsed JSON>}`` (``bytearray`` if it does not parse);
 * multipart or url-encoded form: one key per field, every value a ``bytearray``; a
   repeated field keeps only its last value unless :func:`_keep_repeated_fields` is
-  installed (it is, in :meth:`AsmHandler.initialize`);
+  installed (it is, in :meth:`AsmHandler.initialize`: the handler cannot see that a value
+  was dropped, and ``-F aspect=16:9 -F aspect=1:1`` must not answer for 1:1 alone);
 * ``curl --data-binary`` without a content type sends
   ``application/x-www-form-urlencoded``: binary data is refused by the frontend (HTTP 500
   ``ErrorDataDecoderException``) before any handler runs; text-like data arrives as
@@ -41,8 +30,6 @@ What TorchServe 0.12 hands ``handle`` (one dict per request):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
@@ -61,10 +48,10 @@ if os.path.isfile(_ASM_ZIP) and _ASM_ZIP not in sys.path:
 try:
     import torch
 
-    from asm.cropper import Cropper, CropOptions
-    from asm.errors import AsmError, BadRequest, ImageTooLarge, echo
-    from asm.io import allow_pixels, encode_png
-    from asm.viz import overlay_heatmap
+    from asm import wire
+    from asm.cropper import Cropper
+    from asm.errors import ImageTooLarge
+    from asm.io import allow_pixels
 except ImportError as e:  # TorchServe would hide an ImportError behind "no module ts.torch_handler..."
     raise RuntimeError(
         f"asm handler: cannot import asm ({e}); the archive should contain asm.zip (make archive) "
@@ -84,15 +71,6 @@ except ImportError:  # pragma: no cover - metrics are optional
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "asm"
-#: Keys under which the image may arrive (multipart field / JSON key).
-IMAGE_FIELDS = ("data", "image")
-#: Form fields that may repeat, and how their values are joined for CropOptions.
-REPEATABLE = {"aspect": ",", "keep": ";"}
-HOW_TO_SEND = (
-    "send the image as the raw body (curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg'), "
-    "as a multipart file field 'data' (curl -F data=@photo.jpg -F aspect=16:9), "
-    'or as JSON {"image": "<base64>", "aspect": "16:9"}'
-)
 #: Handler settings (model-config.yaml ``handler:`` section overrides them).
 DEFAULTS = {
     "torch_threads": 0,  # 0: leave torch's default
@@ -117,30 +95,6 @@ def _phrase(message: str, limit: int = 180) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _text(name: str, value: Any) -> Any:
-    """A form field (bytes) as text; JSON values stay as they are."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        try:
-            return bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest(f"option {echo(name)} is not UTF-8 text") from None
-    return value
-
-
-def _b64decode(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise BadRequest(f'"image" must be a base64 string, got {type(value).__name__}')
-    text = value.strip()
-    if text.startswith("data:") and "," in text:  # data URL: data:image/png;base64,....
-        text = text.split(",", 1)[1]
-    text = "".join(text.split())
-    altchars = b"-_" if ("-" in text or "_" in text) else None
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest('"image" is not valid base64') from None
-
-
 def _headers(context: Any, idx: int) -> dict[str, str]:
     try:
         return {str(k).lower(): v for k, v in (context.get_all_request_header(idx) or {}).items() if isinstance(v, str)}
@@ -148,56 +102,15 @@ def _headers(context: Any, idx: int) -> dict[str, str]:
         return {}
 
 
-def _split_request(row: Any, content_type: str) -> tuple[bytes, dict[str, Any]]:
-    """``(image bytes, options)`` from one request as TorchServe hands it over."""
-    if not isinstance(row, dict) or not row:
-        raise BadRequest(f"The request has no image; {HOW_TO_SEND}.")
-    if "body" in row and len(row) == 1:
+def _request(row: Any, content_type: str) -> wire.Request:
+    """One request as TorchServe hands it over, parsed by :mod:`asm.wire`: a lone ``body``
+    is the raw body (bytes or text) or the parsed JSON; anything else is form fields."""
+    if isinstance(row, dict) and len(row) == 1 and "body" in row:
         body = row["body"]
-        if isinstance(body, dict):  # JSON object
-            options = dict(body)
-            if "image" not in options:
-                raise BadRequest(f'The JSON object has no "image"; {HOW_TO_SEND}.')
-            return _b64decode(options.pop("image")), options
-        if isinstance(body, str):
-            raise BadRequest(f"The request body is text ({echo(content_type) if content_type else 'no content type'}), "
-                             f"not an image; {HOW_TO_SEND}.")
-        if isinstance(body, (bytes, bytearray)):
-            if content_type.startswith("application/json"):
-                raise BadRequest(f"The request body is not valid JSON; {HOW_TO_SEND}.")
-            if not body:
-                raise BadRequest(f"The request body is empty (0 bytes); {HOW_TO_SEND}.")
-            return bytes(body), {}
-        raise BadRequest(f'A JSON body must be an object {{"image": "<base64>", ...}}, got {type(body).__name__}.')
-    # form fields (multipart or url-encoded)
-    names = [k for k in IMAGE_FIELDS if k in row]
-    if not names:
-        hint = ""
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            hint = " (the body arrived as url-encoded form data: set a Content-Type such as image/jpeg)"
-        raise BadRequest(f"The request has no image{hint}; {HOW_TO_SEND}.")
-    if len(names) > 1:
-        raise BadRequest(f"Send the image in one field, not in both {' and '.join(names)}.")
-    image = row[names[0]]
-    if isinstance(image, list):
-        raise BadRequest(f"Send one image per request; the field {names[0]!r} came {len(image)} times.")
-    if isinstance(image, str):
-        image = image.encode("utf-8")
-    if not isinstance(image, (bytes, bytearray)):
-        raise BadRequest(f"The field {names[0]!r} must hold the image file itself; {HOW_TO_SEND}.")
-    if not image:
-        raise BadRequest(f"The field {names[0]!r} is empty (0 bytes); {HOW_TO_SEND}.")
-    options: dict[str, Any] = {}
-    for name, value in row.items():
-        if name in names:
-            continue
-        if isinstance(value, list):  # repeated form field (see _keep_repeated_fields)
-            values = [_text(name, v) for v in value]
-            if name not in REPEATABLE or not all(isinstance(v, str) for v in values):
-                raise BadRequest(f"option {echo(name)} was given {len(values)} times; give it once")
-            value = REPEATABLE[name].join(values)
-        options[name] = _text(name, value)
-    return bytes(image), options
+        if isinstance(body, (bytes, bytearray, str)):
+            return wire.parse_body(body, content_type)
+        return wire.parse_json(body)
+    return wire.parse_form(row, content_type)
 
 
 def _keep_repeated_fields() -> bool:
@@ -287,9 +200,7 @@ class AsmHandler(BaseHandler):
         import numpy as np
 
         image = np.tile(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], (240, 1, 3))
-        prepared = self.cropper.prepare(image)
-        score_map = self.cropper.score_maps([prepared])[0]
-        self.cropper.search(prepared, score_map, CropOptions())
+        self.cropper.crop(image)
 
     # ------------------------------------------------------------------ entry point
     def handle(self, data: list | None, context: Any) -> list | None:
@@ -315,52 +226,34 @@ class AsmHandler(BaseHandler):
 
     # ------------------------------------------------------------------ steps
     def preprocess(self, data: list) -> list[types.SimpleNamespace]:
-        """Per request: decode with asm (``Cropper.prepare``) and parse the options."""
+        """Per request: the parsed :class:`asm.wire.Request` (image bytes, options, outputs)."""
         items = []
         for i, row in enumerate(data):
-            item = types.SimpleNamespace(idx=i, start=time.perf_counter(), prepared=None, options=None,
-                                         heatmap=False, score_map=None, answer=None, error=None,
+            item = types.SimpleNamespace(idx=i, start=time.perf_counter(), request=None, analysis=None, error=None,
                                          v2=kserve_v2.request_of(row))
             items.append(item)
             try:
-                content_type = _headers(self.context, i).get("content-type", "").lower()
                 if item.v2 is not None:
-                    image, raw_options = kserve_v2.split(item.v2, _b64decode)
+                    item.request = kserve_v2.parse(item.v2)
                 else:
-                    image, raw_options = _split_request(row, content_type)
-                item.options, item.heatmap = CropOptions.from_mapping(raw_options)
-                item.prepared = self.cropper.prepare(image)
-                if item.heatmap and item.prepared.width * item.prepared.height > int(self.settings["heatmap_max_pixels"]):
-                    raise ImageTooLarge(
-                        f"Heatmap overlays are returned for images up to {int(self.settings['heatmap_max_pixels']):,} "
-                        f"pixels; this one has {item.prepared.width}x{item.prepared.height}. "
-                        "Leave out heatmap or send a smaller image."
-                    )
+                    item.request = _request(row, _headers(self.context, i).get("content-type", "").lower())
             except Exception as e:  # noqa: BLE001 - request-level isolation
                 item.error = e
-                item.prepared = None
         return items
 
     def inference(self, items: list[types.SimpleNamespace], *args: Any, **kwargs: Any) -> list[types.SimpleNamespace]:
-        """One forward pass for the batch (``Cropper.score_maps`` groups equal input sizes)."""
+        """One core call for the batch: ``Cropper.analyse_many`` (decode each image, one
+        forward pass per input size); an image that fails is that request's own error."""
         ok = [it for it in items if it.error is None]
-        if not ok:
-            return items
-        try:
-            maps = self.cropper.score_maps([it.prepared for it in ok])
-            for it, m in zip(ok, maps):
-                it.score_map = m
-        except Exception:  # noqa: BLE001 - isolate the request that breaks the batch
-            logger.warning("batched forward pass failed; retrying the %d requests one by one", len(ok), exc_info=True)
-            for it in ok:
-                try:
-                    it.score_map = self.cropper.score_maps([it.prepared])[0]
-                except Exception as e:  # noqa: BLE001
-                    it.error = e
+        for it, analysis in zip(ok, self.cropper.analyse_many([it.request.image for it in ok], return_exceptions=True)):
+            if isinstance(analysis, Exception):
+                it.error = analysis
+            else:
+                it.analysis = analysis
         return items
 
     def postprocess(self, items: list[types.SimpleNamespace]) -> list[str]:
-        """Per request: search, heatmaps, JSON; errors become that request's own 4xx/500."""
+        """Per request: crops, heatmaps, JSON; errors become that request's own 4xx/500."""
         out = []
         for it in items:
             if it.error is None:
@@ -381,35 +274,28 @@ class AsmHandler(BaseHandler):
                 except Exception as e:  # noqa: BLE001
                     it.error = e
             out.append(self._error(it))
-            it.prepared = it.score_map = None  # free big arrays early
+            it.analysis = None  # free big arrays early
         return out
 
     def _answer(self, it: types.SimpleNamespace) -> str:
-        result = self.cropper.search(it.prepared, it.score_map, it.options).to_json()
-        if it.heatmap:
-            maps = self.cropper.heatmaps(None, it.prepared, it.score_map)
-            result["heatmaps"] = {
-                "theta_avg": base64.b64encode(encode_png(overlay_heatmap(it.prepared.image, maps.avg))).decode("ascii"),
-                "theta_std": base64.b64encode(encode_png(overlay_heatmap(it.prepared.image, maps.std))).decode("ascii"),
-            }
+        analysis = it.analysis
+        if it.request.heatmap and analysis.width * analysis.height > int(self.settings["heatmap_max_pixels"]):
+            raise ImageTooLarge(
+                f"Heatmap overlays are returned for images up to {int(self.settings['heatmap_max_pixels']):,} "
+                f"pixels; this one has {analysis.width}x{analysis.height}. Leave out heatmap or send a smaller image."
+            )
+        result = wire.answer(analysis, it.request)
         if it.v2 is not None:
             model = (self.manifest or {}).get("model", {})
             result = kserve_v2.response(result, it.v2, model.get("modelName", MODEL_NAME), model.get("modelVersion"))
         return json.dumps(result, separators=(",", ":"))
 
     def _error(self, it: types.SimpleNamespace) -> str:
-        e = it.error
-        if isinstance(e, AsmError):
-            status, payload = int(e.http_status), e.to_dict()
+        status, payload = wire.error_answer(it.error, self._request_id(it.idx))
+        if status < 500:
             logger.info("request %s refused: %s %s", self._request_id(it.idx), payload["error"], _phrase(payload["message"]))
         else:
-            status = 500
-            payload = {
-                "error": "internal_error",
-                "message": f"Internal error while cropping this image ({type(e).__name__}); "
-                f"request id {self._request_id(it.idx)}. The server log has the details.",
-            }
-            logger.error("request %s failed", self._request_id(it.idx), exc_info=e)
+            logger.error("request %s failed: %s", self._request_id(it.idx), payload["error"], exc_info=it.error)
         self._set_status(it.idx, status, payload["message"])
         self._metric("add_counter", "RequestsRefused", 1, it.idx, reason=payload["error"])
         return json.dumps(payload)

@@ -10,8 +10,8 @@ Request (JSON)::
        {"name": "top_k", "datatype": "INT32", "shape": [1], "data": [3]}]}
 
 The image is the ``image`` (or ``data``) input: one BYTES element holding the file, base64
-encoded as JSON requires. Options are the handler's (``aspect``, ``circular``, ``top_k``,
-``nms_iou``, ``heatmap``), as request ``parameters``, ``parameters`` of the image input, or
+encoded as JSON requires. Options are the plain endpoint's (:mod:`asm.wire`: ``aspect``,
+``top_k``, ..., ``heatmap``), as request ``parameters``, ``parameters`` of the image input, or
 inputs of their own name; giving one twice is refused.
 
 Answer::
@@ -35,12 +35,13 @@ the v2 answer (one BYTES output holding the handler's JSON answer).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from asm import wire
 from asm.errors import BadRequest, echo
 
-__all__ = ["request_of", "from_envelope", "split", "response"]
+__all__ = ["request_of", "from_envelope", "parse", "response"]
 
 IMAGE_INPUTS = ("image", "data")
 #: Marks a request rebuilt from the envelope's rows: the envelope writes the v2 answer itself.
@@ -64,9 +65,9 @@ def from_envelope(rows: Any) -> dict[str, Any] | None:
     return None
 
 
-def split(request: Mapping[str, Any], b64decode: Callable[[Any], bytes]) -> tuple[bytes, dict[str, Any]]:
-    """``(image bytes, options)`` from a v2 request, the image decoded with the handler's
-    ``b64decode``; :class:`~asm.errors.BadRequest` if malformed."""
+def parse(request: Mapping[str, Any]) -> wire.Request:
+    """The :class:`asm.wire.Request` a v2 request holds; :class:`~asm.errors.BadRequest` if
+    malformed, :class:`~asm.errors.InvalidOption` for a bad option (as on the plain endpoint)."""
     options: dict[str, Any] = {}
 
     def add(name: str, value: Any) -> None:
@@ -87,7 +88,7 @@ def split(request: Mapping[str, Any], b64decode: Callable[[Any], bytes]) -> tupl
         if name in IMAGE_INPUTS:
             if image is not None or len(data) != 1 or tensor.get("datatype", "BYTES") != "BYTES":
                 raise BadRequest('send one image per request: one BYTES input "image" holding one base64 string')
-            image = b64decode(data[0])
+            image = wire.b64decode(data[0])
             for key, value in dict(tensor.get("parameters") or {}).items():
                 add(key, value)
         elif name == "aspect":
@@ -101,7 +102,7 @@ def split(request: Mapping[str, Any], b64decode: Callable[[Any], bytes]) -> tupl
                          '"shape": [1], "data": ["<base64 image file>"]}')
     if not image:
         raise BadRequest('the v2 input "image" is empty (0 bytes)')
-    return image, options
+    return wire.request(image, options)
 
 
 def response(answer: Mapping[str, Any], request: Mapping[str, Any], model_name: str, model_version: str | None) -> dict[str, Any]:

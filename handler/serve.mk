@@ -15,7 +15,7 @@ LOG_DIR       ?= logs
 SERVE_ROOT    ?= .
 PORT          ?= 8080
 SERVE_WAIT    ?= 180
-ASM_VERSION   := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' asm/__init__.py)
+ASM_VERSION   = $(shell $(PY) -c "import asm; print(asm.__version__)")
 MAR           := $(MODEL_STORE)/asm.mar
 # What the handler needs on a TorchServe host (listed in the archive, never pip-installed
 # by TorchServe since install_py_dep_per_model=false).

@@ -3,16 +3,28 @@
 import pytest
 import torch
 
+from asm.cropper import Cropper
 from asm.model import ASMNet, save_model
 
 
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory):
-    """A small random model with non-flat scores, saved as a model file."""
+def _random_model() -> ASMNet:
+    """A small ASMNet with random but not flat scores (seeded: the same model every time)."""
     torch.manual_seed(0)
     model = ASMNet("mobilenet_v3_small")
     for h in model.heads:
         torch.nn.init.normal_(h.weight, std=0.3)
+    return model
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory):
+    """The random model saved as a model file."""
     path = tmp_path_factory.mktemp("model") / "m.pt"
-    save_model(model, path)
+    save_model(_random_model(), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def cropper():
+    """A Cropper (torch, default preset) over the random model; modules may define their own."""
+    return Cropper(_random_model())

@@ -11,16 +11,6 @@ from torchvision.ops import box_iou
 from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box
 from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
 from asm.errors import InvalidImage, InvalidOption
-from asm.model import ASMNet
-
-
-@pytest.fixture(scope="module")
-def cropper():
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:  # random but not flat scores
-        torch.nn.init.normal_(h.weight, std=0.3)
-    return Cropper(model)
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +103,9 @@ def test_result_json_round_trip(cropper, photo):
 
 
 def test_heatmaps_at_map_size_and_at_image_size_when_asked(cropper, photo):
-    prepared = cropper.prepare(photo)
-    score_map = cropper.score_maps([prepared])[0]
-    small = cropper.heatmaps(None, prepared, score_map)
-    assert small.avg.shape == small.std.shape == tuple(score_map.shape[-2:])
+    analysis = cropper.analyse(photo)
+    small = analysis.heatmaps()
+    assert small.avg.shape == small.std.shape == tuple(analysis.score_map.shape[-2:])
     heat = cropper.heatmaps(photo, at_image_size=True)
     assert heat.avg.shape == heat.std.shape == photo.shape[:2]
     assert heat.avg.dtype == np.float32 and (heat.std >= -1e-6).all()
@@ -178,10 +167,12 @@ def test_bad_options_are_refused(kwargs, match):
 
 
 def test_options_from_mapping():
-    opts, heat = CropOptions.from_mapping({"aspect": "16:9,1:1", "top_k": "2", "circular": "false", "heatmap": "true"})
-    assert [a.label for a in opts.aspects] == ["16:9", "1:1"] and opts.top_k == 2 and heat
+    opts = CropOptions.from_mapping({"aspect": "16:9,1:1", "top_k": "2", "circular": "false"})
+    assert [a.label for a in opts.aspects] == ["16:9", "1:1"] and opts.top_k == 2
     with pytest.raises(InvalidOption, match="unknown option"):
         CropOptions.from_mapping({"aspect": "1:1", "topk": 3})
+    with pytest.raises(InvalidOption, match="unknown option.*heatmap"):  # an output of the shells, not a crop option
+        CropOptions.from_mapping({"heatmap": "true"})
 
 
 def test_bad_images_are_typed_errors(cropper):
@@ -316,3 +307,102 @@ def test_from_pretrained_raises_asm_errors(tmp_path):
     torch.save({"hello": 1}, tmp_path / "other.pt")
     with pytest.raises(InvalidModel):
         Cropper.from_pretrained(tmp_path / "other.pt")
+
+
+# --------------------------------------------------------------------------- Analysis
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"aspect": ["16:9", "1:1", "free"], "top_k": 3}, {"circular": True, "top_k": 2},
+                                    {"aspect": "4:3", "keep": [[380, 150, 520, 300]], "focus": (450, 220), "min_scale": 0.8}])
+def test_analysis_gives_the_crops_of_crop(cropper, photo, kwargs):
+    analysis = cropper.analyse(photo)
+    assert (analysis.width, analysis.height) == (640, 427)
+    expected = cropper.crop(photo, **kwargs).to_json()
+    assert analysis.crops(**kwargs).to_json() == expected
+    assert analysis.crops(CropOptions.parse(**kwargs)).to_json() == expected
+
+
+def test_one_analysis_answers_many_questions_from_one_forward_pass(cropper, photo, monkeypatch):
+    analysis = cropper.analyse(photo)
+    calls = []
+    monkeypatch.setattr(cropper, "score_maps", lambda prepared: calls.append(len(prepared)))  # restored after the test
+    for aspect in ("16:9", "1:1", "9:16"):
+        assert analysis.crops(aspect=aspect).crops[0].aspect == aspect
+    analysis.heatmaps()
+    analysis.score([[0, 0, 640, 427]])
+    assert calls == []  # none of them ran the network again
+    with pytest.raises(TypeError, match="either"):
+        analysis.crops(CropOptions(), top_k=2)
+
+
+def test_analysis_scores_and_heatmaps_match_the_cropper(cropper, photo):
+    analysis = cropper.analyse(photo)
+    boxes = [[0, 0, 640, 427], [100, 50, 400, 350], [380, 150, 520, 300]]
+    np.testing.assert_array_equal(analysis.score(boxes), cropper.score(photo, boxes))
+    np.testing.assert_array_equal(analysis.score(boxes, circular=True), cropper.score(photo, boxes, circular=True))
+    assert not np.array_equal(analysis.score(boxes, circular=True), analysis.score(boxes))
+    heat, again = analysis.heatmaps(at_image_size=True), cropper.heatmaps(photo, at_image_size=True)
+    np.testing.assert_array_equal(heat.avg, again.avg)
+    np.testing.assert_array_equal(heat.std, again.std)
+    with pytest.raises(InvalidOption, match="box 0"):
+        analysis.score([[0, 0, 641, 100]])
+
+
+def test_overlays_are_the_heatmaps_coloured_over_the_photo(cropper, photo):
+    from asm.viz import overlay_heatmap
+
+    analysis = cropper.analyse(photo)
+    overlays = analysis.overlays()
+    heat = analysis.heatmaps()
+    assert list(overlays) == ["theta_avg", "theta_std"]
+    np.testing.assert_array_equal(overlays["theta_avg"], overlay_heatmap(photo, heat.avg))
+    np.testing.assert_array_equal(overlays["theta_std"], overlay_heatmap(photo, heat.std))
+    assert overlays["theta_avg"].shape == photo.shape and overlays["theta_avg"].dtype == np.uint8
+    assert not np.array_equal(overlays["theta_avg"], overlays["theta_std"])
+
+
+def test_analyse_many_equals_one_analysis_per_image(cropper, photo):
+    """Two images share an input size (one batched forward pass), one has its own."""
+    rng = np.random.default_rng(3)
+    other = (rng.random((427, 640, 3)) * 255).astype(np.uint8)
+    tall = (rng.random((500, 300, 3)) * 255).astype(np.uint8)
+    images = [photo, tall, other]
+    options = CropOptions.parse(["16:9", "free"], top_k=2)
+    many = cropper.analyse_many(images)
+    assert len(many) == 3
+    for image, batched in zip(images, many):
+        single = cropper.analyse(image)
+        assert batched.score_map.shape == single.score_map.shape
+        torch.testing.assert_close(batched.score_map, single.score_map, atol=1e-5, rtol=1e-5)
+        got, want = batched.crops(options).to_json(), single.crops(options).to_json()
+        assert [c["box"] for c in got["crops"]] == [c["box"] for c in want["crops"]]
+        np.testing.assert_allclose([c["score"] for c in got["crops"]], [c["score"] for c in want["crops"]], atol=1e-4)
+    assert cropper.analyse_many([]) == []
+
+
+def test_analyse_many_keeps_a_bad_image_to_its_own_place(cropper, photo):
+    with pytest.raises(InvalidImage):
+        cropper.analyse_many([photo, b"not an image"])
+    good, bad, also_good = cropper.analyse_many([photo, b"not an image", photo[:300]], return_exceptions=True)
+    assert isinstance(bad, InvalidImage)
+    assert good.crops().to_json() == cropper.crop(photo).to_json()
+    assert (also_good.width, also_good.height) == (640, 300)
+
+
+def test_analyse_many_retries_one_by_one_when_the_batch_fails(cropper, photo, monkeypatch):
+    """A forward pass that fails for the batch is retried per image; only the image that
+    fails alone gets the error."""
+    real = cropper.score_maps
+    poison = photo[:200, :200].copy()
+
+    def score_maps(prepared):
+        if len(prepared) > 1 or prepared[0].width == 200:
+            raise RuntimeError("out of memory")
+        return real(prepared)
+
+    monkeypatch.setattr(cropper, "score_maps", score_maps)
+    first, second, third = cropper.analyse_many([photo, poison, photo], return_exceptions=True)
+    assert isinstance(second, RuntimeError)
+    assert first.crops().to_json() == third.crops().to_json()
+    with pytest.raises(RuntimeError):
+        cropper.analyse_many([photo, photo])

@@ -182,22 +182,6 @@ def test_fcdb_cropping(tmp_path):
 
 
 @needs_shared
-def test_fcdb_ranking(tmp_path):
-    ds = D.FCDBRanking(tmp_path)
-    assert len(ds.names) == 3362
-    assert ds.num_pairs == 33_620
-    first = ds.annotation(ds.names[0])
-    # pair 0: vote_for_0=4, vote_for_1=1, crop_0=[139, 234, 300, 400] is the better one
-    assert first.better[0].tolist() == [139, 234, 439, 634]
-    assert first.worse[0].tolist() == [171, 281, 471, 681]
-    assert (first.votes_better[0].item(), first.votes_worse[0].item()) == (4, 1)
-    # pair 1: vote_for_1=5 beats vote_for_0=0
-    assert first.better[1].tolist() == [132, 216, 492, 696]
-    assert bool((first.votes_better > first.votes_worse).all())
-    assert first.better.shape == (10, 4)
-
-
-@needs_shared
 def test_flms(tmp_path):
     ds = D.FLMS(tmp_path)
     assert len(ds.names) == 500
@@ -287,13 +271,3 @@ def test_split_by_source_plain_items():
         D.split_by_source(items, val_sources=("a", "b", "c"))
 
 
-def test_fcdb_reader_on_tiny_file(tmp_path):
-    p = tmp_path / "r.json"
-    p.write_text(json.dumps([{"url": "http://x/y/img_1.jpg", "flickr_photo_id": 1, "crops": [
-        {"crop_0": [0, 0, 10, 10], "crop_1": [1, 1, 5, 5], "vote_for_0": 2, "vote_for_1": 3},
-        {"crop_0": [0, 0, 4, 4], "crop_1": [1, 1, 2, 2], "vote_for_0": 1, "vote_for_1": 1},  # tie: dropped
-    ]}]))
-    r = D.read_fcdb_ranking(p)
-    better, worse, vb, vw = r["img_1.jpg"]
-    assert better.tolist() == [[1, 1, 6, 6]] and worse.tolist() == [[0, 0, 10, 10]]
-    assert vb.tolist() == [3] and vw.tolist() == [2]

@@ -7,7 +7,6 @@ nothing but the demo itself.
 
 from __future__ import annotations
 
-import base64
 import email.parser
 import email.policy
 import http.server
@@ -36,6 +35,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from asm import wire  # noqa: E402
 from asm.cropper import Cropper  # noqa: E402
 from asm.errors import InvalidOption  # noqa: E402
 from gradio_demo import app as demo_app  # noqa: E402
@@ -207,8 +207,9 @@ def test_queue_bounds_concurrency(server):
 
 # --------------------------------------------------------------------------- --backend
 class _FakeTorchServe(http.server.ThreadingHTTPServer):
-    """``POST /predictions/asm`` the way the asm TorchServe handler answers (crops from the
-    real Cropper), with a bearer token."""
+    """``POST /predictions/asm`` as TorchServe runs the asm handler: the frontend's own answers
+    (bearer token, request size) and multipart parsing here, the rest :mod:`asm.wire`'s and
+    the real Cropper's, as in the handler."""
 
     token = "s3cret"
     max_request_size = 100_000  # bytes; osprey.jpg passes, colorado-sign.jpg (121 kB) does not
@@ -228,11 +229,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self):  # noqa: N802
-        from asm.errors import AsmError
-        from asm.io import encode_png
-
         if self.path != "/predictions/asm":
-            return self._send(404, {"error": "not_found", "message": "no such model"})
+            return self._send(404, {"code": 404, "type": "ModelNotFoundException", "message": "no such model"})
         # what TorchServe itself answers (tests/test_serve.py::test_what_torchserve_itself_answers)
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":
             return self._send(400, {"code": 400, "type": "InvalidKeyException",
@@ -247,19 +245,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body
         )
         fields = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True) for part in msg.iter_parts()}
-        cropper = self.server.cropper
         try:
-            options = {k: fields[k].decode() for k in ("aspect", "circular", "top_k", "faces", "keep", "focus", "min_scale")
-                       if k in fields}
-            result = cropper.crop(fields["data"], **options)
-        except AsmError as e:
-            return self._send(e.http_status, e.to_dict())
-        answer = result.to_json()
-        if fields.get("heatmap", b"false") == b"true":
-            heat = cropper.heatmaps(fields["data"])
-            grey = lambda a: (255 * (a - a.min()) / max(float(a.max() - a.min()), 1e-12)).astype(np.uint8)  # noqa: E731
-            answer["heatmaps"] = {k: base64.b64encode(encode_png(grey(v))).decode() for k, v in (("theta_avg", heat.avg), ("theta_std", heat.std))}
-        self._send(200, answer)
+            request = wire.parse_form(fields, self.headers["Content-Type"])
+            return self._send(200, wire.answer(self.server.cropper.analyse(request.image), request))
+        except Exception as e:  # noqa: BLE001 - every error is an answer, as in the handler
+            return self._send(*wire.error_answer(e))
 
 
 @pytest.fixture(scope="module")
@@ -284,6 +274,9 @@ def test_backend_mode(fake_torchserve, cropper):
         assert answer == cropper.crop(photo, aspect=["4:3", "9:16"], top_k=2).to_json()
         w, h = Image.open(photo).size
         assert drawn.shape == (h, w, 3) and theta_avg.shape == theta_std.shape == (h, w, 3)
+        overlays = cropper.analyse(photo).overlays()  # the server's very pixels (PNG), as the local demo shows them
+        np.testing.assert_array_equal(theta_avg, overlays["theta_avg"])
+        np.testing.assert_array_equal(theta_std, overlays["theta_std"])
         assert len(gallery) == 4
         for (cut, caption), crop in zip(gallery, answer["crops"]):
             x1, y1, x2, y2 = crop["box"]
@@ -295,6 +288,10 @@ def test_backend_mode(fake_torchserve, cropper):
         # circular through the backend: shapes come back, cut-outs are RGBA
         _, gallery, _, _, answer = runner.crop_view(str(photo), [], "", True, 1, False)
         assert answer["crops"][0]["shape"] == "circle" and gallery[0][0].shape[2] == 4
+        # the server's refusal comes back as asm's typed error: its message and title
+        with pytest.raises(gr.Error, match="lies outside the 800x534 image") as refused:
+            runner.crop(str(photo), ["1:1"], "", False, 1, True, "0,0,5000,5000")
+        assert refused.value.title == "Invalid option"
         # a bad image never leaves the demo; the message is asm's own
         with pytest.raises(gr.Error, match="too small"):
             buf = io.BytesIO()

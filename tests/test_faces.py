@@ -26,11 +26,10 @@ from asm.constraints import (
     smallest_side_share,
     union_box,
 )
-from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
+from asm.cropper import DEFAULT_MIN_SCALE, CropOptions
 from asm.errors import ECHO_LIMIT, InvalidOption
 from asm.faces import detect_faces, prominence
 from asm.io import load_image
-from asm.model import ASMNet
 
 ROOT = Path(__file__).resolve().parents[1]
 DOG = ROOT / "gradio_demo" / "examples" / "dogs-window.jpg"  # YuNet takes the dog's face for a face (0.87)
@@ -142,23 +141,14 @@ def test_focus_faces_min_scale_parsing():
 
 
 def test_options_from_a_form_and_huge_input_is_echoed_short():
-    options, heatmap = CropOptions.from_mapping({"keep": "1,2,30,40", "focus": "5,6", "faces": "false", "min_scale": 0.7})
-    assert options.keep == ((1, 2, 30, 40),) and options.focus == (5, 6) and not options.faces and not heatmap
+    options = CropOptions.from_mapping({"keep": "1,2,30,40", "focus": "5,6", "faces": "false", "min_scale": 0.7})
+    assert options.keep == ((1, 2, 30, 40),) and options.focus == (5, 6) and not options.faces
     with pytest.raises(InvalidOption) as e:
         CropOptions.parse(keep="1," * 100_000)
     assert len(str(e.value)) < ECHO_LIMIT + 60
 
 
 # --------------------------------------------------------------------------- search
-@pytest.fixture(scope="module")
-def cropper():
-    torch.manual_seed(0)
-    model = ASMNet("mobilenet_v3_small")
-    for h in model.heads:
-        torch.nn.init.normal_(h.weight, std=0.3)
-    return Cropper(model)
-
-
 @pytest.fixture
 def photo():
     rng = np.random.default_rng(0)

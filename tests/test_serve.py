@@ -518,10 +518,10 @@ def test_repeated_fields_are_kept(handler_module):
     _, inputs, _ = Service.retrieve_data_for_inference(batch)
     assert inputs[0]["aspect"] == [bytearray(b"16:9"), bytearray(b"1:1")]
     assert inputs[0]["data"] == bytearray(b"img")
-    image, options = handler_module._split_request(inputs[0], "multipart/form-data")
-    assert image == b"img" and options == {"aspect": "16:9,1:1"}
+    request = handler_module._request(inputs[0], "multipart/form-data")
+    assert request.image == b"img" and [a.label for a in request.options.aspects] == ["16:9", "1:1"]
     row = {"data": bytearray(b"img"), "keep": [bytearray(b"1,2,3,4"), bytearray(b"5,6,7,8")]}
-    assert handler_module._split_request(row, "multipart/form-data")[1] == {"keep": "1,2,3,4;5,6,7,8"}
+    assert handler_module._request(row, "multipart/form-data").options.keep == ((1, 2, 3, 4), (5, 6, 7, 8))
 
 
 # --------------------------------------------------------------------------- make serve / make stop

@@ -17,3 +17,16 @@ def test_labels_of_crops_sharing_a_corner_do_not_overlap():
             assert not _overlap(boxes[i], boxes[j]), (boxes[i], boxes[j])
     out = draw_crops(np.zeros((400, 640, 3), np.uint8), crops)
     assert out.shape == (400, 640, 3) and out.any()
+
+
+def test_labels_of_ones_own_replace_the_default_ones():
+    """``labels`` (the eval sheet's aspect names) are what is written: a shorter label paints
+    a narrower tag, in the crop's own colour."""
+    from asm.viz import PALETTE
+
+    crops = [Crop([20, 20, 300, 200], 0.5, "16:9")]
+    image = np.zeros((240, 320, 3), np.uint8)
+    default, own = draw_crops(image, crops), draw_crops(image, crops, labels=["16:9"])
+    tag = lambda out: int((out[:60] == PALETTE[0]).all(-1).sum())  # noqa: E731 - filled label + outline pixels
+    assert tag(own) < tag(default)
+    assert not np.array_equal(own, default)

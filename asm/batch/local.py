@@ -1,5 +1,5 @@
 """Cropping a list of images on this machine: one or more worker processes, each with one
-:class:`~asm.cropper.Cropper`, decoding the next image while the network runs on this one."""
+:class:`~asm.cropper.Cropper`, analysing the next image while the crops of this one are searched."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def make_cropper(model: str | os.PathLike | None, max_pixels: int, threads: int)
     return Cropper.from_pretrained(model, max_pixels=max_pixels)
 
 
-def _prepare(cropper: Cropper, source: object) -> tuple[Any, BaseException | None]:
+def _analyse(cropper: Cropper, source: object) -> tuple[Any, BaseException | None]:
     try:
-        return cropper.prepare(source), None
+        return cropper.analyse(source), None
     except Exception as e:  # noqa: BLE001 - one bad image becomes its own error record
         return None, e
 
@@ -53,22 +53,21 @@ def crop_chunk(cropper: Cropper, items: Sequence[tuple[str, object]], options: C
     """One record per ``(name, source)`` (source: a path or the file's bytes), in order:
     ``{"file", "width", "height", "crops"}`` or ``{"file", "error", "message"}``.
 
-    The same steps as ``asm crop`` (prepare, score_maps, search); a thread decodes image
-    ``i + 1`` while image ``i`` goes through the network.
+    The same call as ``asm crop`` (``Cropper.analyse``, then its crops); a thread analyses
+    image ``i + 1`` (decode, forward pass) while the crops of image ``i`` are searched.
     """
     records: list[dict[str, Any]] = []
     if not items:
         return records
-    with ThreadPoolExecutor(1, thread_name_prefix="asm-decode") as decoder:
-        ahead = decoder.submit(_prepare, cropper, items[0][1])
+    with ThreadPoolExecutor(1, thread_name_prefix="asm-analyse") as worker:
+        ahead = worker.submit(_analyse, cropper, items[0][1])
         for i, (name, _) in enumerate(items):
-            prepared, error = ahead.result()
+            analysis, error = ahead.result()
             if i + 1 < len(items):
-                ahead = decoder.submit(_prepare, cropper, items[i + 1][1])
+                ahead = worker.submit(_analyse, cropper, items[i + 1][1])
             if error is None:
                 try:
-                    result = cropper.search(prepared, cropper.score_maps([prepared])[0], options)
-                    records.append({"file": name, **result.to_json()})
+                    records.append({"file": name, **analysis.crops(options).to_json()})
                     continue
                 except Exception as e:  # noqa: BLE001
                     error = e

@@ -1,0 +1,108 @@
+"""``Analysis``: one image, decoded and scored once; crops, heatmaps and box scores from it.
+
+>>> analysis = cropper.analyse("photo.jpg")           # decode + one forward pass
+>>> analysis.crops(aspect="16:9", top_k=3)            # a CropResult; each call only searches
+>>> analysis.crops(CropOptions.parse(["1:1", "4:5"]))
+>>> analysis.heatmaps()                               # θ_avg / θ_std at the score map's size
+>>> analysis.score([[0, 0, 640, 360]])                # the caller's own boxes
+>>> analysis.overlays()                               # {"theta_avg": [H, W, 3] uint8, "theta_std": ...}
+
+As segment-anything's ``SamPredictor`` (``set_image`` once, then many cheap ``predict``
+calls): :meth:`Cropper.analyse <asm.cropper.Cropper.analyse>` does the expensive part,
+:meth:`Cropper.analyse_many <asm.cropper.Cropper.analyse_many>` does it for several images
+in one forward pass (servers, batch jobs). Every shell makes one of these calls per image.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from asm.cropper import CropOptions, CropResult, Heatmaps, Prepared, _parse_bool
+from asm.errors import InvalidOption, echo
+from asm.model import theta_avg, theta_std
+
+if TYPE_CHECKING:
+    from asm.cropper import Cropper
+
+__all__ = ["Analysis", "OVERLAY_NAMES"]
+
+#: The names of the two heatmap overlays (file names of ``asm crop --heatmap``, keys on the wire).
+OVERLAY_NAMES = ("theta_avg", "theta_std")
+
+
+class Analysis:
+    """An image as the network saw it: ``score_map`` ``[1, L, h, w]`` covering the
+    ``width x height`` image, and the decoded pixels (``image``, ``[H, W, 3]`` uint8 RGB,
+    decoded in full on first use)."""
+
+    def __init__(self, cropper: Cropper, prepared: Prepared, score_map: Tensor) -> None:
+        self.cropper = cropper
+        self.prepared = prepared
+        self.score_map = score_map
+
+    @property
+    def width(self) -> int:
+        return self.prepared.width
+
+    @property
+    def height(self) -> int:
+        return self.prepared.height
+
+    @property
+    def image(self) -> np.ndarray:
+        """The full-size pixels ``[H, W, 3]`` uint8 RGB, EXIF-oriented (decoded on first read)."""
+        return self.prepared.image
+
+    def crops(self, options: CropOptions | None = None, **kwargs: object) -> CropResult:
+        """Best crops for ``options`` (or for the keyword options of
+        :meth:`Cropper.crop <asm.cropper.Cropper.crop>`: ``aspect=``, ``top_k=``, ...)."""
+        if options is not None and kwargs:
+            raise TypeError("give either CropOptions or keyword options, not both")
+        return self.cropper.search(self.prepared, self.score_map, CropOptions.parse(**kwargs) if options is None else options)
+
+    def heatmaps(self, at_image_size: bool = False) -> Heatmaps:
+        """θ_avg and θ_std (paper eqs. 5-6) at the score map's size, or upsampled to the
+        image's (``at_image_size``; ``[H, W]`` float32 each, so only when asked)."""
+        avg = theta_avg(self.score_map)[0].cpu().numpy().astype(np.float32)
+        std = theta_std(self.score_map)[0].cpu().numpy().astype(np.float32)
+        if at_image_size:
+            size = (self.width, self.height)
+            avg = cv2.resize(avg, size, interpolation=cv2.INTER_LINEAR)
+            std = cv2.resize(std, size, interpolation=cv2.INTER_LINEAR)
+        return Heatmaps(avg, std)
+
+    def overlays(self) -> dict[str, np.ndarray]:
+        """θ_avg and θ_std coloured over the photo: ``{"theta_avg", "theta_std"}`` ->
+        ``[H, W, 3]`` uint8 RGB (:func:`asm.viz.overlay_heatmap`)."""
+        from asm.viz import overlay_heatmap  # matplotlib loads only when overlays are drawn
+
+        heat = self.heatmaps()
+        return {name: overlay_heatmap(self.image, m) for name, m in zip(OVERLAY_NAMES, (heat.avg, heat.std))}
+
+    def score(self, boxes: object, circular: object = False) -> np.ndarray:
+        """Scores ``[N]`` float64 of the caller's own ``boxes`` (``[N, 4]`` x1, y1, x2, y2 in
+        image pixels), as the search scores its candidates (without faces or wishes)."""
+        b = _parse_boxes(boxes)
+        W, H = self.width, self.height
+        bad = ~((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= W) & (b[:, 3] <= H) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
+        if bool(bad.any()):
+            k = int(torch.nonzero(bad)[0])
+            raise InvalidOption(f"box {k} {b[k].tolist()} must satisfy 0 <= x1 < x2 <= {W} and 0 <= y1 < y2 <= {H}")
+        with torch.inference_mode():
+            return self.cropper.score_boxes(self.score_map, b, W, H, _parse_bool("circular", circular)).numpy()
+
+
+def _parse_boxes(boxes: object) -> Tensor:
+    """``[N, 4]`` float64 from a list / array of ``(x1, y1, x2, y2)`` (one box may be flat)."""
+    try:
+        b = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        b = None
+    if b is None or b.ndim not in (1, 2) or (b.size and b.shape[-1] != 4) or not np.isfinite(b).all():
+        raise InvalidOption(f"boxes must be [N, 4] finite numbers (x1, y1, x2, y2), got {echo(boxes)}")
+    return torch.from_numpy(b.reshape(-1, 4).copy())
