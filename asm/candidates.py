@@ -31,6 +31,7 @@ __all__ = [
     "snap_box",
     "nms",
     "iter_nms",
+    "unique_boxes",
     "box_iou",
     "random_cut",
 ]
@@ -210,6 +211,15 @@ def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> 
     left = min(max(0, round(cx - w / 2)), width - w)
     top = min(max(0, round(cy - h / 2)), height - h)
     return [int(left), int(top), int(left + w), int(top + h)]
+
+
+def unique_boxes(boxes: Tensor) -> tuple[Tensor, Tensor]:
+    """The distinct rows of ``boxes [N, 4]`` (in no particular order) and, for each box,
+    the index of its row among them: ``boxes == distinct[inverse]``."""
+    rows = np.ascontiguousarray(boxes.numpy())
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * 4))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return torch.from_numpy(rows[first]), torch.from_numpy(inverse.reshape(-1))
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, max_keep: int | None = None) -> Tensor:

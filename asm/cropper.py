@@ -38,7 +38,7 @@ from PIL import Image
 from torch import Tensor
 
 from asm.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, iter_nms, nms, parse_aspects,
-                            refine_candidates, snap_box)
+                            refine_candidates, snap_box, unique_boxes)
 from asm.constraints import Wishes, smallest_side_share
 from asm.errors import InvalidImage, InvalidModel, InvalidOption, ModelNotFound, echo
 from asm.faces import detect_faces, prominence
@@ -471,7 +471,11 @@ class Cropper:
         if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
             boxes, source = wishes.variants(boxes)
             aspect_of = aspect_of[source]
-        scores = self.score_boxes(score_map, boxes, W, H, options.circular)
+            # many fitted copies coincide (anchors pushed against the same face): score each box once
+            distinct, inverse = unique_boxes(boxes)
+            scores = self.score_boxes(score_map, distinct, W, H, options.circular)[inverse]
+        else:
+            scores = self.score_boxes(score_map, boxes, W, H, options.circular)
         spread = float(scores.std()) if scores.numel() > 1 else 1.0
         objective = self._objective(wishes, boxes, scores, spread)
 

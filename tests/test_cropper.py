@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision.ops import box_iou
 
-from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box
+from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box, unique_boxes
 from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
 from asm.errors import InvalidImage, InvalidOption
 
@@ -215,6 +215,18 @@ def test_coarse_anchors_are_row_major_grids_per_size(size):
                     want_group.append(g)
     assert group.tolist() == want_group
     torch.testing.assert_close(boxes, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-9)
+
+
+def test_unique_boxes_scores_each_box_once():
+    g = torch.Generator().manual_seed(5)
+    distinct = torch.rand(40, 4, generator=g, dtype=torch.float64) * 300
+    boxes = distinct[torch.randint(0, 40, (500,), generator=g)]
+    boxes[0, 0] = torch.nextafter(boxes[0, 0], torch.tensor(1e9, dtype=torch.float64))  # one ulp apart: its own box
+    rows, inverse = unique_boxes(boxes)
+    assert torch.equal(rows[inverse], boxes)
+    assert len(rows) == len({tuple(b) for b in boxes.tolist()})
+    empty, none = unique_boxes(torch.zeros(0, 4, dtype=torch.float64))
+    assert empty.shape == (0, 4) and none.shape == (0,)
 
 
 def test_snap_box_keeps_ratio():
