@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import torch
@@ -28,6 +30,8 @@ __all__ = [
     "refine_candidates",
     "snap_box",
     "nms",
+    "iter_nms",
+    "unique_boxes",
     "box_iou",
     "random_cut",
 ]
@@ -137,7 +141,7 @@ def coarse_candidates(
 
     Returns ``boxes [N, 4]`` float64 and ``group [N]`` (index into ``ratios``).
     """
-    boxes, groups = [], []
+    sizes = []  # (w, h, nx, ny, ratio index) of each anchor size
     for g, ratio in enumerate(ratios):
         bw, bh = largest_box(ratio, width, height)
         smallest = min(max((MIN_AREA * width * height / (bw * bh)) ** 0.5, SCALE_RANGE[0]), SCALE_RANGE[1])
@@ -147,13 +151,16 @@ def coarse_candidates(
             w, h = bw * s, bh * s
             nx = max(1, min(positions, 1 + int(round((width - w) / (0.05 * width)))))
             ny = max(1, min(positions, 1 + int(round((height - h) / (0.05 * height)))))
-            xs = torch.linspace(0, width - w, nx, dtype=torch.float64)
-            ys = torch.linspace(0, height - h, ny, dtype=torch.float64)
-            gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-            gx, gy = gx.flatten(), gy.flatten()
-            boxes.append(torch.stack([gx, gy, gx + w, gy + h], dim=1))
-            groups.append(torch.full((gx.numel(),), g, dtype=torch.int64))
-    return torch.cat(boxes), torch.cat(groups)
+            sizes.append((w, h, nx, ny, g))
+    # every size's ny x nx grid of places (row-major), evenly spaced from 0 to the far edge
+    w, h, nx, ny, g = (np.array(v) for v in zip(*sizes))
+    size = np.repeat(np.arange(len(sizes)), nx * ny)
+    place = np.arange(len(size)) - np.repeat(np.cumsum(nx * ny) - nx * ny, nx * ny)
+    ix, iy = place % nx[size], place // nx[size]
+    x = (width - w[size]) * ix / np.maximum(nx[size] - 1, 1)
+    y = (height - h[size]) * iy / np.maximum(ny[size] - 1, 1)
+    boxes = np.stack([x, y, x + w[size], y + h[size]], axis=1)
+    return torch.from_numpy(boxes), torch.from_numpy(g[size].astype(np.int64))
 
 
 def refine_candidates(
@@ -206,28 +213,43 @@ def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> 
     return [int(left), int(top), int(left + w), int(top + h)]
 
 
+def unique_boxes(boxes: Tensor) -> tuple[Tensor, Tensor]:
+    """The distinct rows of ``boxes [N, 4]`` (in no particular order) and, for each box,
+    the index of its row among them: ``boxes == distinct[inverse]``."""
+    rows = np.ascontiguousarray(boxes.numpy())
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * 4))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return torch.from_numpy(rows[first]), torch.from_numpy(inverse.reshape(-1))
+
+
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, max_keep: int | None = None) -> Tensor:
     """Greedy non-maximum suppression, as ``torchvision.ops.nms`` (which would import all of
     torchvision): indices of the kept ``boxes [N, 4]``, best ``scores [N]`` first; a box is
     dropped when its IoU with a better kept box is above ``iou_threshold``. Stops after
-    ``max_keep`` boxes; each kept box costs one pass over the boxes after it."""
-    order = torch.argsort(scores, descending=True, stable=True)
-    x1, y1, x2, y2 = boxes[order].double().numpy().T
+    ``max_keep`` boxes (see :func:`iter_nms`)."""
+    return torch.tensor(list(islice(iter_nms(boxes, scores, iou_threshold), max_keep)), dtype=torch.int64)
+
+
+def iter_nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Iterator[int]:
+    """The indices :func:`nms` keeps, one at a time, as the caller asks for them: each kept
+    box costs one pass over the boxes after it, so a caller that needs the best few pays for
+    those only (greedy suppression never revisits a kept box, so any prefix is the same)."""
+    order = torch.argsort(scores, descending=True, stable=True).numpy()
+    x1, y1, x2, y2 = np.ascontiguousarray(boxes.double().numpy()[order].T)
     area = (x2 - x1) * (y2 - y1)
     alive = np.ones(len(area), dtype=bool)
-    keep: list[int] = []
-    for i in range(len(area)):
-        if not alive[i]:
-            continue
-        keep.append(i)
-        if len(keep) == max_keep:
-            break
+    i = 0
+    while len(area):  # ends when no box is left alive
+        yield int(order[i])
         w = np.minimum(x2[i], x2[i + 1 :]) - np.maximum(x1[i], x1[i + 1 :])
         h = np.minimum(y2[i], y2[i + 1 :]) - np.maximum(y1[i], y1[i + 1 :])
-        inter = w.clip(min=0) * h.clip(min=0)
+        inter = np.maximum(w, 0) * np.maximum(h, 0)
         with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 (empty boxes) is NaN: kept, as torchvision
             alive[i + 1 :] &= ~(inter / (area[i] + area[i + 1 :] - inter) > iou_threshold)
-    return order[keep]
+        later = alive[i + 1 :]
+        if not later.any():
+            return
+        i += 1 + int(later.argmax())  # the next box still alive
 
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:

@@ -37,7 +37,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from asm.candidates import FREE_ASPECTS, Aspect, box_iou, coarse_candidates, nms, parse_aspects, refine_candidates, snap_box
+from asm.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, iter_nms, nms, parse_aspects,
+                            refine_candidates, snap_box, unique_boxes)
 from asm.constraints import Wishes, smallest_side_share
 from asm.errors import InvalidImage, InvalidModel, InvalidOption, ModelNotFound, echo
 from asm.faces import detect_faces, prominence
@@ -470,7 +471,11 @@ class Cropper:
         if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
             boxes, source = wishes.variants(boxes)
             aspect_of = aspect_of[source]
-        scores = self.score_boxes(score_map, boxes, W, H, options.circular)
+            # many fitted copies coincide (anchors pushed against the same face): score each box once
+            distinct, inverse = unique_boxes(boxes)
+            scores = self.score_boxes(score_map, distinct, W, H, options.circular)[inverse]
+        else:
+            scores = self.score_boxes(score_map, boxes, W, H, options.circular)
         spread = float(scores.std()) if scores.numel() > 1 else 1.0
         objective = self._objective(wishes, boxes, scores, spread)
 
@@ -496,7 +501,8 @@ class Cropper:
         for a, aspect in enumerate(options.aspects):
             sel = torch.nonzero((all_aspects == a) & ~too_small)[:, 0]
             kept: list[list[int]] = []
-            for i in sel[nms(all_boxes[sel].float(), all_objective[sel].float(), options.nms_iou)].tolist():
+            for j in iter_nms(all_boxes[sel].float(), all_objective[sel].float(), options.nms_iou):
+                i = int(sel[j])
                 box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
                 if not kept or (box not in kept and float(box_iou(torch.tensor([box]), torch.tensor(kept)).max()) <= options.nms_iou):
                     kept.append(box)

@@ -234,14 +234,15 @@ _DEVICE_CHUNK_READS = 1 << 24
 def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool):
     """Yield, per chunk of boxes, where and how to read the summed-area table.
 
-    Each item is ``(k0, k1, idx [k, T], fx [k, T], fy [k, T], coef [T], scale [k])``:
+    Each item is ``(k0, k1, idx [T, k], fx [T, k], fy [T, k], coef [T], scale [k])``, read
+    ``t`` of box ``k0 + j`` at ``[t, j]`` (reads-major: every step below is a contiguous
+    pass or a copy of whole rows, the template's edges gathered per read by row):
     ``idx`` are flat indices into the ``[B, L, H+1, W+1]`` table of the top-left entry of
     the 2x2 around each read point (the others are at ``+1``, ``+(W+1)``, ``+(W+2)``),
     ``fx, fy`` the point's fraction inside that map pixel. The integral of the map from the
     origin to the point is exactly the bilinear interpolation of those four entries; the
-    score of box ``k`` is
-    ``scale[k] * sum_t coef[t] * integral[k, t]``. The yielded tensors are work buffers,
-    overwritten by the next chunk.
+    score of box ``k`` is ``scale[k] * sum_t coef[t] * integral[t, k]``. The yielded tensors
+    are work buffers, overwritten by the next chunk.
     """
     B, L, H, W = map_shape
     dev = boxes.device
@@ -249,45 +250,39 @@ def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool
     key = (gh, gw, tuple(partition.flatten().tolist()))
     us, vs, tu, tv, tp, coef, area_fraction = _terms(key, circular, DISC_STRIPS, dev)
     sy, sp = W + 1, (H + 1) * (W + 1)
-    bx = boxes.to(torch.float64)
-    x1, y1 = bx[:, 1].clamp(0, W), bx[:, 2].clamp(0, H)
-    bw, bh = bx[:, 3].clamp(0, W) - x1, bx[:, 4].clamp(0, H) - y1
+    b, bx1, by1, bx2, by2 = boxes.to(torch.float64).t()  # [K] each
+    x1, y1 = bx1.clamp(0, W), by1.clamp(0, H)
+    bw, bh = bx2.clamp(0, W) - x1, by2.clamp(0, H) - y1
     # int32 indices where the table allows it (less memory traffic), int64 otherwise
     itype = torch.int32 if B * L * sp < 2**31 else torch.int64
-    base = (bx[:, 0].round().long() * (L * sp)).to(itype)
+    base = b.round().mul_(L * sp).to(itype)
     scale = 1.0 / (bw * bh * area_fraction)
-    channel = (tp * sp).to(itype)  # [T]
-    K, T, nu, nv = bx.shape[0], tu.shape[0], us.shape[0], vs.shape[0]
+    channel = (tp * sp).to(itype)[:, None]  # [T, 1]
+    K, T, nu, nv = b.shape[0], tu.shape[0], us.shape[0], vs.shape[0]
     reads = _CPU_CHUNK_READS * torch.get_num_threads() if dev.type == "cpu" else _DEVICE_CHUNK_READS
     step = min(K, max(1, reads // T))
-    tue, tve = tu.expand(step, T), tv.expand(step, T)
 
-    def buf(*shape: int, dtype: torch.dtype = torch.float64) -> Tensor:
-        return torch.empty(shape, dtype=dtype, device=dev)
+    def buf(rows: int, dtype: torch.dtype = torch.float64):  # [rows, n] views of one flat buffer
+        flat = torch.empty(rows * step, dtype=dtype, device=dev)
+        return lambda n: flat[: rows * n].view(rows, n)
 
-    xs, ys, c0, r0 = buf(step, nu), buf(step, nv), buf(step, nu), buf(step, nv)
-    col_e, row_e = buf(step, nu, dtype=itype), buf(step, nv, dtype=itype)
-    rows, cols = buf(step, T, dtype=itype), buf(step, T, dtype=itype)
-    fx, fy = buf(step, T), buf(step, T)
+    xs, ys, col, row = buf(nu), buf(nv), buf(nu, itype), buf(nv, itype)
+    idx, fx, fy = buf(T, itype), buf(T), buf(T)
     for k0 in range(0, K, step):
         k1 = min(K, k0 + step)
         n = k1 - k0
-        # every distinct edge of the template, in map coordinates, its pixel and fraction
-        torch.addcmul(x1[k0:k1, None], bw[k0:k1, None], us, out=xs[:n])
-        torch.addcmul(y1[k0:k1, None], bh[k0:k1, None], vs, out=ys[:n])
-        torch.floor(xs[:n], out=c0[:n]).clamp_(0, W - 1)
-        torch.floor(ys[:n], out=r0[:n]).clamp_(0, H - 1)
-        xs[:n].sub_(c0[:n])
-        ys[:n].sub_(r0[:n])
-        col_e[:n].copy_(c0[:n])
-        row_e[:n].copy_(r0[:n]).mul_(sy).add_(base[k0:k1, None])
-        # ... and per read (xs, ys now hold the fractions inside the pixel)
-        torch.gather(row_e[:n], 1, tve[:n], out=rows[:n])
-        torch.gather(col_e[:n], 1, tue[:n], out=cols[:n])
-        rows[:n].add_(cols[:n]).add_(channel)
-        torch.gather(xs[:n], 1, tue[:n], out=fx[:n])
-        torch.gather(ys[:n], 1, tve[:n], out=fy[:n])
-        yield k0, k1, rows[:n], fx[:n], fy[:n], coef, scale[k0:k1]
+        # every distinct edge of the template, in map coordinates: its pixel and the fraction
+        x = torch.addcmul(x1[k0:k1], us[:, None], bw[k0:k1], out=xs(n))  # [nu, k]
+        y = torch.addcmul(y1[k0:k1], vs[:, None], bh[k0:k1], out=ys(n))  # [nv, k]
+        c, r = col(n), row(n)
+        c.copy_(x.floor().clamp_(0, W - 1))
+        r.copy_(y.floor().clamp_(0, H - 1))
+        x.sub_(c)
+        y.sub_(r)
+        r.mul_(sy).add_(base[k0:k1])
+        # ... and per read: rows of the edge tables
+        i = torch.index_select(r, 0, tv, out=idx(n)).add_(torch.index_select(c, 0, tu)).add_(channel)
+        yield k0, k1, i, torch.index_select(x, 0, tu, out=fx(n)), torch.index_select(y, 0, tv, out=fy(n)), coef, scale[k0:k1]
 
 
 def _sat(score_map: Tensor) -> Tensor:
@@ -310,15 +305,16 @@ def _forward(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool
     # the four entries around a read are one index into four shifted views of the table
     corners = (flat, flat[sy:], flat[1:], flat[sy + 1 :])  # top-left, bottom-left, top-right, bottom-right
     out = torch.empty(boxes.shape[0], dtype=torch.float64, device=score_map.device)
-    q = tb = None
+    q = None
     for k0, k1, idx, fx, fy, coef, scale in _plan(boxes, partition, list(score_map.shape), circular):
-        n = k1 - k0
-        if q is None:  # work buffers for the largest (first) chunk
-            q, tb = fx.new_empty((4, *fx.shape)), fx.new_empty((2, *fx.shape))
+        if q is None:  # work buffer for the largest (first) chunk
+            q = fx.new_empty((4, fx.numel()))
+        n = idx.numel()
         for c, view in enumerate(corners):
-            torch.index_select(view, 0, idx.flatten(), out=q[c, :n].view(-1))
-        torch.lerp(q[:2, :n], q[2:, :n], fx, out=tb[:, :n])  # [2 (top, bottom), k, T]
-        torch.mv(tb[0, :n].lerp_(tb[1, :n], fy), coef, out=out[k0:k1]).mul_(scale)
+            torch.index_select(view, 0, idx.view(-1), out=q[c, :n])
+        quad = q[:, :n].view(2, 2, *fx.shape)  # [(left, right), (top, bottom), T, k]
+        top, bottom = torch.lerp(quad[0], quad[1], fx).unbind(0)
+        torch.mv(top.lerp_(bottom, fy).t(), coef, out=out[k0:k1]).mul_(scale)
     return out.to(score_map.dtype)
 
 
@@ -329,10 +325,10 @@ def _backward(grad: Tensor, boxes: Tensor, partition: Tensor, map_shape: list[in
         g64 = grad.to(torch.float64)
         for k0, k1, idx, fx, fy, coef, scale in _plan(boxes, partition, map_shape, circular):
             # d integral / d (top-left, top-right, bottom-left, bottom-right) = bilinear weights
-            gy = (g64[k0:k1] * scale)[:, None, None] * torch.stack([1 - fy, fy], dim=1) * coef  # [k, 2, T]
-            src = gy[:, :, None, :] * torch.stack([1 - fx, fx], dim=1)[:, None, :, :]  # [k, 2 (row), 2 (col), T]
-            corners = torch.tensor([0, 1, W + 1, W + 2], dtype=idx.dtype, device=idx.device)
-            grad_sat.index_add_(0, (idx[:, None, :] + corners[:, None]).flatten(), src.flatten())
+            gy = (g64[k0:k1] * scale) * coef[:, None] * torch.stack([1 - fy, fy])  # [2 (row), T, k]
+            src = gy[:, None] * torch.stack([1 - fx, fx])[None]  # [2 (row), 2 (col), T, k]
+            corners = torch.tensor([[0, 1], [W + 1, W + 2]], dtype=idx.dtype, device=idx.device)
+            grad_sat.index_add_(0, (idx + corners[..., None, None]).flatten(), src.flatten())
     # S[r', c'] sums M[r < r', c < c'], so dM[r, c] = sum of dS[r' > r, c' > c]
     gs = grad_sat.view(B, L, H + 1, W + 1)[..., 1:, 1:]
     grad_map = gs.flip(-2, -1).cumsum(-2).cumsum(-1).flip(-2, -1)

@@ -2,8 +2,9 @@
 ``benchmarks/results/crop.md``.
 
 1. One 640x427 JPEG to JSON with the default model on 2 threads, split into decode /
-   preprocess / forward (ONNX Runtime and torch) / search, for one aspect and for five; next
-   to libvips' attention smartcrop and smartcrop.py on the same bytes in the same run.
+   preprocess / forward (ONNX Runtime and torch) / search (with and without face detection),
+   for one aspect and for five; next to libvips' attention smartcrop and smartcrop.py on the
+   same bytes in the same run.
 2. One photo to a crop box on one thread each, decode included, over up to 40 real photos of
    about 768 px: asm (ONNX Runtime, and torch) next to libvips attention.
 3. The peak memory of cropping photos of growing size (each in a fresh process), against the
@@ -80,6 +81,9 @@ def speed_table(data: bytes) -> list[str]:
         parts.setdefault("forward (score map), torch eager, for comparison", []).append(
             _median_ms(lambda: torch_cropper.score_maps([prepared])))
         parts.setdefault("search (2 stages, all aspects, faces on)", []).append(_median_ms(lambda: cropper.search(prepared, m, opts)))
+        no_faces = CropOptions.parse(aspects, faces=False)
+        parts.setdefault("  search without face detection (faces off)", []).append(
+            _median_ms(lambda: cropper.search(prepared, m, no_faces)))
         parts.setdefault("  of which face detection (asm.faces, YuNet)", []).append(_median_ms(lambda: detect_faces(prepared.preview, size=(prepared.width, prepared.height))))
         totals[label] = _median_ms(lambda: json.dumps(cropper.crop(data, aspect=aspects).to_json()))
     for name, (one, five) in parts.items():

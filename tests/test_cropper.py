@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torchvision.ops import box_iou
 
-from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box
+from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box, unique_boxes
 from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
 from asm.errors import InvalidImage, InvalidOption
 
@@ -193,6 +193,40 @@ def test_candidates_cover_scales_and_stay_inside():
     fixed = fine[seed != 1]
     ratio = (fixed[:, 2] - fixed[:, 0]) / (fixed[:, 3] - fixed[:, 1])
     assert torch.allclose(ratio, torch.full_like(ratio, 16 / 9))
+
+
+@pytest.mark.parametrize("size", [(640, 427), (427, 640), (97, 300)])
+def test_coarse_anchors_are_row_major_grids_per_size(size):
+    """Each anchor size is an ny x nx grid of places, row-major, evenly spaced from the
+    image's top-left corner to its far edges; sizes in order, ratios in order."""
+    width, height = size
+    ratios = [16 / 9, 1.0, 9 / 16]
+    boxes, group = coarse_candidates(ratios, width, height, min_scale=0.6)
+    want, want_group = [], []
+    for g, ratio in enumerate(ratios):
+        bw, bh = (height * ratio, height) if width / height > ratio else (width, width / ratio)
+        for s in torch.linspace(1.0, 0.6, 8).tolist():  # float32 steps, as the anchors use
+            w, h = bw * s, bh * s
+            nx = max(1, min(9, 1 + int(round((width - w) / (0.05 * width)))))
+            ny = max(1, min(9, 1 + int(round((height - h) / (0.05 * height)))))
+            for y in np.linspace(0, height - h, ny):
+                for x in np.linspace(0, width - w, nx):
+                    want.append([x, y, x + w, y + h])
+                    want_group.append(g)
+    assert group.tolist() == want_group
+    torch.testing.assert_close(boxes, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-9)
+
+
+def test_unique_boxes_scores_each_box_once():
+    g = torch.Generator().manual_seed(5)
+    distinct = torch.rand(40, 4, generator=g, dtype=torch.float64) * 300
+    boxes = distinct[torch.randint(0, 40, (500,), generator=g)]
+    boxes[0, 0] = torch.nextafter(boxes[0, 0], torch.tensor(1e9, dtype=torch.float64))  # one ulp apart: its own box
+    rows, inverse = unique_boxes(boxes)
+    assert torch.equal(rows[inverse], boxes)
+    assert len(rows) == len({tuple(b) for b in boxes.tolist()})
+    empty, none = unique_boxes(torch.zeros(0, 4, dtype=torch.float64))
+    assert empty.shape == (0, 4) and none.shape == (0,)
 
 
 def test_snap_box_keeps_ratio():

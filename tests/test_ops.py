@@ -228,6 +228,24 @@ def test_empty_boxes():
     assert g.shape == (2, 12, 5, 5) and not g.any()
 
 
+@pytest.mark.parametrize("op", [pool, circ], ids=["composition_pool", "circular_pool"])
+def test_chunked_reads_match_one_chunk(op, monkeypatch):
+    """Boxes are scored in chunks that reuse work buffers: many small chunks (the last one
+    shorter) give the same scores and gradients as one chunk."""
+    gen = torch.Generator().manual_seed(11)
+    m = score_map_for(CROSS, 2, 9, 13, gen).requires_grad_(True)
+    boxes = random_boxes(37, 2, 9, 13, gen)
+    one = op(m, boxes, CROSS)
+    (g_one,) = torch.autograd.grad(one.sum(), m)
+    monkeypatch.setattr(asm.ops, "_CPU_CHUNK_READS", 1)  # one box per chunk and thread
+    many = op(m, boxes, CROSS)
+    (g_many,) = torch.autograd.grad(many.sum(), m)
+    torch.testing.assert_close(many, one, rtol=0, atol=1e-12)
+    torch.testing.assert_close(g_many, g_one, rtol=0, atol=1e-12)
+    if op is pool:
+        torch.testing.assert_close(one[:5], naive_pool(m.detach(), boxes[:5], CROSS), rtol=0, atol=1e-9)
+
+
 def test_pool_boxes_dispatch():
     m = torch.rand(1, 12, 6, 8, dtype=torch.float64)
     b = torch.tensor([[0, 1, 1, 7, 5]], dtype=torch.float64)
