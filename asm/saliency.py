@@ -3,7 +3,7 @@
 * :func:`fixation_density`: OSIE's fixation map recipe (Gaussian blur of the fixation points,
   sigma 24 px): where people looked, as a map.
 * :func:`cached` / :func:`image_cache_key`: compute a per-image array once, keep it on disk
-  (the FastGaze teacher's labels, :mod:`asm.train_data`).
+  (the FastGaze teacher's labels, :mod:`asm.data.gaze`).
 
 The saliency model itself is :mod:`asm.fastgaze`.
 """
