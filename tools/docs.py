@@ -3,11 +3,15 @@
 Writes ``docs/patterns.png`` (every pattern drawn on a square crop, each cell coloured by
 its partition and labelled with the partition index, partition borders in black) and
 ``docs/patterns.md`` (our reading of the paper's Fig. 3, with the partition tables).
+With ``--curves HISTORY.json ...`` (one ``history.json`` per training stage, in order; e.g.
+``runs/default/history.json runs/finetune/history.json`` after ``make train``) it also draws
+``docs/training_curves.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -177,7 +181,18 @@ def patterns_markdown(png_name: str = "patterns.png") -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python tools/docs.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DOCS, help="output folder (default: docs/)")
+    parser.add_argument("--curves", type=Path, nargs="+", metavar="HISTORY",
+                        help="history.json of each training stage, in order: also draw training_curves.png")
     args = parser.parse_args(argv)
+    if args.curves:
+        from asm.training.loop import plot_history
+
+        history, stages = [], []
+        for path in args.curves:
+            stages.append(len(history) + 1)
+            history += json.loads(path.read_text())
+        plot_history(history, args.out / "training_curves.png", stages[1:])
+        print(f"wrote {args.out / 'training_curves.png'}")
     png = draw_patterns(args.out / "patterns.png")
     md = args.out / "patterns.md"
     md.write_text(patterns_markdown(png.name))

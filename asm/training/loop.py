@@ -26,7 +26,7 @@ from asm.training.samples import load_gaze
 from asm.training.validation import validate
 from asm.training.views import make_example
 
-__all__ = ["train"]
+__all__ = ["train", "plot_history", "CURVES"]
 
 
 class _Examples(torch.utils.data.Dataset):
@@ -54,23 +54,44 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def _plot(history: list[dict], path: Path) -> None:
+#: What the curves show: history key -> (title, the baseline's key or a target, and which side passes).
+CURVES = {
+    "loss": ("train loss", None),
+    "train_pair_acc": ("train pair accuracy", None),
+    "osie_kept": ("OSIE val: fixations kept", "osie_centre"),
+    "photos_kept": ("photo val: teacher x centre kept", "photos_centre"),
+    "photo_beats_cut": ("photo val: photo beats its cut", 0.80),
+    "border_trend": ("photo val: map border trend", 0.30),
+}
+
+
+def plot_history(history: list[dict], path: str | Path, stages: list[int] | None = None) -> None:
+    """Training curves (one panel per recorded key of :data:`CURVES`) to an image. ``stages``:
+    the epoch numbers (1-based, over the whole history) where a new training stage began."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [h["epoch"] for h in history]
-    keys = [k for k in ("loss", "train_pair_acc", "osie_kept", "photos_kept") if k in history[0]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
-    for ax, k in zip(np.atleast_1d(axes), keys):
-        ax.plot(epochs, [h[k] for h in history], marker="o", label="asm")
-        ax.set_title({"loss": "train loss", "train_pair_acc": "train pair accuracy",
-                      "osie_kept": "OSIE val: fixations kept", "photos_kept": "photo val: teacher x centre kept"}[k])
-        base = k.replace("_kept", "_centre")
-        if k.endswith("_kept") and base in history[-1]:
+    epochs = list(range(1, len(history) + 1))
+    keys = [k for k in CURVES if any(k in h for h in history)]
+    rows = 1 if len(keys) <= 4 else 2
+    cols = -(-len(keys) // rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, k in zip(axes.flat, keys):
+        title, base = CURVES[k]
+        ax.plot([e for e, h in zip(epochs, history) if k in h], [h[k] for h in history if k in h], marker="o", label="asm")
+        ax.set_title(title, fontsize=10)
+        if isinstance(base, str) and base in history[-1]:
             ax.axhline(history[-1][base], color="grey", ls="--", label="centre crop")
-            ax.legend()
+        elif isinstance(base, float):
+            ax.axhline(base, color="tab:red", ls=":", label="target")
+        for s in stages or []:
+            ax.axvline(s - 0.5, color="black", lw=0.8, alpha=0.5)
+        if base is not None:
+            ax.legend(fontsize=8)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -162,7 +183,7 @@ def train(cfg: TrainConfig, train_set: list[GazeSample] | None = None, val_sets:
             if best is record:
                 save_model(model, out / "best.pt", half=cfg.half, meta=_meta(cfg, record))
             (out / "history.json").write_text(json.dumps(history, indent=2))
-            _plot(history, out / "curves.png")
+            plot_history(history, out / "curves.png")
         if world > 1:
             dist.barrier()
     if rank == 0 and history:  # the shipped model is the last epoch: no choice made on validation data
