@@ -15,7 +15,7 @@ import pytest
 from asm.cli import LAZY_COMMANDS, build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "gradio_demo" / "examples" / "otters.jpg"
+PHOTO = ROOT / "examples" / "otters.jpg"
 
 
 def _modules_after(code: str) -> set[str]:
