@@ -49,7 +49,7 @@ def test_lazy_names_still_resolve():
 
 
 def test_onnx_crop_path_loads_no_model_zoo_matplotlib_or_dynamo():
-    from asm.cropper import DEFAULT_MODEL_PATH
+    from asm.models import DEFAULT_MODEL_PATH
     from asm.runtime import load_onnx_net
 
     load_onnx_net(DEFAULT_MODEL_PATH)  # the twin exists before the measured process starts
