@@ -24,7 +24,7 @@ from torch import Tensor
 
 from asm.cropper import CropOptions, CropResult, Heatmaps, Prepared, _parse_bool
 from asm.errors import InvalidOption, echo
-from asm.model import theta_avg, theta_std
+from asm.models import theta_avg, theta_std
 
 if TYPE_CHECKING:
     from asm.cropper import Cropper

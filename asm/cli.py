@@ -295,14 +295,13 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from asm.cropper import DEFAULT_MODEL_PATH
-    from asm.model import load_model
+    from asm.models import DEFAULT_MODEL_PATH, asm_net
     from asm.runtime import export_onnx, file_digest
 
     model_path = args.model or DEFAULT_MODEL_PATH
     out = args.out or model_path.with_suffix(".onnx")
     try:
-        export_onnx(load_model(model_path), out, digest=file_digest(model_path))
+        export_onnx(asm_net(weights=model_path), out, digest=file_digest(model_path))
     except (OSError, ValueError, ImportError) as e:
         _fail("export", str(e))
         return 2

@@ -27,8 +27,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -40,23 +39,21 @@ from torch import Tensor
 from asm.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, iter_nms, nms, parse_aspects,
                             refine_candidates, snap_box, unique_boxes)
 from asm.constraints import Wishes, smallest_side_share
-from asm.errors import InvalidImage, InvalidModel, InvalidOption, ModelNotFound, echo
+from asm.errors import InvalidImage, InvalidOption, echo
 from asm.faces import detect_faces, prominence
 from asm.io import image_size, load_image, load_image_draft
-from asm.model import ASMNet, load_model, normalize
+from asm.models import ASMNet, ASMNet_Weights, InferencePreset, Weights, asm_net, centre_prior, normalize
+from asm.models.weights import as_weights
 from asm.ops import pool_boxes
-from asm.prior import centre_prior
 from asm.runtime import OnnxNet, load_onnx_net
 
 if TYPE_CHECKING:
     from asm.analysis import Analysis
 
-__all__ = ["Cropper", "Crop", "CropResult", "CropOptions", "Prepared", "Heatmaps", "DEFAULT_MODEL_PATH"]
+__all__ = ["Cropper", "Crop", "CropResult", "CropOptions", "Prepared", "Heatmaps"]
 
 logger = logging.getLogger(__name__)
 
-#: The committed default model.
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "asm_default.pt"
 MAX_TOP_K = 20
 #: Options accepted by :meth:`CropOptions.from_mapping` (servers and forms).
 OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "faces", "keep", "focus", "min_scale")
@@ -308,7 +305,7 @@ class CropOptions:
 
 
 class Cropper:
-    """Composition-aware cropping with an :class:`~asm.model.ASMNet`.
+    """Composition-aware cropping with an :class:`~asm.models.ASMNet`.
 
     Args:
         model: the score-map network (eval mode is set here).
@@ -316,15 +313,17 @@ class Cropper:
         max_long_side: ...and its long side at most this long (panoramas).
         max_pixels: larger images are refused before decoding (decompression bombs).
         device: where the network runs (an :class:`~asm.runtime.OnnxNet` runs on the CPU).
+        weights: the model file ``model`` came from (:meth:`from_pretrained` sets it), or None.
     """
 
     def __init__(
         self,
         model: ASMNet | OnnxNet,
-        short_side: int = 256,
-        max_long_side: int = 512,
+        short_side: int = InferencePreset.short_side,
+        max_long_side: int = InferencePreset.max_long_side,
         max_pixels: int = 50_000_000,
         device: str | torch.device = "cpu",
+        weights: Weights | None = None,
     ) -> None:
         self.device = torch.device(device)
         if isinstance(model, OnnxNet):
@@ -337,11 +336,16 @@ class Cropper:
         self.short_side = short_side
         self.max_long_side = max_long_side
         self.max_pixels = max_pixels
+        self.weights = weights
         self.partition = model.pattern.partition.to(self.device)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike | None = None, runtime: str = "auto", **kwargs: Any) -> Cropper:
-        """The committed default model, or the model file at ``path``.
+    def from_pretrained(cls, weights: Weights | ASMNet_Weights | str | os.PathLike | None = None, runtime: str = "auto",
+                        **kwargs: Any) -> Cropper:
+        """A cropper over ``weights`` (default :attr:`ASMNet_Weights.DEFAULT
+        <asm.models.weights.ASMNet_Weights>`, the model that ships; or a model file), served
+        with the weights' own preset (:class:`~asm.models.weights.InferencePreset`) unless
+        ``kwargs`` say otherwise.
 
         ``runtime``: "auto" runs the network on ONNX Runtime when ``device`` is the CPU and
         onnxruntime is installed (its ONNX twin is exported to the user's cache on first
@@ -350,34 +354,22 @@ class Cropper:
         Raises :class:`~asm.errors.ModelNotFound` (no such file) or
         :class:`~asm.errors.InvalidModel` (not an asm model, unreadable).
         """
-        path = Path(path) if path is not None else DEFAULT_MODEL_PATH
-        if not path.is_file():
-            raise ModelNotFound(
-                f"no asm model at {echo(str(path))}. The default model ships inside the package "
-                f"({DEFAULT_MODEL_PATH}); pass a model file (--model PATH) or train one with `asm train`."
-            )
+        weights = as_weights(weights if weights is not None else ASMNet_Weights.DEFAULT)
         if runtime not in RUNTIMES:
             raise InvalidOption(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        preset = asdict(weights.preset)  # reads (and checks) the file
         on_cpu = torch.device(kwargs.get("device", "cpu")).type == "cpu"
         model: ASMNet | OnnxNet | None = None
-        try:
-            if runtime == "onnx" or (runtime == "auto" and on_cpu and _onnxruntime_installed()):
-                try:
-                    model = load_onnx_net(path)
-                except (ImportError, OSError) as e:  # no exporter installed, a read-only cache, ...
-                    if runtime == "onnx":
-                        raise
-                    warnings.warn(f"asm: running the network on torch: no ONNX export of {path.name} ({e})", stacklevel=2)
-            if model is None:
-                model = load_model(path)
-        except ImportError:
-            raise
-        except Exception as e:  # torch.load's UnpicklingError / RuntimeError / EOFError, a wrong format, ...
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
-            raise InvalidModel(f"{echo(str(path))} is not an asm model file ({reason}); "
-                               "pass a file written by `asm train` (--model PATH)") from e
-        preset = json.loads(model.meta.get("preset", "{}"))  # how the model was trained to be served
-        return cls(model, **{**preset, **kwargs})
+        if runtime == "onnx" or (runtime == "auto" and on_cpu and _onnxruntime_installed()):
+            try:
+                model = load_onnx_net(weights.file)
+            except (ImportError, OSError) as e:  # no exporter installed, a read-only cache, ...
+                if runtime == "onnx":
+                    raise
+                warnings.warn(f"asm: running the network on torch: no ONNX export of {weights.file.name} ({e})", stacklevel=2)
+        if model is None:
+            model = asm_net(weights=weights)
+        return cls(model, **{**preset, **kwargs}, weights=weights)
 
     # ------------------------------------------------------------------ steps
     def input_size(self, width: int, height: int) -> tuple[int, int]:
@@ -426,7 +418,7 @@ class Cropper:
 
     def score_boxes(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool = False) -> Tensor:
         """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image:
-        the pooled map plus the model's weighted centre prior (:mod:`asm.prior`)."""
+        the pooled map plus the model's weighted centre prior (:mod:`asm.models.prior`)."""
         if boxes.shape[0] == 0:
             return torch.empty(0, dtype=torch.float64)
         h, w = score_map.shape[-2:]

@@ -1,6 +1,6 @@
 """ASM-Net on ONNX Runtime: the CPU fast path, and the ONNX export that feeds it.
 
-The torch checkpoint (``MODEL.pt``, written by :func:`asm.model.save_model`) stays the one
+The torch checkpoint (``MODEL.pt``, written by :func:`asm.models.save_model`) stays the one
 source of truth. Its ONNX twin is, in this order:
 
 1. ``MODEL.onnx`` next to it, written by ``asm export`` (or :func:`export_onnx`);
@@ -16,7 +16,7 @@ committed. Files are written atomically (a temporary file in the same folder, th
 
 The network is exported with dynamic batch, height and width axes: ``images [B, 3, H, W]``
 (ImageNet-normalised float32) -> ``score_map [B, L, ceil(H/s), ceil(W/s)]``, for any
-:class:`~asm.model.ASMNet` configuration (backbone, pattern, map stride, padding).
+:class:`~asm.models.ASMNet` configuration (backbone, pattern, map stride, padding).
 """
 
 from __future__ import annotations
@@ -65,11 +65,11 @@ def onnx_cache_path(digest: str) -> Path:
     return cache_dir() / "onnx" / f"{digest}.onnx"
 
 
-def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "", meta: dict | None = None) -> Path:
-    """Write ``model`` (an :class:`~asm.model.ASMNet`) as ONNX to ``path``, atomically.
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "") -> Path:
+    """Write ``model`` (an :class:`~asm.models.ASMNet`) as ONNX to ``path``, atomically.
 
     Dynamic axes: batch, height and width. ``digest`` (the checkpoint's SHA-256) and the
-    model's ``config`` / ``meta`` go into the file's metadata. Needs the ``onnx`` package.
+    model's ``config`` go into the file's metadata. Needs the ``onnx`` package.
     """
     import onnx  # the exporter needs it; running the result does not
 
@@ -98,7 +98,6 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "
         "asm_format": ONNX_FORMAT,
         "asm_checkpoint_sha256": digest,
         "asm_config": json.dumps(config, sort_keys=True),
-        "asm_meta": json.dumps(meta if meta is not None else getattr(model, "meta", {}) or {}, default=str),
         # parameters outside the forward pass that scoring needs (the centre prior's weight)
         "asm_prior_weight": repr(float(torch.as_tensor(getattr(model, "prior_weight", 0.0)).detach())),
     }
@@ -130,8 +129,8 @@ class OnnxNet:
     """An exported ASM-Net run by ONNX Runtime on the CPU, called like the torch model.
 
     ``net(images [B, 3, H, W] float32) -> score_map [B, L, h, w]`` (a CPU tensor). Carries the
-    model's ``config``, ``meta``, ``pattern``, ``num_partitions`` and ``prior_weight`` like
-    :class:`~asm.model.ASMNet`, and the checkpoint ``digest`` it was exported from.
+    model's ``config``, ``pattern``, ``num_partitions`` and ``prior_weight`` like
+    :class:`~asm.models.ASMNet`, and the checkpoint ``digest`` it was exported from.
 
     Args:
         path: the ``.onnx`` file.
@@ -154,7 +153,6 @@ class OnnxNet:
         self.format = props.get("asm_format", "")
         self.digest = props.get("asm_checkpoint_sha256", "")
         self.config: dict[str, Any] = json.loads(props.get("asm_config", "{}"))
-        self.meta: dict[str, Any] = json.loads(props.get("asm_meta", "{}"))
         self.pattern: Pattern = get_pattern(self.config["pattern"]) if "pattern" in self.config else None  # type: ignore[assignment]
         self.map_stride = int(self.config.get("map_stride", 8))
         self.prior_weight = torch.tensor(float(props.get("asm_prior_weight", "0")))
@@ -185,7 +183,7 @@ def load_onnx_net(checkpoint: str | os.PathLike, export: bool = True, threads: i
                 return net
     if not export:
         raise FileNotFoundError(f"no ONNX export of {checkpoint}; run `asm export --model {checkpoint}`")
-    from asm.model import load_model
+    from asm.models import asm_net
 
-    export_onnx(load_model(checkpoint), cached, digest)
+    export_onnx(asm_net(weights=checkpoint), cached, digest)
     return OnnxNet(cached, threads)

@@ -5,7 +5,7 @@
 * :func:`cached` / :func:`image_cache_key`: compute a per-image array once, keep it on disk
   (the FastGaze teacher's labels, :mod:`asm.data.gaze`).
 
-The saliency model itself is :mod:`asm.fastgaze`.
+The saliency model itself is :mod:`asm.models.fastgaze`.
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def main() -> None:
              f"ONNX Runtime {_ort_version()}. Default model ({_model_line()}). "
              "All figures and ratios from one run of this script.", "",
              "### One 640x427 JPEG, 2 threads (medians of 15 runs)", ""]
-    from asm.cropper import DEFAULT_MODEL_PATH
+    from asm.models import DEFAULT_MODEL_PATH
     from asm.runtime import load_onnx_net
 
     load_onnx_net(DEFAULT_MODEL_PATH)  # the ONNX twin exists before anything is timed

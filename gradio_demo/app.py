@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 HERE = Path(__file__).resolve().parent
-EXAMPLES_DIR = HERE / "examples"
+EXAMPLES_DIR = HERE.parent / "examples"  # the repository's example photos (examples/README.md)
 ASPECT_CHOICES = ["9:16", "3:4", "1:1", "4:3", "16:9", "free"]
 DEFAULT_ASPECTS = ["16:9", "1:1", "free"]
 DEFAULT_TOP_K = 1
@@ -402,7 +402,7 @@ def build_demo(
                     cache_mode="lazy" if cache_examples == "lazy" else "eager",
                     run_on_click=True,
                     visible_columns=[0],  # thumbnails; the options they use appear on click
-                    label="Examples (open-licence photos, credits in gradio_demo/examples/CREDITS.md)",
+                    label="Examples (open-licence photos, credits in examples/README.md)",
                     examples_per_page=len(EXAMPLES),
                     elem_id="asm-examples",
                 )

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from asm.cropper import Cropper
-from asm.model import ASMNet, save_model
+from asm.models import ASMNet, save_model
 
 
 def _random_model() -> ASMNet:

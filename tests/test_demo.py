@@ -40,7 +40,7 @@ from asm.cropper import Cropper  # noqa: E402
 from asm.errors import InvalidOption  # noqa: E402
 from gradio_demo import app as demo_app  # noqa: E402
 
-EXAMPLES = ROOT / "gradio_demo" / "examples"
+EXAMPLES = ROOT / "examples"
 PHOTO = EXAMPLES / "osprey.jpg"
 SCREENSHOT = ROOT / "docs" / "demo.png"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -343,14 +343,14 @@ def test_faces_keep_focus_through_the_api_and_the_page(client, cropper):
 
 
 def test_examples_are_small_open_photos_with_credits():
-    credits = (EXAMPLES / "CREDITS.md").read_text()
+    credits = (EXAMPLES / "README.md").read_text()
     assert 4 <= len(demo_app.EXAMPLES) <= 6
     for name, *_ in demo_app.EXAMPLES:
         path = EXAMPLES / name
         with Image.open(path) as im:
             assert im.format == "JPEG" and max(im.size) <= 800, name
         assert path.stat().st_size < 200_000, name
-        assert f"`{name}`" in credits, f"{name} has no line in CREDITS.md"
+        assert f"`{name}`" in credits, f"{name} has no line in examples/README.md"
 
 
 def test_command_line_refuses_a_missing_model(capsys):

@@ -99,7 +99,7 @@ def test_draft_decode_keeps_the_scores_of_a_full_decode(cropper):
     """Real photos enlarged to ~4800 px: the reduced decode scores crops as the full one does."""
     from pathlib import Path
 
-    examples = sorted((Path(__file__).resolve().parents[1] / "gradio_demo" / "examples").glob("*.jpg"))[:3]
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.jpg"))[:3]
     for path in examples:
         im = Image.open(path).convert("RGB")
         im = im.resize((im.width * 6, im.height * 6), Image.LANCZOS)

@@ -32,7 +32,7 @@ from asm.faces import detect_faces, prominence
 from asm.io import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
-DOG = ROOT / "gradio_demo" / "examples" / "dogs-window.jpg"  # YuNet takes the dog's face for a face (0.87)
+DOG = ROOT / "examples" / "dogs-window.jpg"  # YuNet takes the dog's face for a face (0.87)
 OSIE_1401 = ROOT.parent / "shared" / "data" / "osie" / "images" / "1401.jpg"
 
 

@@ -6,7 +6,7 @@ import torch
 
 from asm.evaluation import peers
 from asm.data.shared import shared_dir
-from asm.fastgaze import CELL, FastGaze, centre_gaussian, density_on_image, fitted_size
+from asm.models.fastgaze import CELL, FastGaze, centre_gaussian, density_on_image, fitted_size
 
 SHARED = shared_dir()
 WEIGHTS = SHARED / "weights" / "fastgaze-saliency.pth" if SHARED else None

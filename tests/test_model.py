@@ -1,12 +1,16 @@
-"""ASMNet: shapes, frozen BatchNorm, reflect padding, θ statistics, save/load round trip."""
+"""ASMNet: shapes, frozen BatchNorm, reflect padding, θ statistics; model files as Weights:
+save/load round trip, the first file format, the builder."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from asm.model import BACKBONES, ASMNet, load_model, normalize, save_model, theta_avg, theta_std
+from asm.errors import InvalidModel, ModelNotFound
+from asm.models import ASMNet, ASMNet_Weights, InferencePreset, Weights, WeightsMeta, asm_net, normalize, save_model, theta_avg, theta_std
+from asm.models.asmnet import BACKBONES
 from asm.patterns import PATTERN_NAMES, get_pattern
 
 WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
@@ -83,9 +87,14 @@ def test_save_load_round_trip(tmp_path, half):
     for h in model.heads:
         nn.init.normal_(h.weight, std=0.5)
     path = tmp_path / "m.pt"
-    save_model(model, path, half=half, meta={"note": "test"})
-    loaded = load_model(path)
-    assert loaded.config == model.config and loaded.meta == {"note": "test"}
+    meta = WeightsMeta(recipe="test", training={"epochs": 2, "input_size": (96, 128)}, data="synthetic",
+                       val={"epoch": 2, "osie_kept": np.float64(0.5)})
+    weights = save_model(model, path, half=half, preset=InferencePreset(160, 320), meta=meta)
+    loaded = asm_net(weights=path)
+    assert not loaded.training and loaded.config == model.config == weights.config
+    assert weights.preset == InferencePreset(short_side=160, max_long_side=320)
+    # structured values, as plain JSON values (tuples as lists, numpy numbers as floats)
+    assert weights.meta == WeightsMeta("test", {"epochs": 2, "input_size": [96, 128]}, "synthetic", {"epoch": 2, "osie_kept": 0.5})
     x = torch.randn(1, 3, 96, 128)
     with torch.no_grad():
         a, b = model(x), loaded(x)
@@ -95,8 +104,55 @@ def test_save_load_round_trip(tmp_path, half):
 def test_load_rejects_other_files(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"weights": 1}, path)
-    with pytest.raises(ValueError, match="not an asm model"):
-        load_model(path)
+    with pytest.raises(InvalidModel, match="not an asm model"):
+        asm_net(weights=path)
+    with pytest.raises(ModelNotFound, match="no asm model at"):
+        Weights(tmp_path / "missing.pt").preset
+
+
+def test_reads_the_first_file_format(tmp_path):
+    """``asm-model/1`` kept the preset, training config and figures as JSON strings in meta."""
+    model = ASMNet("mobilenet_v3_small").eval()
+    path = tmp_path / "old.pt"
+    torch.save({"format": "asm-model/1", "config": dict(model.config), "state_dict": model.state_dict(),
+                "meta": {"recipe": "gaze-v2", "config": '{"data": "osie", "epochs": 3}', "val": '{"epoch": 3}',
+                         "preset": '{"short_side": 192, "max_long_side": 384}'}}, path)
+    weights = Weights(path)
+    assert weights.preset == InferencePreset(192, 384)
+    assert weights.meta == WeightsMeta("gaze-v2", {"data": "osie", "epochs": 3}, "osie", {"epoch": 3})
+    assert torch.equal(asm_net(weights=weights).heads[0].weight, model.heads[0].weight)
+
+
+def test_a_file_without_preset_gets_the_default_preset(tmp_path):
+    weights = save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    assert weights.preset == InferencePreset() and weights.meta == WeightsMeta()
+
+
+def test_the_builder_refuses_a_config_the_weights_do_not_fit(tmp_path):
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    assert asm_net(weights=tmp_path / "m.pt", backbone="mobilenet_v3_small").config["backbone"] == "mobilenet_v3_small"
+    with pytest.raises(ValueError, match="not {'pattern': 'grid3x3'}"):
+        asm_net(weights=tmp_path / "m.pt", pattern="grid3x3")
+    assert asm_net(pattern="grid3x3", backbone="mobilenet_v3_small").num_partitions == get_pattern("grid3x3").num_partitions
+
+
+def test_a_file_whose_weights_do_not_fit_its_config_is_an_invalid_model(tmp_path):
+    path = tmp_path / "m.pt"
+    save_model(ASMNet("mobilenet_v3_small"), path)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"]["backbone"] = "mobilenet_v2"
+    torch.save(ckpt, path)
+    with pytest.raises(InvalidModel, match="not an asm model file .RuntimeError"):
+        asm_net(weights=path)
+
+
+def test_the_shipped_weights_describe_themselves():
+    weights = ASMNet_Weights.DEFAULT
+    assert weights is ASMNet_Weights.GAZE_V2 and weights.file.name == "asm_default.pt"
+    assert weights.config == {"backbone": "mobilenet_v2", "pattern": "cross_rectangle", "map_stride": 8, "padding_mode": "reflect"}
+    assert weights.preset == InferencePreset(short_side=192, max_long_side=384)
+    assert weights.meta.recipe == "gaze-v2" and weights.meta.training["input_size"] == [192, 256]
+    assert weights.meta.val["epoch"] == 3 and round(weights.meta.val["osie_kept"], 3) == 0.869
 
 
 @pytest.mark.skipif(not (WEIGHTS / "mobilenet_v2-imagenet.pth").is_file(), reason="needs ../shared/weights (ImageNet backbones)")

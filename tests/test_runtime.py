@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from asm.cli import main
-from asm.cropper import DEFAULT_MODEL_PATH, Cropper
+from asm.cropper import Cropper
 from asm.errors import InvalidOption
-from asm.model import ASMNet, save_model
+from asm.models import DEFAULT_MODEL_PATH, ASMNet, save_model
 from asm.runtime import ONNX_FORMAT, OnnxNet, export_onnx, file_digest, load_onnx_net, onnx_cache_path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((ROOT / "gradio_demo" / "examples").glob("*.jpg"))
+EXAMPLES = sorted((ROOT / "examples").glob("*.jpg"))
 SHARED_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 
 

@@ -118,7 +118,7 @@ def _build_archive(root: Path) -> Path:
     if not model_file.is_file():  # the default model is not there: archive a small random one
         import torch
 
-        from asm.model import ASMNet, save_model
+        from asm.models import ASMNet, save_model
 
         torch.manual_seed(0)
         model_file = root / "model.pt"
@@ -445,7 +445,7 @@ def test_batch_isolation_in_process(handler_module, tmp_path):
     """One batch: good, corrupt, bad option, good with heatmap, text -> each its own answer."""
     import torch
 
-    from asm.model import ASMNet, save_model
+    from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
     save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
@@ -642,7 +642,7 @@ def test_ts_log_has_each_line_once(server):
 def test_max_pixels_setting(handler_module, tmp_path):
     import torch
 
-    from asm.model import ASMNet, save_model
+    from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
     save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
@@ -701,7 +701,7 @@ def test_kserve_v2_envelope_rows_in_process(handler_module, tmp_path):
     """TorchServe's kservev2 envelope hands over the inputs as rows: one request, one plain answer."""
     import torch
 
-    from asm.model import ASMNet, save_model
+    from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
     save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")

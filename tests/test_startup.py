@@ -15,7 +15,7 @@ import pytest
 from asm.cli import LAZY_COMMANDS, build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "gradio_demo" / "examples" / "otters.jpg"
+PHOTO = ROOT / "examples" / "otters.jpg"
 
 
 def _modules_after(code: str) -> set[str]:
@@ -49,7 +49,7 @@ def test_lazy_names_still_resolve():
 
 
 def test_onnx_crop_path_loads_no_model_zoo_matplotlib_or_dynamo():
-    from asm.cropper import DEFAULT_MODEL_PATH
+    from asm.models import DEFAULT_MODEL_PATH
     from asm.runtime import load_onnx_net
 
     load_onnx_net(DEFAULT_MODEL_PATH)  # the twin exists before the measured process starts

@@ -11,7 +11,7 @@ import torch
 
 from asm.data.pack import load_pack, save_pack
 from asm.data.shared import shared_dir
-from asm.model import ASMNet, load_model
+from asm.models import ASMNet, InferencePreset, Weights, asm_net
 from asm.training.config import TrainConfig
 from asm.training.loop import train
 from asm.training.objective import batch_loss
@@ -105,11 +105,14 @@ def test_short_training_lowers_the_loss(tmp_path):
     torch.manual_seed(0)
     before = probe_loss(ASMNet(cfg.backbone, cfg.pattern, cfg.backbone_weights))
     history = train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, progress=False)
-    after = probe_loss(load_model(tmp_path / "run" / "best.pt"))
+    after = probe_loss(asm_net(weights=tmp_path / "run" / "best.pt"))
     assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
     assert after < before
     assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
-    assert load_model(tmp_path / "run" / "final.pt").config == load_model(tmp_path / "run" / "best.pt").config
+    final = Weights(tmp_path / "run" / "final.pt")
+    assert final.config == Weights(tmp_path / "run" / "best.pt").config
+    assert final.preset == InferencePreset(cfg.input_size[0], 2 * cfg.input_size[0])  # served at the trained scale
+    assert final.meta.recipe == "gaze-v2" and final.meta.training["epochs"] == 4 and final.meta.val == history[-1]
     assert json.loads((tmp_path / "run" / "history.json").read_text())[-1]["epoch"] == 4
 
 
@@ -170,7 +173,7 @@ def test_framing_and_border_losses_join_the_batch_loss():
 
 
 def test_init_starts_from_a_model_file(tmp_path):
-    from asm.model import save_model
+    from asm.models import save_model
 
     torch.manual_seed(0)
     start = ASMNet("mobilenet_v3_small")
@@ -179,4 +182,4 @@ def test_init_starts_from_a_model_file(tmp_path):
     cfg = TrainConfig(out=str(tmp_path / "run"), epochs=1, init=str(tmp_path / "start.pt"), lr=0.0, backbone_lr=0.0, **TINY)
     data = synthetic_samples(4, seed=5)
     train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, progress=False)
-    assert torch.allclose(load_model(tmp_path / "run" / "final.pt").heads[0].bias, torch.full((12,), 0.5))
+    assert torch.allclose(asm_net(weights=tmp_path / "run" / "final.pt").heads[0].bias, torch.full((12,), 0.5))

@@ -8,7 +8,7 @@ import torch
 
 import asm.ops  # noqa: F401  (registers torch.ops.asm)
 from asm.training.losses import pair_ranking_loss, resize_saliency, safe_theta_std, saliency_loss
-from asm.model import theta_std
+from asm.models import theta_std
 
 
 # --------------------------------------------------------------------------------------

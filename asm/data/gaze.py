@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from asm.fastgaze import FastGaze, density_on_image, with_centre_prior
+from asm.models.fastgaze import FastGaze, density_on_image, with_centre_prior
 from asm.saliency import cached, fixation_density, image_cache_key
 
 __all__ = ["GazeSample", "osie_gaze", "photo_gaze", "teacher_path", "default_cache_dir", "STORE_SIDE", "MAP_STRIDE"]

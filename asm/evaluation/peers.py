@@ -14,7 +14,7 @@ differ only in placement):
   pixels (smartcrop then slides the box in steps of 8 analysis pixels, its default), and
   ``min_scale = max_scale = 1`` so it only places, never shrinks, the box.
 * :func:`fastgaze_centre` -- the saliency baseline: the placement whose box keeps the most
-  of FastGaze's fixation density (:mod:`asm.fastgaze`) times a centre Gaussian (std a third
+  of FastGaze's fixation density (:mod:`asm.models.fastgaze`) times a centre Gaussian (std a third
   of each side), searched at every pixel of the teacher's 400-px fit.
 * :func:`vips_crop` -- libvips ``vips_smartcrop`` through pyvips
   (``pyvips.Image.new_from_array(rgb).smartcrop(w, h, interesting="attention"|"entropy")``)
@@ -165,7 +165,7 @@ _TEACHER: list = []
 def _teacher():
     """The FastGaze teacher, loaded once (:func:`asm.data.gaze.teacher_path` finds the file)."""
     if not _TEACHER:
-        from asm.fastgaze import FastGaze
+        from asm.models.fastgaze import FastGaze
         from asm.data.gaze import teacher_path
 
         _TEACHER.append(FastGaze.from_file(teacher_path()))
@@ -174,7 +174,7 @@ def _teacher():
 
 def fastgaze_centre(rgb: np.ndarray, ratio: float) -> list[int]:
     """Where the largest box of ``ratio`` keeps the most FastGaze density x centre Gaussian."""
-    from asm.fastgaze import density_on_image, with_centre_prior
+    from asm.models.fastgaze import density_on_image, with_centre_prior
 
     rgb = _rgb(rgb)
     H, W = rgb.shape[:2]

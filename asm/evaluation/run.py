@@ -46,24 +46,16 @@ from asm.evaluation.teacher import teacher_section
 __all__ = ["run", "add_parser"]
 
 
-def _model_line(cropper, path) -> str:
-    meta = getattr(cropper.model, "meta", {}) or {}
-    cfg = cropper.model.config
-    extra = ""
-    if "val" in meta:
-        try:
-            import json
-
-            v = json.loads(meta["val"])
-            extra = f", checkpoint of epoch {v.get('epoch')}"
-        except (ValueError, TypeError):
-            pass
-    return f"model `{shown(path)}` ({cfg.get('backbone')}, pattern {cfg.get('pattern')}{extra})"
+def _model_line(weights) -> str:
+    """The model's file, network and training epoch (``weights``: its :class:`~asm.models.Weights`)."""
+    epoch = weights.meta.val.get("epoch")
+    extra = f", checkpoint of epoch {epoch}" if epoch is not None else ""
+    return f"model `{shown(weights.file)}` ({weights.config.get('backbone')}, pattern {weights.config.get('pattern')}{extra})"
 
 
 def _load_teacher(path):
     """The FastGaze teacher, or why it cannot be loaded."""
-    from asm.fastgaze import FastGaze
+    from asm.models.fastgaze import FastGaze
     from asm.data.gaze import teacher_path
 
     try:
@@ -73,7 +65,7 @@ def _load_teacher(path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from asm.cropper import DEFAULT_MODEL_PATH, Cropper
+    from asm.cropper import Cropper
     from asm.data.cropping import FCDB, FLMS, GAICD
     from asm.data.osie import OSIE
     from asm.data.shared import data_dir
@@ -107,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     head = [
         "# asm eval",
         "",
-        f"{_model_line(cropper, args.model or DEFAULT_MODEL_PATH)}; device {args.device}, {torch.get_num_threads()} torch thread(s); "
+        f"{_model_line(cropper.weights)}; device {args.device}, {torch.get_num_threads()} torch thread(s); "
         f"limit {args.limit if args.limit else 'none'}; {time.strftime('%Y-%m-%d %H:%M')}.",
         "Peers: " + ", ".join(f"{n} ({'ok' if ok else 'n/a: ' + why})" for n, (ok, why) in status.items()) + ".",
         "",
@@ -187,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         picks = sheet_images(photos, osie, args.sheet_rows)
         if picks:
             path = comparison_sheet(cropper, picks, args.sheet, status=status,
-                                    title=f"Top-1 crops at 1:1, 9:16, 16:9 -- model {shown(args.model or DEFAULT_MODEL_PATH)}")
+                                    title=f"Top-1 crops at 1:1, 9:16, 16:9 -- model {shown(cropper.weights.file)}")
             print(f"comparison sheet: {path}\n", flush=True)
             sections.append(f"Comparison sheet: `{shown(path)}`.\n")
         else:

@@ -15,7 +15,7 @@ def teacher_section(cropper, osie, teacher, limit: int | None = None, progress: 
     negative) of FastGaze, FastGaze x centre Gaussian, the centre Gaussian alone and asm's θ_avg."""
     import cv2
 
-    from asm.fastgaze import centre_gaussian, density_on_image, with_centre_prior
+    from asm.models.fastgaze import centre_gaussian, density_on_image, with_centre_prior
     from asm.evaluation.metrics import auc_all_pixels, nss
 
     items = list(range(len(osie)))[:limit] if limit else list(range(len(osie)))

@@ -12,7 +12,7 @@ largest box. Each view is also ranked against a wider view around it (scale).
 
 A crop's score is ``composition_pool(M, box) + w * centre_prior(box)``: the map sees
 content, and the centre bias of human looks is one explicit, learnt weight ``w``
-(:mod:`asm.prior`). Losses: the ranking hinge, the saliency-aware loss (eq. 7) with the
+(:mod:`asm.models.prior`). Losses: the ranking hinge, the saliency-aware loss (eq. 7) with the
 teacher's density as ``S``, and optionally a distillation of the teacher's density into
 θ_avg (standardised maps, squared error).
 

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from asm.models.weights import InferencePreset
+
 __all__ = ["TrainConfig", "serving_preset"]
 
 
@@ -65,6 +67,6 @@ class TrainConfig:
         return cls(**data)
 
 
-def serving_preset(cfg: TrainConfig) -> dict:
+def serving_preset(cfg: TrainConfig) -> InferencePreset:
     """How the trained model is served: at the scale it trained at."""
-    return {"short_side": cfg.input_size[0], "max_long_side": 2 * cfg.input_size[0]}
+    return InferencePreset(short_side=cfg.input_size[0], max_long_side=2 * cfg.input_size[0])

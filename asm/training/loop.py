@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from asm.data.gaze import GazeSample
-from asm.model import ASMNet, save_model
+from asm.models import ASMNet, Weights, WeightsMeta, save_model
 from asm.training.config import TrainConfig, serving_preset
 from asm.training.objective import batch_loss
 from asm.training.samples import load_gaze
@@ -99,9 +99,8 @@ def plot_history(history: list[dict], path: str | Path, stages: list[int] | None
     plt.close(fig)
 
 
-def _meta(cfg: TrainConfig, record: dict) -> dict:
-    return {"recipe": "gaze-v2", "config": json.dumps(asdict(cfg)), "val": json.dumps(record),
-            "preset": json.dumps(serving_preset(cfg))}
+def _meta(cfg: TrainConfig, record: dict) -> WeightsMeta:
+    return WeightsMeta(recipe="gaze-v2", training=asdict(cfg), data=cfg.data, val=record)
 
 
 def train(cfg: TrainConfig, train_set: list[GazeSample] | None = None, val_sets: dict[str, list[GazeSample]] | None = None,
@@ -127,9 +126,7 @@ def train(cfg: TrainConfig, train_set: list[GazeSample] | None = None, val_sets:
 
     model = ASMNet(cfg.backbone, cfg.pattern, cfg.backbone_weights, cfg.map_stride)
     if cfg.init:
-        from asm.model import load_model
-
-        model.load_state_dict(load_model(cfg.init).state_dict())
+        model.load_state_dict(Weights(cfg.init).get_state_dict())
     model = model.to(device).train()
     head_params = [*model.heads.parameters(), model.prior_weight]
     backbone_params = [p for p in model.stages.parameters() if p.requires_grad]
@@ -181,13 +178,13 @@ def train(cfg: TrainConfig, train_set: list[GazeSample] | None = None, val_sets:
                         "epoch": epoch + 1, "history": json.dumps(history)}, out / "last.pt")
             best = max(history, key=lambda h: sum(v for k, v in h.items() if k.endswith("_kept")))
             if best is record:
-                save_model(model, out / "best.pt", half=cfg.half, meta=_meta(cfg, record))
+                save_model(model, out / "best.pt", cfg.half, serving_preset(cfg), _meta(cfg, record))
             (out / "history.json").write_text(json.dumps(history, indent=2))
             plot_history(history, out / "curves.png")
         if world > 1:
             dist.barrier()
     if rank == 0 and history:  # the shipped model is the last epoch: no choice made on validation data
-        save_model(model, out / "final.pt", half=cfg.half, meta=_meta(cfg, history[-1]))
+        save_model(model, out / "final.pt", cfg.half, serving_preset(cfg), _meta(cfg, history[-1]))
     if world > 1:
         dist.destroy_process_group()
     return history

@@ -9,8 +9,8 @@ from torch.nn import functional as F
 
 import asm.ops  # noqa: F401  (registers torch.ops.asm, used below)
 from asm.evaluation.metrics import border_trend
-from asm.model import normalize
-from asm.prior import centre_prior
+from asm.models import normalize
+from asm.models.prior import centre_prior
 from asm.training.config import TrainConfig
 from asm.training.losses import pair_ranking_loss, saliency_loss
 from asm.training.views import _grown, _pairs

@@ -47,7 +47,7 @@ def load_gaze(cfg: TrainConfig, progress: bool = False) -> tuple[list[GazeSample
     if cfg.data not in ("gaze", "osie"):
         raise ValueError(f"unknown training data {cfg.data!r}; use 'gaze', 'osie', 'synthetic' or a pack file (.pkl)")
     from asm.data.photos import photo_folder, split_by_source
-    from asm.fastgaze import FastGaze
+    from asm.models.fastgaze import FastGaze
     from asm.data.gaze import default_cache_dir, osie_gaze, photo_gaze, teacher_path
 
     teacher = FastGaze.from_file(teacher_path(cfg.teacher))

@@ -3,12 +3,14 @@ top crop keeps (next to the centre crop's), and the border checks of ``asm eval`
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from asm.candidates import random_cut
 from asm.data.gaze import GazeSample
 from asm.evaluation.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, border_trend, density_kept
-from asm.model import ASMNet
+from asm.models import ASMNet
 from asm.training.config import TrainConfig, serving_preset
 
 __all__ = ["validate", "VAL_ASPECTS"]
@@ -23,7 +25,7 @@ def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) 
     from asm.evaluation.peers import centre_crop
 
     model.eval()
-    cropper = Cropper(model, **serving_preset(cfg), device=next(model.parameters()).device)
+    cropper = Cropper(model, **asdict(serving_preset(cfg)), device=next(model.parameters()).device)
     labels = [a for a, _ in VAL_ASPECTS]
     out: dict[str, float] = {}
     for name, samples in val.items():

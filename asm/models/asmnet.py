@@ -7,12 +7,12 @@ pattern. Features from three backbone stages (strides 8, 16, 32) are each projec
 over their concatenation, and cheaper.
 
 Crop scores come from ``torch.ops.asm.composition_pool(M, boxes, pattern.partition)``.
+Trained weights, and the builder that loads them, are in :mod:`asm.models.weights`.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,13 +29,10 @@ __all__ = [
     "normalize",
     "theta_avg",
     "theta_std",
-    "save_model",
-    "load_model",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-CHECKPOINT_FORMAT = "asm-model/1"
 
 
 def _mobilenet_v2_stages(m: nn.Module) -> list[nn.Module]:
@@ -141,7 +138,7 @@ class ASMNet(nn.Module):
             nn.init.normal_(h.weight, std=0.01)
             nn.init.zeros_(h.bias)
         self.register_buffer("partition", self.pattern.partition.clone(), persistent=False)
-        #: weight of the centre prior in a crop's score (:mod:`asm.prior`), learnt in training
+        #: weight of the centre prior in a crop's score (:mod:`asm.models.prior`), learnt in training
         self.prior_weight = nn.Parameter(torch.zeros(()))
 
     @property
@@ -179,23 +176,3 @@ class ASMNet(nn.Module):
                 y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
             out = y if out is None else out + y
         return out
-
-
-def save_model(model: ASMNet, path: str | os.PathLike, half: bool = False, meta: dict | None = None) -> None:
-    """Write architecture config and weights to one file (``half``: store float16 weights)."""
-    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": CHECKPOINT_FORMAT, "config": dict(model.config), "state_dict": state, "meta": meta or {}}, path)
-
-
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ASMNet:
-    """Load a model written by :func:`save_model` (float32, eval mode)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an asm model file (expected format {CHECKPOINT_FORMAT!r})")
-    model = ASMNet(**ckpt["config"])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    state.setdefault("prior_weight", torch.zeros(()))  # files from before the centre prior
-    model.load_state_dict(state)
-    model.meta = ckpt.get("meta", {})
-    return model.eval().to(map_location)

@@ -1,0 +1,16 @@
+"""The networks and their weights.
+
+- :mod:`asm.models.asmnet`: ASM-Net, the score-map network (paper §3.1), and θ_avg / θ_std.
+- :mod:`asm.models.weights`: model files as :class:`Weights` (network config, serving
+  preset, metadata), the shipped :class:`ASMNet_Weights`, and the builder :func:`asm_net`.
+- :mod:`asm.models.prior`: the centre prior added to every crop's score.
+- :mod:`asm.models.fastgaze`: FastGaze, the saliency teacher (training and evaluation only).
+"""
+
+from asm.models.asmnet import ASMNet, normalize, theta_avg, theta_std
+from asm.models.prior import centre_prior
+from asm.models.weights import (DEFAULT_MODEL_PATH, ASMNet_Weights, InferencePreset, Weights, WeightsMeta, asm_net,
+                                save_model)
+
+__all__ = ["ASMNet", "ASMNet_Weights", "Weights", "WeightsMeta", "InferencePreset", "asm_net", "save_model",
+           "DEFAULT_MODEL_PATH", "normalize", "theta_avg", "theta_std", "centre_prior"]
