@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from torchvision.ops import box_iou
 
-from asm.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box, unique_boxes
 from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
 from asm.errors import InvalidImage, InvalidOption
+from asm.search.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box, unique_boxes
 
 
 @pytest.fixture(scope="module")

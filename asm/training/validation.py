@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from asm.candidates import random_cut
 from asm.data.gaze import GazeSample
 from asm.evaluation.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, border_trend, density_kept
 from asm.model import ASMNet
+from asm.search.candidates import random_cut
 from asm.training.config import TrainConfig, serving_preset
 
 __all__ = ["validate", "VAL_ASPECTS"]
