@@ -178,7 +178,7 @@ def test_bad_uploads_give_readable_errors_and_the_app_stays_up(client, tmp_path)
         with pytest.raises(gradio_client.exceptions.AppError) as info:
             client.predict(handle_file(str(path)), api_name="/crop")
         message = str(info.value)
-        assert expected in message.lower() or expected in message, (name, message)
+        assert expected in message.lower(), (name, message)
         assert "/tmp/gradio" not in message and "Traceback" not in message, message  # the user's file name, no internals
         print(f"{name}: {message}")
     with pytest.raises(gradio_client.exceptions.AppError, match="W:H"):
