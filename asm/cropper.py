@@ -36,16 +36,16 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from asm.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, iter_nms, nms, parse_aspects,
-                            refine_candidates, snap_box, unique_boxes)
-from asm.constraints import Wishes, smallest_side_share
 from asm.errors import InvalidImage, InvalidOption, echo
-from asm.faces import detect_faces, prominence
 from asm.io import image_size, load_image, load_image_draft
 from asm.models import ASMNet, ASMNet_Weights, InferencePreset, Weights, asm_net, centre_prior, normalize
 from asm.models.weights import as_weights
 from asm.ops import pool_boxes
 from asm.runtime import OnnxNet, load_onnx_net
+from asm.search.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, iter_nms, nms, parse_aspects,
+                                   refine_candidates, snap_box, unique_boxes)
+from asm.search.constraints import Wishes, smallest_side_share
+from asm.search.faces import detect_faces, prominence
 
 if TYPE_CHECKING:
     from asm.analysis import Analysis
@@ -429,7 +429,7 @@ class Cropper:
 
     def wishes(self, prepared: Prepared, options: CropOptions) -> tuple[Wishes, np.ndarray]:
         """Faces (detected unless ``options.faces`` is off; ``[F, 5]`` as
-        :func:`asm.faces.detect_faces` gives them), keep-regions and focus point of one
+        :func:`asm.search.faces.detect_faces` gives them), keep-regions and focus point of one
         image, checked against its size (:class:`~asm.errors.InvalidOption` if outside)."""
         W, H = prepared.width, prepared.height
         for i, (x1, y1, x2, y2) in enumerate(options.keep):
@@ -446,7 +446,7 @@ class Cropper:
         """Two-stage search (coarse anchors, then a fine search around the best) for every
         aspect in ``options``, each stage scored in one call of the pooling op.
 
-        Faces, keep-regions and the focus point (:mod:`asm.constraints`) add candidates
+        Faces, keep-regions and the focus point (:mod:`asm.search.constraints`) add candidates
         fitted around them and terms to each candidate's score: first no keep-region left
         out and no face cut through wherever some candidate manages it, then the model's
         score plus the faces held whole (by prominence) and the pull of the focus point.

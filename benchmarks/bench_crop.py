@@ -62,7 +62,7 @@ def _median_ms(fn, repeat: int = 15) -> float:
 
 def speed_table(data: bytes) -> list[str]:
     from asm.cropper import Cropper, CropOptions
-    from asm.faces import detect_faces
+    from asm.search.faces import detect_faces
     from asm.io import load_image
 
     cropper = Cropper.from_pretrained()  # ONNX Runtime on the CPU
@@ -84,7 +84,7 @@ def speed_table(data: bytes) -> list[str]:
         no_faces = CropOptions.parse(aspects, faces=False)
         parts.setdefault("  search without face detection (faces off)", []).append(
             _median_ms(lambda: cropper.search(prepared, m, no_faces)))
-        parts.setdefault("  of which face detection (asm.faces, YuNet)", []).append(_median_ms(lambda: detect_faces(prepared.preview, size=(prepared.width, prepared.height))))
+        parts.setdefault("  of which face detection (asm.search.faces, YuNet)", []).append(_median_ms(lambda: detect_faces(prepared.preview, size=(prepared.width, prepared.height))))
         totals[label] = _median_ms(lambda: json.dumps(cropper.crop(data, aspect=aspects).to_json()))
     for name, (one, five) in parts.items():
         rows.append(f"| {name} | {one:.1f} | {five:.1f} |")

@@ -6,7 +6,7 @@ On validation photos only (OSIE val, ids 1401-1500, and the held-out photo sourc
 1. Faces: at 1:1, 4:5 and the aspect far from the photo's own (9:16 for a landscape photo,
    16:9 for a portrait one), the share of crops that cut through a detected face and the
    share of faces kept whole, for asm (faces on and off) and the peers (centre crop,
-   smartcrop.py, libvips attention). Faces are YuNet's (asm.faces), the same detector asm
+   smartcrop.py, libvips attention). Faces are YuNet's (asm.search.faces), the same detector asm
    uses: the table measures how often a crop cuts what the detector sees.
 2. Keep-regions: a random box per photo and aspect (10-30 % of each side) passed as
    ``keep``: the share of crops holding it whole where it fits, and that asm warns where
@@ -37,19 +37,19 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asm.candidates import box_iou  # noqa: E402
-from asm.evaluation import peers as peer_mod  # noqa: E402
-from asm.constraints import contains, cuts, fits  # noqa: E402
 from asm.cropper import DEFAULT_MIN_SCALE, CropOptions, Cropper  # noqa: E402
-from asm.faces import DETECT_SIDE, detect_faces  # noqa: E402
-from asm.io import load_image  # noqa: E402
+from asm.evaluation import peers as peer_mod  # noqa: E402
 from asm.evaluation.metrics import fixations_kept  # noqa: E402
+from asm.io import load_image  # noqa: E402
+from asm.search.candidates import box_iou  # noqa: E402
+from asm.search.constraints import contains, cuts, fits  # noqa: E402
+from asm.search.faces import DETECT_SIDE, detect_faces  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "faces.md"
 PEERS = ["centre crop", "smartcrop.py", "libvips attention"]
 SCALES = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 KEEP_TARGET = 0.998
-#: Smaller detector inputs tried against asm's (asm.faces.DETECT_SIDE).
+#: Smaller detector inputs tried against asm's (asm.search.faces.DETECT_SIDE).
 SMALLER_SIDES = [480, 400, 320]
 
 

@@ -21,7 +21,7 @@ MAR           := $(MODEL_STORE)/asm.mar
 # by TorchServe since install_py_dep_per_model=false).
 SERVE_REQUIREMENTS := torch>=2.4 torchvision>=0.19 numpy>=1.24 pillow>=10.0 opencv-python-headless>=4.8 matplotlib>=3.7
 # The asm package as a zip (sources and the face detector with its licence; the model
-# travels as the serialized file). asm.faces reads the detector from the zip.
+# travels as the serialized file). asm.search.faces reads the detector from the zip.
 define ASM_ZIP_PY
 import pathlib, sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:

@@ -216,11 +216,14 @@ def test_max_pixels_option(model_path, images, capsys):
     assert main(["crop", str(good), "--max-pixels", "0", "--model", str(model_path)]) == 2
 
 
-def test_max_pixels_above_pils_own_limit(model_path, tmp_path, capsys):
+def test_max_pixels_above_pils_own_limit(model_path, tmp_path, capsys, monkeypatch):
     """A 61 MP photo with the default limit is refused; --max-pixels lets it through (checked from the
     header only: the forged file below is refused as truncated afterwards, never as too large)."""
     import struct
     import zlib
+
+    # main() lifts PIL's process-wide limit (asm.io.allow_pixels); put it back for the tests after this one
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

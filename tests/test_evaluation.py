@@ -17,7 +17,10 @@ from asm.evaluation.border import border_bias, photo_vs_cut
 from asm.evaluation.cropping import best_crop_section, gaicd_section
 from asm.evaluation.metrics import gaicd_evaluate, iou
 from asm.evaluation.report import shown
-from asm.evaluation.retention import best_possible_kept, osie_retention
+from asm.evaluation.retention import RETENTION_ASPECTS, best_possible_kept, osie_retention
+from asm.io import load_image
+
+ASPECT_LABELS = [a for a, _ in RETENTION_ASPECTS]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -54,12 +57,16 @@ def test_gaicd_section_on_the_real_image(cropper):
     assert "302166.jpg" in ds.available()
     asm = res["asm"]
     assert asm["images"] == len(ds.available())
-    assert -1.0 <= asm["SRCC"] <= 1.0
-    for k in ("Acc1/5", "Acc4/5", "Acc5", "Acc1/10", "Acc10"):
-        assert 0.0 <= asm[k] <= 100.0
-    # the area baseline is computed, and computed right
+    # asm's row is the cropper's scores of the annotated crops against their MOS
     ann = ds.annotation("302166.jpg")
     b = ann.boxes.numpy().astype(np.float64)
+    mine = cropper.score(load_image(ann.path), b)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert asm["SRCC"] == pytest.approx(scipy_stats.spearmanr(mine, ann.scores.numpy()).statistic)
+    by_hand = gaicd_evaluate([mine], [ann.scores.numpy()])
+    for k in ("Acc1/5", "Acc4/5", "Acc5", "Acc1/10", "Acc10"):
+        assert asm[k] == pytest.approx(by_hand[k]), k
+    # the area baseline is computed, and computed right
     expected = gaicd_evaluate([(b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])], [ann.scores.numpy()])
     assert res["area (bigger is better)"]["SRCC"] == pytest.approx(expected["SRCC"])
     assert res["area (bigger is better)"]["Acc5"] == pytest.approx(expected["Acc5"])
@@ -95,7 +102,17 @@ def test_fcdb_and_flms_sections_on_a_synthetic_fixture(cropper, best_crop_fixtur
     table, res = best_crop_section(cropper, ds, "FCDB")
     for m in ("asm (free aspect)", "asm (annotated aspect)", "whole image", "centre crop"):
         assert res[m]["images"] == 3
-        assert 0.0 <= res[m]["IoU"] <= 1.0 and 0.0 <= res[m]["Disp"] <= 1.0
+    # centre boxes by hand: a (4:3 of 160x120) the whole image, b (6:5 of 120x160) [0, 30, 120, 130],
+    # c (1:1 of 200x100) [50, 0, 150, 100], which is c's annotated crop
+    assert res["centre crop"]["IoU"] == pytest.approx((120 * 90 / (160 * 120) + 90 * 120 / 13200 + 1.0) / 3)
+    assert res["centre crop"]["Disp"] == pytest.approx(((10 / 160 + 30 / 160 + 10 / 120 + 20 / 120) / 4 + (10 / 160 + 10 / 160) / 4 + 0.0) / 3)
+    # asm's rows are the best crop the cropper gives, free and at the annotated aspect
+    gts = {e["url"].rsplit("/", 1)[1]: [e["crop"][0], e["crop"][1], e["crop"][0] + e["crop"][2], e["crop"][1] + e["crop"][3]] for e in fcdb}
+    free = {n: cropper.crop(load_image(root / n)).crops[0].box for n in sizes}
+    assert res["asm (free aspect)"]["IoU"] == pytest.approx(np.mean([iou(free[n], gts[n]) for n in sizes]))
+    fitted = [iou(cropper.crop(load_image(root / n), aspect=((g[2] - g[0]) / (g[3] - g[1]), 1.0)).crops[0].box, g)
+              for n, g in gts.items()]
+    assert res["asm (annotated aspect)"]["IoU"] == pytest.approx(np.mean(fitted))
     whole = np.mean([iou([0, 0, *sizes[e["url"].rsplit("/", 1)[1]]],
                          [e["crop"][0], e["crop"][1], e["crop"][0] + e["crop"][2], e["crop"][1] + e["crop"][3]]) for e in fcdb])
     assert res["whole image"]["IoU"] == pytest.approx(whole)
@@ -106,7 +123,8 @@ def test_fcdb_and_flms_sections_on_a_synthetic_fixture(cropper, best_crop_fixtur
     # several annotated crops: the best IoU counts (a.jpg has the whole image among them)
     best = [max(iou([0, 0, *sizes[n]], b) for b in boxes) for n, boxes in flms.items()]
     assert res["whole image"]["IoU"] == pytest.approx(np.mean(best))
-    assert res["centre crop"]["images"] == 3 and 0.0 <= res["asm (free aspect)"]["IoU"] <= 1.0
+    assert res["centre crop"]["images"] == 3
+    assert res["asm (free aspect)"]["IoU"] == pytest.approx(np.mean([max(iou(free[n], b) for b in flms[n]) for n in sizes]))
 
 
 def test_best_crop_section_says_when_no_image_is_there(cropper, best_crop_fixture, tmp_path_factory):
@@ -187,8 +205,13 @@ def test_fixation_retention_of_the_centre_crop_by_hand(cropper, tmp_path):
     # centre boxes of 1:1, 4:5, 2:3, 9:16, 3:2, 16:9 are 100, 80, 67, 56, 150, 178 px wide
     assert res["centre crop"]["area"] == pytest.approx((100 + 80 + 67 + 56 + 150 + 178) / 6 / 200)
     assert res["centre crop"]["offsets"] == pytest.approx([0.0] * 6, abs=0.01)  # centred up to rounding
-    assert 0.0 <= res["asm (largest box)"]["1:1"] <= res["best possible box"]["1:1"] + 1e-9
-    assert 0.0 <= res["asm"]["1:1"] <= 1.0
+    # asm's rows by hand: its 1:1 crop, and the best-scored of the 1:1 largest boxes (100 x 100, every 4 px)
+    x1, y1, x2, y2 = next(c.box for c in cropper.crop(load_image(tmp_path / "f.png"), aspect=ASPECT_LABELS).crops if c.aspect == "1:1")
+    assert res["asm"]["1:1"] == pytest.approx(np.mean([x1 <= x <= x2 and y1 <= y <= y2 for x, y in pts]))
+    slide = [[x, 0, x + 100, 100] for x in range(0, 101, 4)]
+    x1, _, x2, _ = slide[int(np.argmax(cropper.score(load_image(tmp_path / "f.png"), slide)))]
+    assert res["asm (largest box)"]["1:1"] == pytest.approx(np.mean([x1 <= x <= x2 for x, _ in pts]))
+    assert res["asm (largest box)"]["1:1"] <= res["best possible box"]["1:1"]
     # 4:5 centre box [60, 0, 140, 100] keeps x = 60 and 100
     assert "| centre crop | 1 | 0.667 | 0.333 |" in table.markdown()
 
@@ -199,7 +222,15 @@ def test_photo_vs_cut_and_border_bias(cropper, tmp_path):
         _save_noise(tmp_path / f"p{i}.jpg", 180, 120, i)
         paths.append(tmp_path / f"p{i}.jpg")
     table, res, maps = photo_vs_cut(cropper, paths, cuts=2, seed=1)
-    assert res["asm"]["pairs"] == 4 and 0.0 <= res["asm"]["share"] <= 1.0
+    assert res["asm"]["pairs"] == 4
+    # the share by hand: each photo's own score against its cut's (maps.cuts holds the cut boxes)
+    wins = []
+    for i, (x1, y1, x2, y2), _ in maps.cuts:
+        rgb = load_image(paths[i])
+        whole = cropper.score(rgb, [[0, 0, 180, 120]])[0]
+        cut = cropper.score(np.ascontiguousarray(rgb[y1:y2, x1:x2]), [[0, 0, x2 - x1, y2 - y1]])[0]
+        wins.append(1.0 if whole > cut else 0.5 if whole == cut else 0.0)
+    assert len(wins) == 4 and res["asm"]["share"] == pytest.approx(np.mean(wins))
     assert res["centre crop"] is None and len(maps) == 2
     assert "share photo > cut" in table.markdown()
     table, bias = border_bias(maps)

@@ -1,9 +1,9 @@
-"""asm.candidates.nms keeps what torchvision.ops.nms keeps (without importing torchvision)."""
+"""asm.search.candidates.nms keeps what torchvision.ops.nms keeps (without importing torchvision)."""
 
 import torch
 from torchvision.ops import nms as torchvision_nms
 
-from asm.candidates import nms
+from asm.search.candidates import nms
 
 
 def test_same_boxes_kept_as_torchvision_and_max_keep_is_a_prefix():

@@ -441,7 +441,7 @@ def handler_module():
     return asm_handler
 
 
-def test_batch_isolation_in_process(handler_module, tmp_path):
+def test_batch_isolation_in_process(handler_module, tmp_path, monkeypatch):
     """One batch: good, corrupt, bad option, good with heatmap, text -> each its own answer."""
     import torch
 
@@ -480,7 +480,7 @@ def test_batch_isolation_in_process(handler_module, tmp_path):
             raise RuntimeError("boom")
         return original(*a, **k)
 
-    h.cropper.search = flaky
+    monkeypatch.setattr(h.cropper, "search", flaky)
     ctx.status.clear()
     out = h.handle([{"body": bytearray(GOOD)}, {"body": bytearray(GOOD2)}], ctx)
     assert ctx.status[0][0] == 500 and json.loads(out[0])["error"] == "internal_error"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asm.candidates import random_cut
 from asm.evaluation import peers as peer_mod
 from asm.evaluation.report import DASH, Table, Timer, _bar, _f, _load, _na_notes, _peer_status
+from asm.search.candidates import random_cut
 
 __all__ = ["validation_photos", "photo_vs_cut", "border_bias", "PhotoMaps", "PHOTO_TARGET"]
 

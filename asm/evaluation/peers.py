@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asm import candidates
+from asm.search import candidates
 
 __all__ = [
     "Peer",
@@ -66,7 +66,7 @@ SMARTCROP_ANALYSIS_SIDE = 320
 
 def largest_box(width: int, height: int, ratio: float) -> tuple[int, int]:
     """``(w, h)`` of the largest integer box of ``ratio`` (w/h) inside ``width x height``
-    (the same rounding as :func:`asm.candidates.snap_box`)."""
+    (the same rounding as :func:`asm.search.candidates.snap_box`)."""
     if ratio <= 0 or width < 1 or height < 1:
         raise ValueError(f"need a positive ratio and image size, got {ratio} for {width}x{height}")
     bw, bh = candidates.largest_box(ratio, width, height)  # one side is the image's, exactly

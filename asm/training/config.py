@@ -48,7 +48,7 @@ class TrainConfig:
     fixation_repeats: int = 1  # photos with human fixations appear this many times per epoch
     workers: int = 1  # processes preparing batches beside the training loop (0: none)
     seed: int = 0
-    half: bool = True  # store model files with float16 weights
+    half: bool = True  # best.pt and final.pt hold float16 weights (read back as float32); last.pt stays float32
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> TrainConfig:

@@ -7,10 +7,10 @@ from dataclasses import asdict
 
 import numpy as np
 
-from asm.candidates import random_cut
 from asm.data.gaze import GazeSample
 from asm.evaluation.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, border_trend, density_kept
 from asm.models import ASMNet
+from asm.search.candidates import random_cut
 from asm.training.config import TrainConfig, serving_preset
 
 __all__ = ["validate", "VAL_ASPECTS"]

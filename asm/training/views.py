@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from asm.candidates import largest_box, random_cut
 from asm.data.gaze import GazeSample
 from asm.evaluation.metrics import density_kept
+from asm.search.candidates import largest_box, random_cut
 from asm.training.config import TrainConfig
 
 __all__ = ["make_example", "input_size", "VIEW_RATIOS", "SERVED_SCALES"]

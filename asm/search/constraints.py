@@ -1,7 +1,7 @@
 """Geometry of the user's and the detector's wishes: faces, keep-regions, a focus point, zoom.
 
 Pure functions on ``[N, 4]`` float64 boxes ``(x1, y1, x2, y2)`` in image pixels (the same
-frame as :mod:`asm.candidates`). :meth:`asm.cropper.Cropper.search` uses them to
+frame as :mod:`asm.search.candidates`). :meth:`asm.cropper.Cropper.search` uses them to
 
 * move and grow candidate crops so they hold what must stay inside (:func:`fit_around`),
 * tell which regions a crop keeps whole (:func:`contains`) or cuts through (:func:`cuts`),
@@ -148,7 +148,7 @@ class Wishes:
     width: int
     height: int
     faces: Tensor  # [F, 4] as detected, most prominent first
-    weight: Tensor  # [F] prominence in (0, 1] (asm.faces.prominence)
+    weight: Tensor  # [F] prominence in (0, 1] (asm.search.faces.prominence)
     keep: Tensor  # [K, 4] the user's keep-regions
     focus: tuple[float, float] | None = None
 

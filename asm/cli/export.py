@@ -1,0 +1,39 @@
+"""``asm export``: a model as ONNX next to its checkpoint (the fast CPU path)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asm.cli import fail
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as ONNX next to it (the fast CPU path)",
+        description="Write the model as ONNX (dynamic height and width) next to the checkpoint: MODEL.pt -> "
+        "MODEL.onnx. Croppers use it whenever it matches the checkpoint byte for byte; without it, they "
+        "export to the user's cache on first use.",
+    )
+    p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: next to the model, .onnx)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from asm.errors import AsmError
+    from asm.models import DEFAULT_MODEL_PATH, asm_net
+    from asm.runtime import export_onnx, file_digest
+
+    model_path = args.model or DEFAULT_MODEL_PATH
+    out = args.out or model_path.with_suffix(".onnx")
+    try:
+        export_onnx(asm_net(weights=model_path), out, digest=file_digest(model_path))
+    except (AsmError, OSError, ValueError, ImportError) as e:
+        fail("export", str(e))
+        return 2
+    print(out)
+    return 0
