@@ -171,9 +171,9 @@ class AsmHandler(BaseHandler):
 
         gpu_id = props.get("gpu_id")
         if torch.cuda.is_available() and gpu_id is not None:
-            self.map_location, self.device = "cuda", torch.device(f"cuda:{gpu_id}")
+            self.device = torch.device(f"cuda:{gpu_id}")
         else:
-            self.map_location, self.device = "cpu", torch.device("cpu")
+            self.device = torch.device("cpu")
         threads = int(self.settings.get("torch_threads") or 0)
         if threads > 0:
             torch.set_num_threads(threads)
