@@ -28,12 +28,17 @@ def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) 
     cropper = Cropper(model, **asdict(serving_preset(cfg)), device=next(model.parameters()).device)
     labels = [a for a, _ in VAL_ASPECTS]
     out: dict[str, float] = {}
+    checked = "photos" if val.get("photos") else next(iter(val), None)  # the set checks (a) and (b) run on
+    analyses = []  # of the checked set's photos, kept for the checks
     for name, samples in val.items():
         kept: dict[str, list[float]] = {a: [] for a in labels}
         centre: dict[str, list[float]] = {a: [] for a in labels}
         for s in samples:
             H, W = s.image.shape[:2]
-            result = cropper.crop(s.image, aspect=labels)
+            analysis = cropper.analyse(s.image)
+            if name == checked:
+                analyses.append(analysis)
+            result = analysis.crops(aspect=labels)
             for (a, ratio), crop in zip(VAL_ASPECTS, result.crops):
                 for store, box in ((kept, crop.box), (centre, centre_crop(W, H, ratio))):
                     if s.points is not None:
@@ -46,12 +51,10 @@ def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) 
             out[f"{name}_centre_{a}"] = float(np.mean(centre[a]))
         out[f"{name}_kept"] = float(np.mean([out[f"{name}_kept_{a}"] for a in labels]))
         out[f"{name}_centre"] = float(np.mean([out[f"{name}_centre_{a}"] for a in labels]))
-    photos = val.get("photos") or next(iter(val.values()), [])
     rng = np.random.default_rng(0)
     wins, trends = [], []
-    for s in photos:  # checks (a) and (b) of asm eval on the held-out photos
+    for s, analysis in zip(val.get(checked, []), analyses):  # checks (a) and (b) of asm eval on the held-out photos
         H, W = s.image.shape[:2]
-        analysis = cropper.analyse(s.image)
         whole = float(analysis.score([[0, 0, W, H]])[0])
         trends.append(border_trend(analysis.score_map)[0].abs().mean().item())
         for _ in range(3):
