@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -298,10 +298,16 @@ class CropOptions:
 
         Unknown keys are refused, so a misspelt option is never ignored silently.
         """
-        unknown = sorted(set(options) - set(OPTION_KEYS), key=str)
-        if unknown:
-            raise InvalidOption(f"unknown option(s) {echo(', '.join(map(str, unknown)))}; known: {', '.join(OPTION_KEYS)}")
+        refuse_unknown(options, OPTION_KEYS)
         return cls.parse(**{k: options[k] for k in OPTION_KEYS if k in options})
+
+
+def refuse_unknown(names: Iterable[object], known: Sequence[str]) -> None:
+    """:class:`~asm.errors.InvalidOption` naming any of ``names`` not in ``known``, so a
+    misspelt option is never ignored silently."""
+    unknown = sorted(set(names) - set(known), key=str)
+    if unknown:
+        raise InvalidOption(f"unknown option(s) {echo(', '.join(map(str, unknown)))}; known: {', '.join(known)}")
 
 
 class Cropper:

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from asm.analysis import OVERLAY_NAMES, Analysis
-from asm.cropper import OPTION_KEYS, CropOptions, CropResult, _parse_bool
-from asm.errors import AsmError, BadRequest, InvalidOption, echo, from_dict
+from asm.cropper import OPTION_KEYS, CropOptions, CropResult, _parse_bool, refuse_unknown
+from asm.errors import AsmError, BadRequest, echo, from_dict
 
 __all__ = ["Request", "ServerError", "parse_form", "parse_json", "parse_body", "request", "b64decode",
            "encode_form", "answer", "error_answer", "is_error", "read_answer", "IMAGE_FIELDS", "OUTPUT_KEYS", "HOW_TO_SEND"]
@@ -76,12 +76,9 @@ class ServerError(Exception):
 def request(image: bytes, fields: Mapping[str, Any]) -> Request:
     """A :class:`Request` from the image and the option fields (any format); unknown names
     are refused (:class:`~asm.errors.InvalidOption`), so a misspelt option is never ignored."""
-    known = OPTION_KEYS + OUTPUT_KEYS
-    unknown = sorted(set(fields) - set(known), key=str)
-    if unknown:
-        raise InvalidOption(f"unknown option(s) {echo(', '.join(map(str, unknown)))}; known: {', '.join(known)}")
+    refuse_unknown(fields, OPTION_KEYS + OUTPUT_KEYS)
     heatmap = _parse_bool("heatmap", fields.get("heatmap", False))
-    return Request(image, CropOptions.from_mapping({k: v for k, v in fields.items() if k not in OUTPUT_KEYS}), heatmap)
+    return Request(image, CropOptions.parse(**{k: fields[k] for k in OPTION_KEYS if k in fields}), heatmap)
 
 
 def parse_form(fields: Mapping[str, Any], content_type: str = "") -> Request:
