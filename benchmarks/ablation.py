@@ -39,8 +39,9 @@ VARIANTS: dict[str, dict] = {
     "v2_192_r3_border_framing": {"framing": 1.0},
     "v2_192_r3_border3_framing": {"border": 3.0, "framing": 1.0},
 }
-#: name -> overrides of configs/finetune.json (stage 2, on this CPU: the init is a stage-1 model)
+#: The stage-1 model stage 2 starts from (the run above that configs/default.json describes).
 STAGE1 = {"init": "runs/ablation/v2_192_r3_border/best.pt"}
+#: name -> overrides of configs/finetune.json (stage 2, on the 2-core CPU)
 STAGE2: dict[str, dict] = {
     "finetune": STAGE1,
     "finetune_framing0.3": {**STAGE1, "framing": 0.3, "lr": 1e-4, "backbone_lr": 1e-5},

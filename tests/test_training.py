@@ -16,7 +16,7 @@ from asm.models import ASMNet, InferencePreset, Weights, asm_net
 from asm.training.config import TrainConfig
 from asm.training.loop import train
 from asm.training.objective import batch_loss
-from asm.training.samples import synthetic_samples
+from asm.training.samples import load_gaze, synthetic_samples
 from asm.training.views import _pairs, _views, make_example
 
 TINY = dict(backbone="mobilenet_v3_small", input_size=(96, 128), batch_size=4, groups=3, views=6, data="synthetic", half=False)
@@ -77,6 +77,20 @@ def test_portrait_photos_get_a_portrait_input():
     cfg = TrainConfig(**TINY)
     sample = synthetic_samples(1, size=(240, 180))[0]
     assert make_example(sample, np.random.default_rng(0), cfg)["image"].shape == (3, 128, 96)
+
+
+def test_limit_on_a_pack_draws_from_every_source(tmp_path):
+    # a pack lists its sources one after the other (OSIE first): --limit must not take only the first
+    samples = synthetic_samples(12, size=(48, 64))
+    samples = [dataclasses.replace(s, name=f"{'osie' if i < 6 else 'photo'}/{i}") for i, s in enumerate(samples)]
+    save_pack({"train": samples, "val": samples[:2]}, tmp_path / "p.pkl")
+    cfg = TrainConfig(data=str(tmp_path / "p.pkl"), limit=4, seed=0)
+    train_set, val = load_gaze(cfg)
+    names = [s.name for s in train_set]
+    assert len(names) == 4 and {n.split("/")[0] for n in names} == {"osie", "photo"}
+    assert names == sorted(names, key=lambda n: int(n.split("/")[1]))  # pack order kept
+    assert names == [s.name for s in load_gaze(cfg)[0]]  # seeded
+    assert list(val) == ["val"]
 
 
 def test_pack_round_trip(tmp_path):

@@ -54,7 +54,7 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-#: What the curves show: history key -> (title, the baseline's key or a target, and which side passes).
+#: What the curves show: history key -> (title, and the centre crop's history key or the target drawn beside it).
 CURVES = {
     "loss": ("train loss", None),
     "train_pair_acc": ("train pair accuracy", None),
