@@ -424,14 +424,17 @@ class Cropper:
 
     def score_boxes(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool = False) -> Tensor:
         """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image:
-        the pooled map plus the model's weighted centre prior (:mod:`asm.models.prior`)."""
+        the pooled map plus the model's weighted centre prior (:mod:`asm.models.prior`).
+        Each distinct box is scored once (the search's candidates repeat: equal aspects,
+        boxes pushed against the image's edges or fitted around the same face)."""
         if boxes.shape[0] == 0:
             return torch.empty(0, dtype=torch.float64)
+        boxes, inverse = unique_boxes(boxes)
         h, w = score_map.shape[-2:]
         to_map = boxes.new_tensor([w / width, h / height, w / width, h / height])
         rows = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes * to_map], dim=1)
         pooled = pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
-        return pooled + self.model.prior_weight.item() * centre_prior(boxes.double(), width, height)
+        return (pooled + self.model.prior_weight.item() * centre_prior(boxes.double(), width, height))[inverse]
 
     def wishes(self, prepared: Prepared, options: CropOptions) -> tuple[Wishes, np.ndarray]:
         """Faces (detected unless ``options.faces`` is off; ``[F, 5]`` as
@@ -469,11 +472,7 @@ class Cropper:
         if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
             boxes, source = wishes.variants(boxes)
             aspect_of = aspect_of[source]
-            # many fitted copies coincide (anchors pushed against the same face): score each box once
-            distinct, inverse = unique_boxes(boxes)
-            scores = self.score_boxes(score_map, distinct, W, H, options.circular)[inverse]
-        else:
-            scores = self.score_boxes(score_map, boxes, W, H, options.circular)
+        scores = self.score_boxes(score_map, boxes, W, H, options.circular)
         spread = float(scores.std()) if scores.numel() > 1 else 1.0
         objective = self._objective(wishes, boxes, scores, spread)
 
@@ -482,7 +481,7 @@ class Cropper:
         seeds = [torch.nonzero(aspect_of == a)[:, 0] for a in range(len(options.aspects))]
         seeds = [s[nms(boxes[s].float(), objective[s].float(), 0.7, n_seeds)] for s in seeds]
         seed_idx = torch.cat(seeds)
-        free = torch.tensor([options.aspects[int(aspect_of[i])].free for i in seed_idx], dtype=torch.bool)
+        free = torch.tensor([a.free for a in options.aspects])[aspect_of[seed_idx]]
         fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
         fine = wishes.project(fine)
         fine_objective = self._objective(wishes, fine, self.score_boxes(score_map, fine, W, H, options.circular), spread)
