@@ -12,6 +12,7 @@ import numbers
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 
 import numpy as np
@@ -172,28 +173,35 @@ def refine_candidates(
     Returns ``boxes [S * P, 4]`` (kept inside the image, aspect preserved where fixed)
     and ``seed_index [S * P]``.
     """
-    t = torch.linspace(-1.0, 1.0, 2 * steps + 1, dtype=torch.float64)
-    dx, dy, ds, da = torch.meshgrid(t * 0.06, t * 0.06, torch.tensor([-0.08, 0.0, 0.08], dtype=torch.float64),
-                                    torch.tensor([-0.1, 0.0, 0.1], dtype=torch.float64), indexing="ij")
-    dx, dy, ds, da = (v.flatten() for v in (dx, dy, ds, da))
-    w = (seeds[:, 2] - seeds[:, 0])[:, None]
-    h = (seeds[:, 3] - seeds[:, 1])[:, None]
-    cx = (seeds[:, 0] + seeds[:, 2])[:, None] / 2 + dx * w
-    cy = (seeds[:, 1] + seeds[:, 3])[:, None] / 2 + dy * h
-    stretch = torch.where(seed_free[:, None], 1 + da, torch.ones_like(da))
-    keep = seed_free[:, None] | (da == 0)  # fixed aspects do not stretch
-    nw = w * (1 + ds) * stretch.sqrt()
-    nh = h * (1 + ds) / stretch.sqrt()
-    # shrink uniformly where a box outgrew the image, then shift it inside
-    fit = torch.minimum(torch.ones_like(nw), torch.minimum(width / nw, height / nh))
+    dx, dy, ds, da = _refine_steps(steps)  # [P] each
+    x1, y1, x2, y2 = seeds.numpy().T[:, :, None]  # [S, 1] each
+    free = seed_free.numpy()[:, None]
+    w, h = x2 - x1, y2 - y1
+    cx = (x1 + x2) / 2 + dx * w
+    cy = (y1 + y2) / 2 + dy * h
+    stretch = np.sqrt(np.where(free, 1 + da, 1.0))
+    keep = free | (da == 0)  # fixed aspects do not stretch
+    nw = w * (1 + ds) * stretch
+    nh = h * (1 + ds) / stretch
+    # shrink uniformly where a box outgrew the image, then shift it inside (the reciprocal
+    # first, as torch divides a number by a tensor: the boxes stay the same to the last bit)
+    fit = np.minimum(1.0, np.minimum(1 / nw * width, 1 / nh * height))
     nw, nh = nw * fit, nh * fit
-    x1 = (cx - nw / 2).clamp(min=0)
-    y1 = (cy - nh / 2).clamp(min=0)
-    x1 = torch.minimum(x1, width - nw)
-    y1 = torch.minimum(y1, height - nh)
-    boxes = torch.stack([x1, y1, x1 + nw, y1 + nh], dim=-1)  # [S, P, 4]
-    seed_index = torch.arange(seeds.shape[0])[:, None].expand_as(keep)
-    return boxes[keep], seed_index[keep]
+    left = np.minimum(np.maximum(cx - nw / 2, 0), width - nw)
+    top = np.minimum(np.maximum(cy - nh / 2, 0), height - nh)
+    boxes = np.stack([left, top, left + nw, top + nh], axis=-1)  # [S, P, 4]
+    return torch.from_numpy(boxes[keep]), torch.from_numpy(np.nonzero(keep)[0])
+
+
+@lru_cache(maxsize=None)
+def _refine_steps(steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The offsets :func:`refine_candidates` tries, ``(dx, dy, ds, da)``, ``[P]`` each (read-only)."""
+    t = np.linspace(-1.0, 1.0, 2 * steps + 1)
+    grid = np.meshgrid(t * 0.06, t * 0.06, [-0.08, 0.0, 0.08], [-0.1, 0.0, 0.1], indexing="ij")
+    out = tuple(np.ascontiguousarray(v.ravel()) for v in grid)
+    for v in out:
+        v.flags.writeable = False
+    return out  # type: ignore[return-value]
 
 
 def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> list[int]:
