@@ -42,8 +42,8 @@ from asm.models import ASMNet, ASMNet_Weights, InferencePreset, Weights, asm_net
 from asm.models.weights import as_weights
 from asm.ops import pool_boxes
 from asm.runtime import OnnxNet, load_onnx_net
-from asm.search.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, iter_nms, nms, parse_aspects,
-                                   refine_candidates, snap_box, unique_boxes)
+from asm.search.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, first_rows, iter_nms, nms,
+                                   parse_aspects, refine_candidates, snap_box, unique_boxes)
 from asm.search.constraints import Wishes, smallest_side_share
 from asm.search.faces import detect_faces, prominence
 
@@ -424,17 +424,14 @@ class Cropper:
 
     def score_boxes(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool = False) -> Tensor:
         """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image:
-        the pooled map plus the model's weighted centre prior (:mod:`asm.models.prior`).
-        Each distinct box is scored once (the search's candidates repeat: equal aspects,
-        boxes pushed against the image's edges or fitted around the same face)."""
+        the pooled map plus the model's weighted centre prior (:mod:`asm.models.prior`)."""
         if boxes.shape[0] == 0:
             return torch.empty(0, dtype=torch.float64)
-        boxes, inverse = unique_boxes(boxes)
         h, w = score_map.shape[-2:]
         to_map = boxes.new_tensor([w / width, h / height, w / width, h / height])
         rows = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes * to_map], dim=1)
         pooled = pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
-        return (pooled + self.model.prior_weight.item() * centre_prior(boxes.double(), width, height))[inverse]
+        return pooled + self.model.prior_weight.item() * centre_prior(boxes.double(), width, height)
 
     def wishes(self, prepared: Prepared, options: CropOptions) -> tuple[Wishes, np.ndarray]:
         """Faces (detected unless ``options.faces`` is off; ``[F, 5]`` as
@@ -472,9 +469,7 @@ class Cropper:
         if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
             boxes, source = wishes.variants(boxes)
             aspect_of = aspect_of[source]
-        scores = self.score_boxes(score_map, boxes, W, H, options.circular)
-        spread = float(scores.std()) if scores.numel() > 1 else 1.0
-        objective = self._objective(wishes, boxes, scores, spread)
+        boxes, aspect_of, objective, spread = self._rank(score_map, boxes, aspect_of, wishes, options.circular)
 
         # stage 2: refine the best few (kept diverse) of each aspect, all in one call
         n_seeds = max(10, 3 * options.top_k)
@@ -483,11 +478,11 @@ class Cropper:
         seed_idx = torch.cat(seeds)
         free = torch.tensor([a.free for a in options.aspects])[aspect_of[seed_idx]]
         fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
-        fine = wishes.project(fine)
-        fine_objective = self._objective(wishes, fine, self.score_boxes(score_map, fine, W, H, options.circular), spread)
+        fine, fine_aspects, fine_objective, _ = self._rank(score_map, wishes.project(fine), aspect_of[seed_idx][from_seed],
+                                                           wishes, options.circular, spread)
         all_boxes = torch.cat([boxes, fine])
         all_objective = torch.cat([objective, fine_objective])
-        all_aspects = torch.cat([aspect_of, aspect_of[seed_idx][from_seed]])
+        all_aspects = torch.cat([aspect_of, fine_aspects])
         all_ratios = (all_boxes[:, 2] - all_boxes[:, 0]) / (all_boxes[:, 3] - all_boxes[:, 1])
         too_small = smallest_side_share(all_boxes, all_ratios, W, H) < options.min_scale - 0.01
         all_objective[too_small] = -float("inf")  # refinement shrank them past the zoom limit
@@ -519,6 +514,25 @@ class Cropper:
         order = sorted(range(len(crops)), key=lambda j: (picked[j][0], -rank[j]))  # best first per aspect
         return CropResult(W, H, [crops[j] for j in order], faces.tolist() if options.faces else None,
                           self._warnings(wishes, options, ratios, owner))
+
+    def _rank(self, score_map: Tensor, boxes: Tensor, aspect_of: Tensor, wishes: Wishes, circular: bool,
+              spread: float | None = None) -> tuple[Tensor, Tensor, Tensor, float]:
+        """One stage of the search: the objective of candidates ``boxes [N, 4]`` of the aspects
+        ``aspect_of [N]``, each distinct box scored once (candidates repeat: equal aspects, boxes
+        pushed against the image's edges or fitted around the same face).
+
+        Returns the first row of each distinct (aspect, box) pair, in order (a repeat changes
+        no search result: suppression drops it): ``boxes [M, 4]``, ``aspect_of [M]``,
+        ``objective [M]``; and the spread (standard deviation) of the scores of all N rows,
+        which sets the scale of the soft terms (``spread`` when given).
+        """
+        distinct, inverse = unique_boxes(boxes)
+        scores = self.score_boxes(score_map, distinct, wishes.width, wishes.height, circular)
+        if spread is None:
+            spread = float(scores[inverse].std()) if len(inverse) > 1 else 1.0
+        objective = self._objective(wishes, distinct, scores, spread)
+        rows = first_rows(aspect_of * len(distinct) + inverse)
+        return boxes[rows], aspect_of[rows], objective[inverse[rows]], spread
 
     @staticmethod
     def _objective(wishes: Wishes, boxes: Tensor, scores: Tensor, spread: float) -> Tensor:

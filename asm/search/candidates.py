@@ -33,6 +33,7 @@ __all__ = [
     "nms",
     "iter_nms",
     "unique_boxes",
+    "first_rows",
     "box_iou",
     "random_cut",
 ]
@@ -142,26 +143,31 @@ def coarse_candidates(
 
     Returns ``boxes [N, 4]`` float64 and ``group [N]`` (index into ``ratios``).
     """
-    sizes = []  # (w, h, nx, ny, ratio index) of each anchor size
-    for g, ratio in enumerate(ratios):
+    largest, steps = [], []  # per ratio: the largest box (w, h) and its scales [scales]
+    for ratio in ratios:
         bw, bh = largest_box(ratio, width, height)
         smallest = min(max((MIN_AREA * width * height / (bw * bh)) ** 0.5, SCALE_RANGE[0]), SCALE_RANGE[1])
-        if min_scale is not None:
-            smallest = min_scale
-        for s in torch.linspace(1.0, smallest, scales).tolist():
-            w, h = bw * s, bh * s
-            nx = max(1, min(positions, 1 + int(round((width - w) / (0.05 * width)))))
-            ny = max(1, min(positions, 1 + int(round((height - h) / (0.05 * height)))))
-            sizes.append((w, h, nx, ny, g))
+        largest.append((bw, bh))
+        steps.append(_scales(smallest if min_scale is None else min_scale, scales))
+    wh = np.array(largest)[:, None, :] * np.array(steps)[:, :, None]  # [ratios, scales, 2]
+    w, h = wh[..., 0].ravel(), wh[..., 1].ravel()  # of each anchor size
+    g = np.repeat(np.arange(len(ratios)), scales)
+    nx = np.clip(1 + np.round((width - w) / (0.05 * width)).astype(np.int64), 1, positions)
+    ny = np.clip(1 + np.round((height - h) / (0.05 * height)).astype(np.int64), 1, positions)
     # every size's ny x nx grid of places (row-major), evenly spaced from 0 to the far edge
-    w, h, nx, ny, g = (np.array(v) for v in zip(*sizes))
-    size = np.repeat(np.arange(len(sizes)), nx * ny)
+    size = np.repeat(np.arange(len(w)), nx * ny)
     place = np.arange(len(size)) - np.repeat(np.cumsum(nx * ny) - nx * ny, nx * ny)
     ix, iy = place % nx[size], place // nx[size]
     x = (width - w[size]) * ix / np.maximum(nx[size] - 1, 1)
     y = (height - h[size]) * iy / np.maximum(ny[size] - 1, 1)
     boxes = np.stack([x, y, x + w[size], y + h[size]], axis=1)
-    return torch.from_numpy(boxes), torch.from_numpy(g[size].astype(np.int64))
+    return torch.from_numpy(boxes), torch.from_numpy(g[size])
+
+
+@lru_cache(maxsize=64)
+def _scales(smallest: float, scales: int) -> tuple[float, ...]:
+    """``scales`` steps from 1 down to ``smallest`` (float32 steps, as the anchors always used)."""
+    return tuple(torch.linspace(1.0, smallest, scales).tolist())
 
 
 def refine_candidates(
@@ -223,21 +229,38 @@ def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> 
 
 def unique_boxes(boxes: Tensor) -> tuple[Tensor, Tensor]:
     """The distinct rows of ``boxes [N, 4]`` (in no particular order) and, for each box,
-    the index of its row among them: ``boxes == distinct[inverse]``.
+    the index of its row among them: ``boxes == distinct[inverse]`` (rows count as equal
+    when their bits are).
 
-    Rows are sorted by a 64-bit mix of their bits (one fast integer sort instead of a
-    comparison of whole rows), so equal rows lie next to each other; two different rows
-    whose keys collide may split a run of equal ones, which only lists that row twice.
+    Rows are sorted by a 64-bit mix of their bits (one integer sort instead of comparing
+    whole rows), so equal rows lie next to each other; two different rows whose keys
+    collide may split a run of equal ones, which only lists that row twice.
     """
     rows = np.ascontiguousarray(boxes.numpy())
-    key = (rows.view(np.uint64) * _ROW_MIX).sum(axis=1)  # wraps around: a hash of the row's bits
+    bits = rows.view(np.uint64)
+    key = bits[:, 0] * _ROW_MIX[0]
+    for c in range(1, 4):
+        key += bits[:, c] * _ROW_MIX[c]  # wraps around
     order = np.argsort(key)
-    ordered = rows[order]
+    ordered = bits[order]
     first = np.ones(len(rows), dtype=bool)
-    np.any(ordered[1:] != ordered[:-1], axis=1, out=first[1:])
+    for c in range(4):
+        first[1:] &= ordered[1:, c] == ordered[:-1, c]
+    first[1:] = ~first[1:]  # a row starts a run where some coordinate differs from the row before
     inverse = np.empty(len(rows), dtype=np.int64)
     inverse[order] = np.cumsum(first) - 1
-    return torch.from_numpy(ordered[first]), torch.from_numpy(inverse)
+    return torch.from_numpy(rows[order[first]]), torch.from_numpy(inverse)
+
+
+def first_rows(keys: Tensor) -> Tensor:
+    """Indices of the first row holding each distinct value of ``keys [N]`` (int64, >= 0),
+    ascending: ``[M]``."""
+    k = keys.numpy()
+    first = np.full(int(k.max()) + 1 if len(k) else 0, len(k), dtype=np.int64)
+    np.minimum.at(first, k, np.arange(len(k)))
+    first = first[first < len(k)]
+    first.sort()
+    return torch.from_numpy(first)
 
 
 #: Odd 64-bit constants that mix a row's four coordinates into one sort key (:func:`unique_boxes`).
