@@ -276,25 +276,43 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, max_keep: int | Non
 
 
 def iter_nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Iterator[int]:
-    """The indices :func:`nms` keeps, one at a time, as the caller asks for them: each kept
-    box costs one pass over the boxes after it, so a caller that needs the best few pays for
-    those only (greedy suppression never revisits a kept box, so any prefix is the same)."""
+    """The indices :func:`nms` keeps, one at a time, as the caller asks for them, so a caller
+    that needs the best few pays for those only (greedy suppression never revisits a kept
+    box, so any prefix is the same).
+
+    The best box comes without sorting; then the boxes are taken best first in windows
+    (64, 128, ... boxes): the boxes kept so far suppress a window at once, and each box kept
+    in it suppresses the rest of that window.
+    """
+    if scores.numel() == 0:
+        return
+    yield int(scores.argmax())  # the first of the best, as the stable sort below puts first
     order = torch.argsort(scores, descending=True, stable=True).numpy()
-    x1, y1, x2, y2 = np.ascontiguousarray(boxes.double().numpy()[order].T)
-    area = (x2 - x1) * (y2 - y1)
-    alive = np.ones(len(area), dtype=bool)
-    i = 0
-    while len(area):  # ends when no box is left alive
-        yield int(order[i])
-        w = np.minimum(x2[i], x2[i + 1 :]) - np.maximum(x1[i], x1[i + 1 :])
-        h = np.minimum(y2[i], y2[i + 1 :]) - np.maximum(y1[i], y1[i + 1 :])
-        inter = np.maximum(w, 0) * np.maximum(h, 0)
-        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 (empty boxes) is NaN: kept, as torchvision
-            alive[i + 1 :] &= ~(inter / (area[i] + area[i + 1 :] - inter) > iou_threshold)
-        later = alive[i + 1 :]
-        if not later.any():
-            return
-        i += 1 + int(later.argmax())  # the next box still alive
+    b = np.ascontiguousarray(boxes.double().numpy()[order].T)  # [4, N] best first
+    area = (b[2] - b[0]) * (b[3] - b[1])
+    kept = [0]  # positions in ``order``
+    start, window = 1, 64
+    while start < len(area):
+        end = min(len(area), start + window)
+        alive = ~_iou_above(b[:, kept], area[kept], b[:, start:end], area[start:end], iou_threshold).any(axis=0)
+        for j in np.flatnonzero(alive).tolist():
+            if alive[j]:
+                i = start + j
+                kept.append(i)
+                yield int(order[i])
+                alive[j + 1 :] &= ~_iou_above(b[:, i : i + 1], area[i : i + 1], b[:, i + 1 : end], area[i + 1 : end],
+                                              iou_threshold)[0]
+        start, window = end, 2 * window
+
+
+def _iou_above(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndarray, threshold: float) -> np.ndarray:
+    """``[K, M]`` bool: the IoU of boxes ``a [4, K]`` (areas ``[K]``) with boxes ``b [4, M]``
+    is above ``threshold``; 0 / 0 (empty boxes) is NaN, never above, as in torchvision."""
+    wh = np.minimum(a[2:, :, None], b[2:, None, :]) - np.maximum(a[:2, :, None], b[:2, None, :])  # [2, K, M]
+    np.maximum(wh, 0, out=wh)
+    inter = wh[0] * wh[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / (area_a[:, None] + area_b - inter) > threshold
 
 
 def box_iou(a: Tensor, b: Tensor) -> Tensor:
