@@ -58,13 +58,13 @@ def contains(boxes: Tensor, regions: Tensor, tol: float = TOLERANCE) -> Tensor:
             & (r[..., 2] <= b[..., 2] + tol) & (r[..., 3] <= b[..., 3] + tol))
 
 
-def cuts(boxes: Tensor, regions: Tensor, tol: float = TOLERANCE) -> Tensor:
+def cuts(boxes: Tensor, regions: Tensor, tol: float = TOLERANCE, inside: Tensor | None = None) -> Tensor:
     """``[N, M]`` bool: box ``n`` overlaps region ``m`` without holding it whole (its edge
-    runs through the region)."""
+    runs through the region); ``inside``: :func:`contains` of the same boxes and regions, if known."""
     b, r = boxes[:, None, :], regions[None, :, :]
     overlap_w = torch.minimum(b[..., 2], r[..., 2]) - torch.maximum(b[..., 0], r[..., 0])
     overlap_h = torch.minimum(b[..., 3], r[..., 3]) - torch.maximum(b[..., 1], r[..., 1])
-    return (overlap_w > tol) & (overlap_h > tol) & ~contains(boxes, regions, tol)
+    return (overlap_w > tol) & (overlap_h > tol) & ~(contains(boxes, regions, tol) if inside is None else inside)
 
 
 def union_box(regions: Tensor) -> Tensor:
@@ -207,9 +207,10 @@ class Wishes:
         if len(self.required):
             cost += KEEP_COST * _outside_share(boxes, self.required).sum(dim=1)
         if len(self.faces):
-            cost += CUT_COST * cuts(boxes, self.faces).double().sum(dim=1)
+            inside = contains(boxes, self.faces)
+            cost += CUT_COST * cuts(boxes, self.faces, inside=inside).double().sum(dim=1)
             weight = torch.where(self.weight >= PROMINENT, self.weight, torch.zeros_like(self.weight))
-            cost += HOLD_COST * ((~contains(boxes, self.faces)).double() * weight).sum(dim=1)
+            cost += HOLD_COST * ((~inside).double() * weight).sum(dim=1)
         return -cost
 
     def soft(self, boxes: Tensor, spread: float) -> Tensor:
