@@ -1,9 +1,11 @@
 """Do two versions of asm pick the same crops? A check for speed work on the search.
 
 ``record OUT.json`` writes the default model's crops of the OSIE validation photos
-(ids 1401-1500) at each aspect of :data:`ASPECTS` (faces on, top 3), and the detected faces;
-``compare BEFORE.json AFTER.json`` reports every crop whose box moved by more than
-``--tolerance`` pixels (any edge) and every change in the faces found, and exits 1 if any.
+(ids 1401-1500) at each aspect of :data:`ASPECTS` (faces on, top 3), the top crop of each of
+:data:`TOP1_ASPECTS` asked together (the default ``top_k=1``, which refines fewer anchors),
+and the detected faces; ``compare BEFORE.json AFTER.json`` reports every crop whose box moved
+by more than ``--tolerance`` pixels (any edge) and every change in the faces found, and exits
+1 if any (a recording without the top-1 crops is compared on the rest).
 
     python benchmarks/check_crops.py record /tmp/before.json      # on the old code
     python benchmarks/check_crops.py record /tmp/after.json       # on the new code
@@ -22,6 +24,8 @@ OSIE_IMAGES = ROOT.parent / "shared" / "data" / "osie" / "images"
 VAL_IDS = range(1401, 1501)
 ASPECTS = ("1:1", "16:9", "free")
 TOP_K = 3
+TOP1_ASPECTS = ("1:1", "4:5", "16:9", "9:16", "free")
+TOP1 = "top 1 of " + ",".join(TOP1_ASPECTS)  # its key in a recording
 
 
 def record(out: Path, images: Path) -> None:
@@ -31,21 +35,23 @@ def record(out: Path, images: Path) -> None:
     result: dict[str, dict] = {}
     for i in VAL_IDS:
         path = images / f"{i}.jpg"
+        analysis = cropper.analyse(str(path))  # one forward pass: the same crops as cropper.crop
         entry: dict[str, object] = {}
         for aspect in ASPECTS:
-            r = cropper.crop(str(path), aspect=aspect, top_k=TOP_K)
+            r = analysis.crops(aspect=aspect, top_k=TOP_K)
             entry[aspect] = [c.box for c in r.crops]
             entry["faces"] = [[round(v, 1) for v in f[:4]] for f in (r.faces or [])]
+        entry[TOP1] = [c.box for c in analysis.crops(aspect=list(TOP1_ASPECTS)).crops]
         result[path.name] = entry
     out.write_text(json.dumps({"runtime": cropper.runtime, "crops": result}, indent=0))
-    print(f"{len(result)} photos x {len(ASPECTS)} aspects -> {out}")
+    print(f"{len(result)} photos x ({len(ASPECTS)} aspects, top {TOP_K}; top 1 of {len(TOP1_ASPECTS)}) -> {out}")
 
 
 def compare(before: Path, after: Path, tolerance: float) -> int:
     a, b = json.loads(before.read_text())["crops"], json.loads(after.read_text())["crops"]
     moved, faces_changed, crops, worst = [], [], 0, 0.0
     for name in sorted(a):
-        for aspect in ASPECTS:
+        for aspect in [k for k in (*ASPECTS, TOP1) if k in a[name] and k in b[name]]:
             for rank, (x, y) in enumerate(zip(a[name][aspect], b[name][aspect])):
                 crops += 1
                 d = max(abs(p - q) for p, q in zip(x, y))
