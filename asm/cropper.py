@@ -535,6 +535,8 @@ class Cropper:
         if spread is None:
             spread = float(scores[inverse].std()) if len(inverse) > 1 else 1.0
         objective = self._objective(wishes, distinct, scores, spread)
+        if len(distinct) == len(boxes):  # no repeats (one fixed aspect, no faces)
+            return boxes, aspect_of, objective[inverse], spread
         rows = first_rows(aspect_of * len(distinct) + inverse)
         return boxes[rows], aspect_of[rows], objective[inverse[rows]], spread
 
