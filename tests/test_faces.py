@@ -342,6 +342,20 @@ def test_detector_sessions_follow_torch_threads_and_run_concurrently():
     assert all(np.array_equal(f, expected) for f in found)
 
 
+def test_the_model_loads_without_its_640_x_640_shapes():
+    """The wire-format edit equals the same edit by the onnx package, and keeps everything else."""
+    import onnx
+
+    data = (ROOT / "asm" / "weights" / faces_mod.YUNET_FILE).read_bytes()
+    expected = onnx.load_from_string(data)
+    assert expected.graph.input[0].type.tensor_type.shape.dim[2].dim_value == 640
+    for value in [*expected.graph.input, *expected.graph.output]:
+        value.type.tensor_type.ClearField("shape")
+    del expected.graph.value_info[:]
+    assert faces_mod.without_shapes(data) == expected.SerializeToString()
+    assert len(expected.graph.initializer) > 50 and len(expected.graph.node) > 100
+
+
 def test_detector_refuses_a_damaged_model(monkeypatch):
     monkeypatch.setattr(faces_mod, "YUNET_SHA256", "0" * 64)
     monkeypatch.setattr(faces_mod, "_sessions", {})

@@ -6,8 +6,9 @@ MIT, credits in ``asm/weights/YUNET-LICENSE.txt``) and is read as bytes through
 carries. Nothing is ever downloaded.
 
 The file declares a fixed ``[1, 3, 640, 640]`` input, but its graph holds no size: the
-declared sizes are made free when the model is loaded, so the network runs on the image
-padded only to a multiple of 32, as OpenCV's ``cv2.FaceDetectorYN`` does. The outputs are
+declared shapes are dropped when the model is loaded (:func:`without_shapes`), so the
+network runs on the image padded only to a multiple of 32, as OpenCV's
+``cv2.FaceDetectorYN`` does. The outputs are
 decoded here as ``FaceDetectorYN`` decodes them (same scores, boxes and NMS), so the faces
 are OpenCV's (``benchmarks/check_faces.py`` checks that).
 
@@ -54,20 +55,64 @@ _lock = threading.Lock()
 
 
 def _model() -> bytes:
-    """The ONNX model, checked against its published hash, with free height and width."""
-    import onnx  # only to edit the declared sizes, once per process
-
+    """The ONNX model, checked against its published hash, with no declared tensor sizes."""
     data = resources.files("asm").joinpath("weights", YUNET_FILE).read_bytes()
     if hashlib.sha256(data).hexdigest() != YUNET_SHA256:
         raise RuntimeError(f"asm/weights/{YUNET_FILE} is damaged (sha256 mismatch); reinstall asm")
-    model = onnx.load_from_string(data)
-    graph = model.graph
-    dims = graph.input[0].type.tensor_type.shape.dim  # [1, 3, 640, 640]
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for output in graph.output:  # [1, 6400 | 1600 | 400, 1 | 4 | 10]
-        output.type.tensor_type.shape.dim[1].dim_param = "anchors"
-    del graph.value_info[:]  # the intermediate shapes recorded for 640 x 640
-    return model.SerializeToString()
+    return without_shapes(data)
+
+
+#: Where an ONNX ModelProto declares tensor shapes, by protobuf field number: graph (7) ->
+#: input (11) / output (12) -> type (2) -> tensor_type (1) -> shape (2), and graph ->
+#: value_info (13). ``None``: the field is dropped.
+_SHAPE_FIELDS: dict = {7: {11: {2: {1: {2: None}}}, 12: {2: {1: {2: None}}}, 13: None}}
+
+
+def without_shapes(model: bytes, fields: dict = _SHAPE_FIELDS) -> bytes:
+    """A serialised ONNX model with the shapes declared for the graph's inputs, outputs and
+    intermediate values dropped, so that ONNX Runtime takes every size from the input.
+    Edits the protobuf wire format directly (the ``onnx`` package is slow to import)."""
+    out, i = bytearray(), 0
+    while i < len(model):
+        start = i
+        key, i = _varint(model, i)
+        wire = key & 7
+        if wire == 2:  # length-delimited: bytes, strings and messages
+            n, i = _varint(model, i)
+            body, i = model[i:i + n], i + n
+            if (key >> 3) in fields:
+                rule = fields[key >> 3]
+                if rule is not None:
+                    body = without_shapes(body, rule)
+                    out += _encode_varint(key) + _encode_varint(len(body)) + body
+                continue
+        elif wire == 0:
+            i = _varint(model, i)[1]
+        elif wire in (1, 5):  # fixed 64 and 32 bits
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire} in the ONNX model")
+        out += model[start:i]
+    return bytes(out)
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if byte < 0x80:
+            return value, i
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _session() -> onnxruntime.InferenceSession:
