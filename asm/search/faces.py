@@ -33,7 +33,7 @@ from asm.cpu_session import cpu_session, torch_threads
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["detect_faces", "yunet", "decode", "prominence", "YUNET_FILE", "DETECT_SIDE", "MIN_CONFIDENCE"]
+__all__ = ["detect_faces", "yunet", "decode", "nms", "without_shapes", "prominence", "YUNET_FILE", "DETECT_SIDE", "MIN_CONFIDENCE"]
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
