@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from asm.cpu_session import cpu_session
 from asm.patterns import Pattern, get_pattern
 
 __all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "quantize_int8", "export_int8", "calibration_photos", "load_onnx_net", "int8_path", "onnx_cache_path",
@@ -246,17 +247,8 @@ class OnnxNet:
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        # idle pool threads sleep instead of spinning: spinning threads would take the cores
-        # from the torch ops (the box search) that run right after each forward
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(str(self.path), threads or torch.get_num_threads())
         props = self.session.get_modelmeta().custom_metadata_map
         self.format = props.get("asm_format", "")
         self.digest = props.get("asm_checkpoint_sha256", "")
