@@ -390,10 +390,9 @@ class Cropper:
 
     # ------------------------------------------------------------------ steps
     def input_size(self, width: int, height: int) -> tuple[int, int]:
-        """Network input ``(w, h)``: short side ``short_side``, long side capped, multiples of 32."""
-        scale = self.short_side / min(width, height)
-        scale = min(scale, self.max_long_side / max(width, height))
-        return tuple(max(96, int(round(v * scale / 32)) * 32) for v in (width, height))  # type: ignore[return-value]
+        """Network input ``(w, h)``: short side ``short_side``, long side capped, multiples of 32
+        (:meth:`InferencePreset.input_size <asm.models.weights.InferencePreset.input_size>`)."""
+        return InferencePreset(self.short_side, self.max_long_side).input_size(width, height)
 
     def prepare(self, image: object) -> Prepared:
         """Decode (safely, see :func:`asm.io.load_image`) and resize for the network.
