@@ -37,7 +37,7 @@ train: install
 	test -f runs/gaze-pack.pkl || $(PY) -m asm.cli train --config configs/default.json --data gaze --write-pack runs/gaze-pack.pkl
 	$(PY) -m asm.cli train --config configs/default.json
 	$(PY) -m asm.cli train --config configs/finetune.json
-	@echo "the shipped model: cp runs/finetune/final.pt asm/weights/asm_default.pt"
+	@echo "the shipped model: cp runs/finetune/final.pt asm/weights/asm_default.pt && $(PY) -m asm.cli export --int8"
 
 eval: install
 	$(PY) -m asm.cli eval --osie --sheet docs/comparison.png --placements docs/placements.png --out benchmarks/results/eval.md

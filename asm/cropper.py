@@ -41,7 +41,7 @@ from asm.io import image_size, load_image, load_image_draft
 from asm.models import ASMNet, ASMNet_Weights, InferencePreset, Weights, asm_net, centre_prior, normalize
 from asm.models.weights import as_weights
 from asm.ops import pool_boxes
-from asm.runtime import OnnxNet, load_onnx_net
+from asm.runtime import OnnxNet, int8_path, load_onnx_net
 from asm.search.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, first_rows, iter_nms, nms,
                                    parse_aspects, refine_candidates, snap_box, unique_boxes)
 from asm.search.constraints import Wishes, smallest_side_share
@@ -73,7 +73,7 @@ SEEDS_FOR_ONE = 5
 DRAFT_MARGIN = 4
 #: Where the network runs: "auto" (ONNX Runtime on the CPU when available, else torch),
 #: "onnx" or "torch".
-RUNTIMES = ("auto", "onnx", "torch")
+RUNTIMES = ("auto", "int8", "onnx", "torch")
 
 
 @dataclass
@@ -342,7 +342,8 @@ class Cropper:
             self.model: ASMNet | OnnxNet = model
         else:
             self.model = model.eval().to(self.device)
-        self.runtime = "onnx" if isinstance(model, OnnxNet) else "torch"
+        #: "torch", "onnx" (the float ONNX twin) or "int8"
+        self.runtime = ("int8" if model.precision == "int8" else "onnx") if isinstance(model, OnnxNet) else "torch"
         self.short_side = short_side
         self.max_long_side = max_long_side
         self.max_pixels = max_pixels
@@ -357,9 +358,12 @@ class Cropper:
         with the weights' own preset (:class:`~asm.models.weights.InferencePreset`) unless
         ``kwargs`` say otherwise.
 
-        ``runtime``: "auto" runs the network on ONNX Runtime when ``device`` is the CPU and
-        onnxruntime is installed (its ONNX twin is exported to the user's cache on first
-        use, see :mod:`asm.runtime`), else on torch; "onnx" or "torch" insist.
+        ``runtime``: where the network runs.
+
+        * "auto": on the CPU with onnxruntime installed, the int8 twin when there is one next
+          to the model file (the shipped model has one), else the float ONNX twin (exported to
+          the user's cache on first use, see :mod:`asm.runtime`); otherwise torch.
+        * "int8", "onnx" (the float twin, equal to torch within 1e-3) or "torch" insist.
 
         Raises :class:`~asm.errors.ModelNotFound` (no such file) or
         :class:`~asm.errors.InvalidModel` (not an asm model, unreadable).
@@ -370,7 +374,14 @@ class Cropper:
         preset = asdict(weights.preset)  # reads (and checks) the file
         on_cpu = torch.device(kwargs.get("device", "cpu")).type == "cpu"
         model: ASMNet | OnnxNet | None = None
-        if runtime == "onnx" or (runtime == "auto" and on_cpu and _onnxruntime_installed()):
+        if runtime == "auto" and on_cpu and _onnxruntime_installed() and int8_path(weights.file).is_file():
+            try:
+                model = load_onnx_net(weights.file, precision="int8")
+            except FileNotFoundError as e:  # a stale twin (the model file changed): the float path
+                warnings.warn(f"asm: {e}", stacklevel=2)
+        if runtime == "int8":
+            model = load_onnx_net(weights.file, precision="int8")
+        if model is None and (runtime == "onnx" or (runtime == "auto" and on_cpu and _onnxruntime_installed())):
             try:
                 model = load_onnx_net(weights.file)
             except (ImportError, OSError) as e:  # no exporter installed, a read-only cache, ...
@@ -383,10 +394,9 @@ class Cropper:
 
     # ------------------------------------------------------------------ steps
     def input_size(self, width: int, height: int) -> tuple[int, int]:
-        """Network input ``(w, h)``: short side ``short_side``, long side capped, multiples of 32."""
-        scale = self.short_side / min(width, height)
-        scale = min(scale, self.max_long_side / max(width, height))
-        return tuple(max(96, int(round(v * scale / 32)) * 32) for v in (width, height))  # type: ignore[return-value]
+        """Network input ``(w, h)``: short side ``short_side``, long side capped, multiples of 32
+        (:meth:`InferencePreset.input_size <asm.models.weights.InferencePreset.input_size>`)."""
+        return InferencePreset(self.short_side, self.max_long_side).input_size(width, height)
 
     def prepare(self, image: object) -> Prepared:
         """Decode (safely, see :func:`asm.io.load_image`) and resize for the network.

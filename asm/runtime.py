@@ -8,10 +8,15 @@ source of truth. Its ONNX twin is, in this order:
    (``$ASM_CACHE_DIR``, else ``$XDG_CACHE_HOME/asm``, else ``~/.cache/asm``), exported
    there on first use.
 
+An int8 twin, ``MODEL.int8.onnx`` next to the checkpoint, is the float twin quantised by
+ONNX Runtime (:func:`quantize_int8`: static, per-channel int8 weights, uint8 activations whose
+ranges were measured on calibration photos). It needs photos, so it is never made on the fly:
+``asm export --int8`` writes it, and the shipped model's twin is committed beside it.
+``Cropper.from_pretrained`` prefers it on the CPU (see its ``runtime`` argument).
+
 Every twin records the SHA-256 of the checkpoint it came from and the export format
 (:data:`ONNX_FORMAT`); a twin that does not match the checkpoint byte for byte is ignored, so
-a retrained or replaced checkpoint never runs with stale weights, and no ONNX binary is
-committed. Files are written atomically (a temporary file in the same folder, then
+a retrained or replaced checkpoint never runs with stale weights. Files are written atomically (a temporary file in the same folder, then
 ``os.replace``), so concurrent workers exporting the same model at once are safe.
 
 The network is exported with dynamic batch, height and width axes: ``images [B, 3, H, W]``
@@ -24,18 +29,23 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from asm.cpu_session import cpu_session
 from asm.patterns import Pattern, get_pattern
 
-__all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "load_onnx_net", "onnx_cache_path", "cache_dir", "file_digest"]
+__all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "quantize_int8", "export_int8", "calibration_photos", "load_onnx_net", "int8_path", "onnx_cache_path",
+           "cache_dir", "file_digest"]
 
 #: Export format tag; bump it when the export changes, so cached twins are rebuilt.
 ONNX_FORMAT = "asm-onnx/2"
@@ -58,6 +68,11 @@ def file_digest(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def int8_path(checkpoint: str | os.PathLike) -> Path:
+    """Where the int8 twin of ``checkpoint`` lives: ``MODEL.pt`` -> ``MODEL.int8.onnx``."""
+    return Path(checkpoint).with_suffix(".int8.onnx")
 
 
 def onnx_cache_path(digest: str) -> Path:
@@ -108,6 +123,100 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "
     return path
 
 
+def quantize_int8(float_twin: str | os.PathLike, path: str | os.PathLike, calibration: Iterable[np.ndarray]) -> Path:
+    """Quantise a float ONNX twin (:func:`export_onnx`) to int8 with ONNX Runtime and write it
+    to ``path``, atomically.
+
+    Static quantisation in operator form (``QLinearConv``, which ONNX Runtime runs with the
+    CPU's int8 dot-product instructions): int8 weights per output channel, uint8 activations
+    whose ranges are the minima and maxima seen on ``calibration``, network inputs
+    ``[1, 3, H, W]`` as :meth:`asm.cropper.Cropper.prepare` makes them (any sizes). The twin's
+    metadata is kept; ``asm_precision`` says ``int8`` and ``asm_calibration`` how many inputs
+    set the ranges.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    inputs = [np.ascontiguousarray(x, dtype=np.float32) for x in calibration]
+    if not inputs:
+        raise ValueError("int8 quantisation needs at least one calibration input")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feed = iter(inputs)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.feed, None)
+            return None if x is None else {"images": x}
+
+    path = Path(path)
+    root_log = logging.getLogger()
+    level = root_log.level
+    root_log.setLevel(logging.ERROR)  # the quantiser logs each tensor it leaves in float (shapes, slices)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            prepared, quantised = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+            # graph clean-up before quantisation; symbolic shape inference cannot follow the
+            # network's dynamic height and width, so ONNX's own inference is used
+            quant_pre_process(str(float_twin), str(prepared), skip_symbolic_shape=True)
+            # the backbone in int8; the heads, their upsampling and sum stay float, so that
+            # the score map is not rounded to 256 levels
+            heads = [n.name for n in onnx.load(str(prepared)).graph.node if not n.name.startswith("/stages.")]
+            quantize_static(str(prepared), str(quantised), Reader(), quant_format=QuantFormat.QOperator,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=heads)
+            proto = onnx.load(str(quantised))
+    finally:
+        root_log.setLevel(level)
+    source = onnx.load(str(float_twin), load_external_data=False)
+    del proto.metadata_props[:]
+    for entry in source.metadata_props:
+        proto.metadata_props.add(key=entry.key, value=entry.value)
+    proto.metadata_props.add(key="asm_precision", value="int8")
+    proto.metadata_props.add(key="asm_calibration", value=f"{len(inputs)} inputs")
+    _write_atomic(path, proto.SerializeToString())
+    return path
+
+
+#: How many photos set the int8 activation ranges by default.
+CALIBRATION_PHOTOS = 40
+
+
+def calibration_photos(folder: str | os.PathLike | None = None, count: int = CALIBRATION_PHOTOS) -> list[Path]:
+    """``count`` photos spread evenly over a sorted folder of images (searched recursively),
+    or by default over the training split of the shared photos (never a validation source).
+    :class:`FileNotFoundError` when there are none."""
+    if folder is None:
+        from asm.data.photos import photo_folder, split_by_source
+
+        try:
+            pool = [p.path for p in split_by_source(photo_folder())[0]]
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"no calibration photos given and none shared ({e}); pass a folder of photos "
+                                    "like the ones you will crop") from None
+    else:
+        from asm.data.photos import IMAGE_EXTENSIONS
+
+        root = Path(folder).expanduser()
+        pool = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not pool:
+            raise FileNotFoundError(f"no images under {root}")
+    step = max(1, len(pool) // count)
+    return pool[::step][:count]
+
+
+def export_int8(checkpoint: str | os.PathLike, photos: Iterable[str | os.PathLike], out: str | os.PathLike | None = None) -> Path:
+    """Write the int8 twin of ``checkpoint`` (default: :func:`int8_path`), calibrated on
+    ``photos`` prepared exactly as the model's :class:`~asm.cropper.Cropper` prepares them."""
+    from asm.cropper import Cropper  # the cropper builds on this module
+
+    float_net = load_onnx_net(checkpoint, threads=1)
+    cropper = Cropper.from_pretrained(checkpoint, runtime="onnx")
+    inputs = [cropper.prepare(Path(p)).input.numpy() for p in photos]
+    return quantize_int8(float_net.path, out or int8_path(checkpoint), inputs)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -138,17 +247,8 @@ class OnnxNet:
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        # idle pool threads sleep instead of spinning: spinning threads would take the cores
-        # from the torch ops (the box search) that run right after each forward
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(str(self.path), threads or torch.get_num_threads())
         props = self.session.get_modelmeta().custom_metadata_map
         self.format = props.get("asm_format", "")
         self.digest = props.get("asm_checkpoint_sha256", "")
@@ -156,6 +256,8 @@ class OnnxNet:
         self.pattern: Pattern = get_pattern(self.config["pattern"]) if "pattern" in self.config else None  # type: ignore[assignment]
         self.map_stride = int(self.config.get("map_stride", 8))
         self.prior_weight = torch.tensor(float(props.get("asm_prior_weight", "0")))
+        #: "float32" (the exact twin) or "int8" (:func:`quantize_int8`)
+        self.precision = props.get("asm_precision", "float32")
 
     @property
     def num_partitions(self) -> int:
@@ -166,21 +268,29 @@ class OnnxNet:
         return torch.from_numpy(self.session.run(None, {"images": x})[0])
 
 
-def load_onnx_net(checkpoint: str | os.PathLike, export: bool = True, threads: int | None = None) -> OnnxNet:
-    """The ONNX twin of ``checkpoint`` (see the module docstring), exported to the cache on
-    first use when ``export`` is true; :class:`FileNotFoundError` when there is none and
-    ``export`` is false."""
+def load_onnx_net(checkpoint: str | os.PathLike, export: bool = True, threads: int | None = None,
+                  precision: str = "float32") -> OnnxNet:
+    """The ONNX twin of ``checkpoint`` (see the module docstring) in ``precision`` ("float32"
+    or "int8").
+
+    The float twin is exported to the cache on first use when ``export`` is true; the int8
+    twin is only read (``asm export --int8`` makes it). :class:`FileNotFoundError` when there
+    is none to use.
+    """
     checkpoint = Path(checkpoint)
     digest = file_digest(checkpoint)
     cached = onnx_cache_path(digest)
-    for candidate in (checkpoint.with_suffix(".onnx"), cached):
+    candidates = (int8_path(checkpoint),) if precision == "int8" else (checkpoint.with_suffix(".onnx"), cached)
+    for candidate in candidates:
         if candidate.is_file():
             try:
                 net = OnnxNet(candidate, threads)
             except Exception:  # unreadable (e.g. cut short by a full disk): rebuilt below
                 continue
-            if net.digest == digest and net.format == ONNX_FORMAT and net.pattern is not None:
+            if net.digest == digest and net.format == ONNX_FORMAT and net.pattern is not None and net.precision == precision:
                 return net
+    if precision == "int8":
+        raise FileNotFoundError(f"no int8 twin of {checkpoint.name} that matches it; run `asm export --int8 --model {checkpoint}`")
     if not export:
         raise FileNotFoundError(f"no ONNX export of {checkpoint}; run `asm export --model {checkpoint}`")
     from asm.models import asm_net

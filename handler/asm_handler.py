@@ -190,8 +190,8 @@ class AsmHandler(BaseHandler):
             self._warmup()
         self.initialized = True
         logger.info(
-            "asm handler ready: model %s on %s, %d torch threads, batch size %s, repeated form fields %s",
-            serialized, self.device, torch.get_num_threads(), props.get("batch_size"),
+            "asm handler ready: model %s on %s (%s), %d torch threads, batch size %s, repeated form fields %s",
+            serialized, self.device, self.cropper.runtime, torch.get_num_threads(), props.get("batch_size"),
             "kept" if self.repeated_fields else "last value only",
         )
 

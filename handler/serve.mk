@@ -8,6 +8,8 @@ VENV          ?= .venv
 PY            ?= $(VENV)/bin/python
 ARCHIVER      ?= $(VENV)/bin/torch-model-archiver
 MODEL_FILE    ?= asm/weights/asm_default.pt
+# its int8 twin (asm export --int8), which the handler prefers on the CPU; travels beside it if present
+MODEL_INT8    = $(wildcard $(basename $(MODEL_FILE)).int8.onnx)
 MODEL_CONFIG  ?= handler/model-config.yaml
 MODEL_STORE   ?= model_store
 SERVE_BUILD   ?= build/serve
@@ -19,24 +21,27 @@ ASM_VERSION   = $(shell $(PY) -c "import asm; print(asm.__version__)")
 MAR           := $(MODEL_STORE)/asm.mar
 # What the handler needs on a TorchServe host (listed in the archive, never pip-installed
 # by TorchServe since install_py_dep_per_model=false).
-SERVE_REQUIREMENTS := torch>=2.4 torchvision>=0.19 numpy>=1.24 pillow>=10.0 opencv-python-headless>=4.8 matplotlib>=3.7
+SERVE_REQUIREMENTS := torch>=2.4 torchvision>=0.19 numpy>=1.24 pillow>=10.0 opencv-python-headless>=4.8 matplotlib>=3.7 onnxruntime>=1.17
 # The asm package as a zip (sources and the face detector with its licence; the model
-# travels as the serialized file). asm.search.faces reads the detector from the zip.
+# travels as the serialized file, its int8 twin as an extra file beside it). asm.search.faces
+# reads the detector from the zip.
 define ASM_ZIP_PY
 import pathlib, sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
     for p in sorted([*pathlib.Path("asm").rglob("*.py"), *pathlib.Path("asm/weights").glob("*.onnx"), *pathlib.Path("asm/weights").glob("*.txt")]):
-        if "__pycache__" not in p.parts:
+        if "__pycache__" not in p.parts and not p.name.endswith(".int8.onnx"):
             z.write(p, p.as_posix())
 endef
 export ASM_ZIP_PY
+
+comma := ,
 
 .PHONY: archive serve stop
 
 archive: $(MAR)
 	@echo "archive: $(MAR) (asm $(ASM_VERSION), model $(MODEL_FILE))"
 
-$(MAR): $(MODEL_FILE) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py asm/*/*.py) $(wildcard asm/weights/*.onnx)
+$(MAR): $(MODEL_FILE) $(MODEL_INT8) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py asm/*/*.py) $(wildcard asm/weights/*.onnx)
 	@mkdir -p $(MODEL_STORE) $(SERVE_BUILD)
 	@rm -f $(SERVE_BUILD)/asm.zip
 	$(PY) -c "$$ASM_ZIP_PY" $(SERVE_BUILD)/asm.zip
@@ -44,7 +49,7 @@ $(MAR): $(MODEL_FILE) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG
 	$(ARCHIVER) --model-name asm --version $(ASM_VERSION) \
 	  --serialized-file $(MODEL_FILE) --handler handler/asm_handler.py \
 	  --config-file $(MODEL_CONFIG) \
-	  --extra-files $(SERVE_BUILD)/asm.zip,handler/kserve_v2.py --requirements-file $(SERVE_BUILD)/requirements.txt \
+	  --extra-files $(SERVE_BUILD)/asm.zip,handler/kserve_v2.py$(if $(MODEL_INT8),$(comma)$(MODEL_INT8)) --requirements-file $(SERVE_BUILD)/requirements.txt \
 	  --export-path $(MODEL_STORE) --force
 
 serve: $(MAR)

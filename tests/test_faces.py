@@ -29,11 +29,17 @@ from asm.search.constraints import (
     smallest_side_share,
     union_box,
 )
-from asm.search.faces import detect_faces, prominence
+from asm.search import faces as faces_mod
+from asm.search.faces import decode, detect_faces, nms, prominence
+from benchmarks.check_faces import compare, detect_all, opencv_detector, photos
 
 ROOT = Path(__file__).resolve().parents[1]
 DOG = ROOT / "examples" / "dogs-window.jpg"  # YuNet takes the dog's face for a face (0.87)
 OSIE_1401 = ROOT.parent / "shared" / "data" / "osie" / "images" / "1401.jpg"
+#: What cv2.FaceDetectorYN (OpenCV 5.0) found in the shipped examples, before asm ran YuNet
+#: on ONNX Runtime itself: x1, y1, x2, y2, confidence (the other examples have no face).
+EXAMPLE_FACES = {"dogs-window.jpg": [[191.483, 208.241, 258.098, 288.676, 0.866]],
+                 "dandelion.jpg": [[357.700, 73.615, 411.798, 149.632, 0.714]]}
 
 
 def T(rows) -> torch.Tensor:
@@ -256,6 +262,105 @@ def test_detector_maps_boxes_back_to_the_original():
     copy = cv2.resize(rgb, (round(W * 0.8), round(H * 0.8)), interpolation=cv2.INTER_AREA)
     scaled = detect_faces(copy, size=(W, H))
     assert scaled.shape == (1, 5) and np.abs(scaled[0, :4] - full[0, :4]).max() < 0.08 * (full[0, 2] - full[0, 0])
+
+
+def test_detector_finds_the_pinned_faces_in_the_examples():
+    examples = sorted((ROOT / "examples").glob("*.jpg"))
+    assert len(examples) >= 6
+    for path in examples:
+        found = detect_faces(load_image(path))
+        pinned = np.asarray(EXAMPLE_FACES.get(path.name, []), dtype=np.float64).reshape(-1, 5)
+        assert found.shape == pinned.shape, (path.name, found)
+        assert np.abs(found[:, :4] - pinned[:, :4]).max(initial=0) < 1.0, (path.name, found)
+        assert np.abs(found[:, 4] - pinned[:, 4]).max(initial=0) < 0.01, (path.name, found)
+
+
+def _same_faces_as_opencv(paths):
+    with opencv_detector():
+        reference = detect_all(paths)
+    assert sum(map(len, reference.values())) > 0  # the check has faces to compare
+    return compare(reference, detect_all(paths), tolerance=1.0, conf_tolerance=0.01)
+
+
+def test_detector_finds_what_opencv_finds_in_the_examples():
+    """The examples' sizes (800 x 533 and 533 x 800 -> 640 x 427, 427 x 640) are not
+    multiples of 32: the input is padded as OpenCV pads it."""
+    assert _same_faces_as_opencv(sorted((ROOT / "examples").glob("*.jpg"))) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OSIE_1401.is_file(), reason="needs the shared OSIE and validation photos (../shared)")
+def test_detector_finds_what_opencv_finds_on_validation():
+    paths = photos()
+    assert len(paths) > 100
+    assert _same_faces_as_opencv(paths) == []
+
+
+def test_decode_scores_and_boxes():
+    """One cell at stride 16 (row 1, column 2 of a 64 x 32 input) scores
+    sqrt(clip(1.2) * 0.64) = 0.8; its box is centred at (2 + 0.5, 1 + 0.25) * 16 with size
+    (e^ln2, e^0) * 16. Cells under the threshold, and negative scores, are dropped."""
+    width, height = 64, 32
+    out = {}
+    for s in faces_mod.STRIDES:
+        n = (width // s) * (height // s)
+        out[f"cls_{s}"] = np.full((1, n, 1), -0.5, np.float32)
+        out[f"obj_{s}"] = np.full((1, n, 1), 0.9, np.float32)
+        out[f"bbox_{s}"] = np.zeros((1, n, 4), np.float32)
+    out["cls_16"][0, 1 * 4 + 2, 0], out["obj_16"][0, 1 * 4 + 2, 0] = 1.2, 0.64
+    out["bbox_16"][0, 1 * 4 + 2] = [0.5, 0.25, np.log(2), 0]
+    out["cls_8"][0, 5, 0], out["obj_8"][0, 5, 0] = 0.9, 0.5  # sqrt(0.45) = 0.67 < 0.7
+    rows = decode(out, width, height, 0.7)
+    assert rows.dtype == np.float32 and rows.shape == (1, 5)
+    np.testing.assert_allclose(rows[0], [24, 12, 32, 16, 0.8], rtol=1e-6)
+    assert decode(out, width, height, 0.6).shape == (2, 5)  # the 0.67 cell, stride 8 first
+    assert decode(out, width, height, 0.6)[0, 4] == pytest.approx(0.45 ** 0.5)
+
+
+def test_nms_keeps_the_most_confident_of_overlapping_faces():
+    rows = np.array([[100, 100, 20, 20, 0.75], [12, 12, 38, 38, 0.8], [10, 10, 40, 40, 0.9]], np.float32)
+    np.testing.assert_array_equal(nms(rows), rows[[2, 0]])  # IoU(1, 2) = 0.9: 1 goes; most confident first
+    apart = rows.copy()
+    apart[1, :2] = 300  # no overlap: all kept
+    np.testing.assert_array_equal(nms(apart), apart[[2, 1, 0]])
+    assert nms(rows[:1]).shape == (1, 5) and nms(rows[:0]).shape == (0, 5)
+
+
+def test_detector_sessions_follow_torch_threads_and_run_concurrently():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rgb = load_image(DOG)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        expected = detect_faces(rgb)
+        assert faces_mod._session().get_session_options().intra_op_num_threads == 1
+        with ThreadPoolExecutor(4) as pool:
+            found = list(pool.map(lambda _: detect_faces(rgb), range(8)))
+    finally:
+        torch.set_num_threads(n)
+    assert all(np.array_equal(f, expected) for f in found)
+
+
+def test_the_model_loads_without_its_640_x_640_shapes():
+    """The wire-format edit equals the same edit by the onnx package, and keeps everything else."""
+    import onnx
+
+    data = (ROOT / "asm" / "weights" / faces_mod.YUNET_FILE).read_bytes()
+    expected = onnx.load_from_string(data)
+    assert expected.graph.input[0].type.tensor_type.shape.dim[2].dim_value == 640
+    for value in [*expected.graph.input, *expected.graph.output]:
+        value.type.tensor_type.ClearField("shape")
+    del expected.graph.value_info[:]
+    assert faces_mod.without_shapes(data) == expected.SerializeToString()
+    assert len(expected.graph.initializer) > 50 and len(expected.graph.node) > 100
+
+
+def test_detector_refuses_a_damaged_model(monkeypatch):
+    monkeypatch.setattr(faces_mod, "YUNET_SHA256", "0" * 64)
+    monkeypatch.setattr(faces_mod, "_sessions", {})
+    with pytest.raises(RuntimeError, match="damaged"):
+        detect_faces(load_image(DOG))
 
 
 @pytest.mark.skipif(not OSIE_1401.is_file(), reason="needs the shared OSIE photos")

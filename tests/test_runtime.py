@@ -14,7 +14,8 @@ from asm.cli import main
 from asm.cropper import Cropper
 from asm.errors import InvalidOption
 from asm.models import DEFAULT_MODEL_PATH, ASMNet, save_model
-from asm.runtime import ONNX_FORMAT, OnnxNet, export_onnx, file_digest, load_onnx_net, onnx_cache_path
+from asm.runtime import (ONNX_FORMAT, OnnxNet, calibration_photos, export_onnx, file_digest, int8_path,
+                         load_onnx_net, onnx_cache_path)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.jpg"))
@@ -109,7 +110,8 @@ def test_a_broken_cache_file_is_rebuilt(home, tmp_path):
 
 def test_runtime_option():
     assert Cropper.from_pretrained(runtime="torch").runtime == "torch"
-    assert Cropper.from_pretrained().runtime == "onnx"  # auto, on the CPU, onnxruntime installed
+    assert Cropper.from_pretrained(runtime="onnx").runtime == "onnx"
+    assert Cropper.from_pretrained().runtime == "int8"  # auto, on the CPU: the shipped model has an int8 twin
     with pytest.raises(InvalidOption, match="runtime must be"):
         Cropper.from_pretrained(runtime="tensorrt")
     net = load_onnx_net(DEFAULT_MODEL_PATH)
@@ -168,3 +170,43 @@ def test_auto_falls_back_to_torch_when_no_export_can_be_made(home, tmp_path, mon
         assert Cropper.from_pretrained(ckpt).runtime == "torch"
     with pytest.raises(ImportError):
         Cropper.from_pretrained(ckpt, runtime="onnx")
+
+
+def test_int8_twin_next_to_a_model(home, tmp_path):
+    """``asm export --int8`` calibrates on photos; auto prefers the twin, close to the float map;
+    a changed checkpoint makes it stale (auto warns and runs the float twin, int8 refuses)."""
+    ckpt = tmp_path / "same name" / "model.pt"
+    model = _random_model(7, backbone="mobilenet_v3_small")
+    save_model(model, ckpt)
+    assert main(["export", "--int8", "--model", str(ckpt), "--calibration", str(ROOT / "examples")]) == 0
+    twin = int8_path(ckpt)
+    assert twin.name == "model.int8.onnx" and twin.is_file()
+    net = OnnxNet(twin)
+    assert net.precision == "int8" and net.digest == file_digest(ckpt) and net.config == model.config
+    fast = Cropper.from_pretrained(ckpt)
+    assert fast.runtime == "int8"
+    exact = Cropper.from_pretrained(ckpt, runtime="onnx")
+    assert exact.runtime == "onnx" and exact.model.precision == "float32"
+    for photo in EXAMPLES[:3]:
+        prepared = fast.prepare(photo)
+        a, b = fast.score_maps([prepared])[0], exact.score_maps([prepared])[0]
+        assert a.shape == b.shape
+        # int8 rounds the backbone's activations: close to the float map, not equal to it
+        assert float((a - b).abs().mean()) < 0.1 * float(b.std())
+        assert np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0, 1] > 0.98
+        assert not torch.equal(a, b)
+    save_model(_random_model(8, backbone="mobilenet_v3_small"), ckpt)  # retrained in place
+    with pytest.warns(UserWarning, match="int8"):
+        assert Cropper.from_pretrained(ckpt).runtime == "onnx"
+    with pytest.raises(FileNotFoundError, match="asm export --int8"):
+        Cropper.from_pretrained(ckpt, runtime="int8")
+
+
+def test_int8_export_needs_photos(tmp_path):
+    ckpt = tmp_path / "model.pt"
+    save_model(_random_model(9, backbone="mobilenet_v3_small"), ckpt)
+    (tmp_path / "empty").mkdir()
+    assert main(["export", "--int8", "--model", str(ckpt), "--calibration", str(tmp_path / "empty")]) == 2
+    assert not int8_path(ckpt).exists()
+    picked = calibration_photos(ROOT / "examples", count=3)
+    assert len(picked) == 3 and len(set(picked)) == 3 and all(p.suffix == ".jpg" for p in picked)

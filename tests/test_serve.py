@@ -714,3 +714,10 @@ def test_kserve_v2_envelope_rows_in_process(handler_module, tmp_path):
     answer = json.loads(answer)
     _check_answer(answer, 320, 240)
     assert [c["aspect"] for c in answer["crops"]] == ["1:1"]
+
+
+def test_workers_run_the_int8_twin_that_travels_in_the_archive(server):
+    """`make archive` puts asm_default.int8.onnx beside the model file, and the handler takes it."""
+    logs = "".join(p.read_text(errors="replace") for p in server.logs.glob("*.log"))
+    ready = [ln for ln in logs.splitlines() if "asm handler ready" in ln]
+    assert ready and all("(int8)" in ln for ln in ready), ready[:2]

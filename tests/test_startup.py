@@ -55,7 +55,7 @@ def test_onnx_crop_path_loads_no_model_zoo_matplotlib_or_dynamo():
     load_onnx_net(DEFAULT_MODEL_PATH)  # the twin exists before the measured process starts
     loaded = _modules_after(
         "from asm.cropper import Cropper\n"
-        f"c = Cropper.from_pretrained()\nassert c.runtime == 'onnx'\nc.crop({str(PHOTO)!r}, aspect=['16:9', '1:1'])"
+        f"c = Cropper.from_pretrained()\nassert c.runtime == 'int8'\nc.crop({str(PHOTO)!r}, aspect=['16:9', '1:1'])"
     )
     for heavy in ("torchvision", "matplotlib", "torch._dynamo", "onnx"):
         assert heavy not in loaded, heavy

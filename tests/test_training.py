@@ -79,6 +79,24 @@ def test_portrait_photos_get_a_portrait_input():
     assert make_example(sample, np.random.default_rng(0), cfg)["image"].shape == (3, 128, 96)
 
 
+def test_training_inputs_keep_the_aspect_as_served():
+    """keep_aspect: a 16:9 photo trains at the size the cropper serves it (short side 96 ->
+    160x96 here); without it, squashed to input_size. Its re-framed cut keeps its aspect too."""
+    from asm.cropper import Cropper
+    from asm.models import ASMNet
+    from asm.training.config import serving_preset
+
+    sample = synthetic_samples(1, size=(180, 320))[0]  # (H, W)
+    cfg = TrainConfig(**{**TINY, "outer_crop": 1.0})
+    served = Cropper(ASMNet(backbone="mobilenet_v3_small"), **dataclasses.asdict(serving_preset(cfg)))
+    ex = make_example(sample, np.random.default_rng(0), cfg)
+    assert ex["image"].shape == (3, 96, 160) and served.input_size(320, 180) == (160, 96)
+    cut_h, cut_w = ex["cut"].shape[1:]
+    assert cut_h == 96 and cut_w >= 96  # a landscape cut, short side as served
+    squashed = make_example(sample, np.random.default_rng(0), dataclasses.replace(cfg, keep_aspect=False))
+    assert squashed["image"].shape == (3, 96, 128) and squashed["cut"].shape[1:] == (96, 128)
+
+
 def test_limit_on_a_pack_draws_from_every_source(tmp_path):
     # a pack lists its sources one after the other (OSIE first): --limit must not take only the first
     samples = synthetic_samples(12, size=(48, 64))

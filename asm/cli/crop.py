@@ -47,9 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="print one JSON object per image: {file, width, height, crops, files}; a failure is {file, error, message}")
     p.add_argument("--heatmap", action="store_true", help="also write the θ_avg / θ_std heatmap overlays (needs --out)")
     p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
-    p.add_argument("--runtime", choices=["auto", "onnx", "torch"], default="auto",
-                   help="run the network on ONNX Runtime (fast on CPUs) or torch; auto (default) takes ONNX Runtime "
-                   "when it is installed")
+    p.add_argument("--runtime", choices=["auto", "int8", "onnx", "torch"], default="auto",
+                   help="run the network on ONNX Runtime, int8 (fastest on CPUs) or float, or on torch; auto (default) "
+                   "takes the int8 twin next to the model (the shipped model has one), else float ONNX Runtime when "
+                   "it is installed")
     p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
                    help="refuse images with more pixels than this, checked before decoding (default 50,000,000)")
     p.set_defaults(func=_run)
@@ -149,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
                                     args.faces, args.keep, args.focus, args.min_scale)
         allow_pixels(check_max_pixels(args.max_pixels))
         cropper = Cropper.from_pretrained(args.model, runtime=args.runtime, max_pixels=args.max_pixels)
-    except (AsmError, ImportError) as e:  # ImportError: --runtime onnx without onnxruntime
+    except (AsmError, ImportError, FileNotFoundError) as e:  # --runtime onnx/int8: no onnxruntime, no int8 twin
         fail("error", str(e))
         return 2
     if args.out is not None and not _open_out(args.out):

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        cropper = Cropper.from_pretrained(args.model, device=args.device)
+        cropper = Cropper.from_pretrained(args.model, runtime=args.runtime, device=args.device)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"asm: eval: {e}", file=sys.stderr)
         return 2
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     head = [
         "# asm eval",
         "",
-        f"{_model_line(cropper.weights)}; device {args.device}, {torch.get_num_threads()} torch thread(s); "
+        f"{_model_line(cropper.weights)}, runtime {cropper.runtime}; device {args.device}, {torch.get_num_threads()} torch thread(s); "
         f"limit {args.limit if args.limit else 'none'}; {time.strftime('%Y-%m-%d %H:%M')}.",
         "Peers: " + ", ".join(f"{n} ({'ok' if ok else 'n/a: ' + why})" for n, (ok, why) in status.items()) + ".",
         "",
@@ -226,6 +226,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cuts", type=int, default=3, metavar="K", help="random cuts per photo in check (a) (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random cuts (default 0)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--runtime", choices=["auto", "int8", "onnx", "torch"], default="auto",
+                   help="where the network runs, as `asm crop --runtime` (default auto: the int8 twin when there is one)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default: torch's choice); 1 is far faster when other processes keep the cores busy")
     p.add_argument("--out", type=Path, metavar="FILE.md", help="also write the tables as markdown here")

@@ -49,6 +49,12 @@ class InferencePreset:
     short_side: int = 256
     max_long_side: int = 512
 
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """Network input ``(w, h)`` for a ``width x height`` image: its aspect kept, short side
+        :attr:`short_side`, long side at most :attr:`max_long_side`, both multiples of 32 (at least 96)."""
+        scale = min(self.short_side / min(width, height), self.max_long_side / max(width, height))
+        return max(96, int(round(width * scale / 32)) * 32), max(96, int(round(height * scale / 32)) * 32)
+
 
 @dataclass(frozen=True)
 class WeightsMeta:

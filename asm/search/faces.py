@@ -1,9 +1,16 @@
-"""Face detection for face-aware crops: YuNet through OpenCV's ``cv2.FaceDetectorYN``.
+"""Face detection for face-aware crops: YuNet (2023mar) on ONNX Runtime.
 
 The 230 KB ONNX model ships inside asm (``asm/weights/face_detection_yunet_2023mar.onnx``,
 MIT, credits in ``asm/weights/YUNET-LICENSE.txt``) and is read as bytes through
 :mod:`importlib.resources`, so it also loads from the zipped package a TorchServe archive
 carries. Nothing is ever downloaded.
+
+The file declares a fixed ``[1, 3, 640, 640]`` input, but its graph holds no size: the
+declared shapes are dropped when the model is loaded (:func:`without_shapes`), so the
+network runs on the image padded only to a multiple of 32, as OpenCV's
+``cv2.FaceDetectorYN`` does. The outputs are
+decoded here as ``FaceDetectorYN`` decodes them (same scores, boxes and NMS), so the faces
+are OpenCV's (``benchmarks/check_faces.py`` checks that).
 
 Detection runs on a copy of the image whose long side is at most :data:`DETECT_SIDE`
 pixels; the boxes are mapped back to the original pixels.
@@ -16,11 +23,17 @@ from __future__ import annotations
 import hashlib
 import threading
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-__all__ = ["detect_faces", "prominence", "YUNET_FILE", "DETECT_SIDE", "MIN_CONFIDENCE"]
+from asm.cpu_session import cpu_session, torch_threads
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+__all__ = ["detect_faces", "yunet", "decode", "nms", "without_shapes", "prominence", "YUNET_FILE", "DETECT_SIDE", "MIN_CONFIDENCE"]
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
@@ -28,38 +41,141 @@ YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4
 DETECT_SIDE = 640
 #: Detections below this YuNet confidence are dropped.
 MIN_CONFIDENCE = 0.7
+#: Overlapping detections (IoU above this) keep only the most confident (as OpenCV's default).
+NMS_THRESHOLD = 0.3
+#: At most this many detections enter the NMS (as OpenCV's default).
+NMS_TOP_K = 5000
 #: At most this many faces per image (the most prominent).
 MAX_FACES = 32
+#: YuNet's output strides; the input is padded to a multiple of the largest.
+STRIDES = (8, 16, 32)
 
-_model_bytes: np.ndarray | None = None
-_local = threading.local()  # one cv2 detector per thread (it keeps its input size)
-
-
-def _model() -> np.ndarray:
-    """The ONNX file as a uint8 buffer, checked against its published hash once."""
-    global _model_bytes
-    if _model_bytes is None:
-        data = resources.files("asm").joinpath("weights", YUNET_FILE).read_bytes()
-        if hashlib.sha256(data).hexdigest() != YUNET_SHA256:
-            raise RuntimeError(f"asm/weights/{YUNET_FILE} is damaged (sha256 mismatch); reinstall asm")
-        _model_bytes = np.frombuffer(data, dtype=np.uint8)
-    return _model_bytes
+_sessions: dict[int, onnxruntime.InferenceSession] = {}  # by intra-op thread count
+_lock = threading.Lock()
 
 
-def _detector(width: int, height: int) -> cv2.FaceDetectorYN:
-    det = getattr(_local, "detector", None)
-    if det is None:
-        log = cv2.utils.logging
-        level = log.getLogLevel()
-        log.setLogLevel(log.LOG_LEVEL_ERROR)  # OpenCV 5 warns that its new engine ignores the target
-        try:
-            det = cv2.FaceDetectorYN.create("onnx", _model(), np.empty(0, np.uint8), (width, height),
-                                            MIN_CONFIDENCE, 0.3, 5000)
-        finally:
-            log.setLogLevel(level)
-        _local.detector = det
-    det.setInputSize((width, height))
-    return det
+def _model() -> bytes:
+    """The ONNX model, checked against its published hash, with no declared tensor sizes."""
+    data = resources.files("asm").joinpath("weights", YUNET_FILE).read_bytes()
+    if hashlib.sha256(data).hexdigest() != YUNET_SHA256:
+        raise RuntimeError(f"asm/weights/{YUNET_FILE} is damaged (sha256 mismatch); reinstall asm")
+    return without_shapes(data)
+
+
+#: Where an ONNX ModelProto declares tensor shapes, by protobuf field number: graph (7) ->
+#: input (11) / output (12) -> type (2) -> tensor_type (1) -> shape (2), and graph ->
+#: value_info (13). ``None``: the field is dropped.
+_SHAPE_FIELDS: dict = {7: {11: {2: {1: {2: None}}}, 12: {2: {1: {2: None}}}, 13: None}}
+
+
+def without_shapes(model: bytes, fields: dict = _SHAPE_FIELDS) -> bytes:
+    """A serialised ONNX model with the shapes declared for the graph's inputs, outputs and
+    intermediate values dropped, so that ONNX Runtime takes every size from the input.
+    Edits the protobuf wire format directly (the ``onnx`` package is slow to import)."""
+    out, i = bytearray(), 0
+    while i < len(model):
+        start = i
+        key, i = _varint(model, i)
+        wire = key & 7
+        if wire == 2:  # length-delimited: bytes, strings and messages
+            n, i = _varint(model, i)
+            body, i = model[i:i + n], i + n
+            if (key >> 3) in fields:
+                rule = fields[key >> 3]
+                if rule is not None:
+                    body = without_shapes(body, rule)
+                    out += _encode_varint(key) + _encode_varint(len(body)) + body
+                continue
+        elif wire == 0:
+            i = _varint(model, i)[1]
+        elif wire in (1, 5):  # fixed 64 and 32 bits
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire} in the ONNX model")
+        out += model[start:i]
+    return bytes(out)
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if byte < 0x80:
+            return value, i
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _session() -> onnxruntime.InferenceSession:
+    """The process's YuNet session for torch's current thread count (made once per count)."""
+    threads = torch_threads()
+    session = _sessions.get(threads)
+    if session is None:
+        with _lock:
+            if threads not in _sessions:
+                _sessions[threads] = cpu_session(_model(), threads)
+            session = _sessions[threads]
+    return session
+
+
+def yunet(bgr: np.ndarray) -> np.ndarray:
+    """YuNet's faces in an ``[h, w, 3]`` uint8 BGR image, as ``cv2.FaceDetectorYN.detect``
+    finds them: ``[N, 5]`` float32 rows ``(x, y, width, height, score)`` in the image's
+    pixels, most confident first, after NMS (landmarks are not decoded)."""
+    h, w = bgr.shape[:2]
+    step = STRIDES[-1]
+    H, W = -(-h // step) * step, -(-w // step) * step
+    x = np.zeros((1, 3, H, W), np.float32)  # zero padding at the bottom and right
+    x[0, :, :h, :w] = bgr.transpose(2, 0, 1)  # BGR, 0-255, not normalised
+    session = _session()
+    names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox") for s in STRIDES]
+    outputs = dict(zip(names, session.run(names, {"input": x})))
+    return nms(decode(outputs, W, H, MIN_CONFIDENCE))
+
+
+def decode(outputs: dict[str, np.ndarray], width: int, height: int, min_score: float) -> np.ndarray:
+    """Candidate faces from YuNet's outputs for a ``width x height`` input.
+
+    ``outputs`` holds ``cls_S``, ``obj_S`` ``[1, N_S, 1]`` and ``bbox_S`` ``[1, N_S, 4]`` for
+    each stride ``S`` in :data:`STRIDES`, ``N_S = (height / S) * (width / S)`` grid cells row
+    by row. A cell's score is ``sqrt(clip(cls) * clip(obj))``; its box is centred at
+    ``(col + dx, row + dy) * S`` with size ``exp(dw, dh) * S``. Returns ``[N, 5]`` float32
+    ``(x, y, width, height, score)`` for the cells scoring at least ``min_score``, stride by
+    stride, cells in order (OpenCV's order, which breaks score ties in its NMS).
+    """
+    rows = []
+    for s in STRIDES:
+        cls = outputs[f"cls_{s}"].reshape(-1).clip(0, 1)
+        obj = outputs[f"obj_{s}"].reshape(-1).clip(0, 1)
+        score = np.sqrt(cls * obj, dtype=np.float32)
+        cell = np.flatnonzero(score >= min_score)
+        box = outputs[f"bbox_{s}"].reshape(-1, 4)[cell]
+        col, row = (cell % (width // s)).astype(np.float32), (cell // (width // s)).astype(np.float32)
+        stride = np.float32(s)
+        cx, cy = (col + box[:, 0]) * stride, (row + box[:, 1]) * stride
+        w, h = np.exp(box[:, 2]) * stride, np.exp(box[:, 3]) * stride
+        rows.append(np.stack([cx - w / 2, cy - h / 2, w, h, score[cell]], axis=1))
+    return np.concatenate(rows).astype(np.float32, copy=False)
+
+
+def nms(faces: np.ndarray) -> np.ndarray:
+    """``cv2.dnn.NMSBoxes`` over ``[N, 5]`` ``(x, y, width, height, score)`` rows as
+    ``FaceDetectorYN`` calls it (boxes truncated to whole pixels, :data:`NMS_THRESHOLD`,
+    :data:`NMS_TOP_K`): the kept rows, most confident first. A single row is kept as it is."""
+    if len(faces) <= 1:
+        return faces
+    boxes = np.trunc(faces[:, :4]).astype(np.float64)  # OpenCV's Rect2i(int(x), ...)
+    keep = cv2.dnn.NMSBoxes(boxes.tolist(), faces[:, 4].tolist(), MIN_CONFIDENCE, NMS_THRESHOLD, top_k=NMS_TOP_K)
+    return faces[np.asarray(keep, dtype=np.int64).reshape(-1)]
 
 
 def detect_faces(rgb: np.ndarray, max_side: int = DETECT_SIDE, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -74,10 +190,10 @@ def detect_faces(rgb: np.ndarray, max_side: int = DETECT_SIDE, size: tuple[int, 
     scale = min(1.0, max_side / max(iw, ih))
     w, h = max(1, round(iw * scale)), max(1, round(ih * scale))
     small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != (iw, ih) else rgb
-    _, rows = _detector(w, h).detect(np.ascontiguousarray(small[..., ::-1]))  # YuNet wants BGR
-    if rows is None or len(rows) == 0:
+    rows = yunet(small[..., ::-1])  # YuNet wants BGR
+    if len(rows) == 0:
         return np.zeros((0, 5))
-    x, y, bw, bh, conf = (rows[:, i].astype(np.float64) for i in (0, 1, 2, 3, 14))
+    x, y, bw, bh, conf = (rows[:, i].astype(np.float64) for i in range(5))
     sx, sy = W / w, H / h
     faces = np.stack([x * sx, y * sy, (x + bw) * sx, (y + bh) * sy, conf], axis=1)
     faces[:, [0, 2]] = faces[:, [0, 2]].clip(0, W)

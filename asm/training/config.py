@@ -24,7 +24,8 @@ class TrainConfig:
     map_stride: int = 8
     epochs: int = 8
     batch_size: int = 8
-    input_size: tuple[int, int] = (224, 288)  # (short, long) sides of the network input
+    input_size: tuple[int, int] = (224, 288)  # (short, long) sides of the network input (long: unless keep_aspect)
+    keep_aspect: bool = True  # inputs keep the photo's aspect as served (serving_preset); else resized to input_size
     lr: float = 1e-3  # heads
     backbone_lr: float = 1e-4
     weight_decay: float = 1e-4

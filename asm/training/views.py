@@ -15,7 +15,7 @@ from torch import Tensor
 from asm.data.gaze import GazeSample
 from asm.evaluation.metrics import density_kept
 from asm.search.candidates import largest_box, random_cut
-from asm.training.config import TrainConfig
+from asm.training.config import TrainConfig, serving_preset
 
 __all__ = ["make_example", "input_size", "VIEW_RATIOS", "SERVED_SCALES"]
 
@@ -67,9 +67,14 @@ def _views(rng: np.random.Generator, width: float, height: float, cfg: TrainConf
     return boxes_a, np.concatenate(group), np.stack([x1, y1, x1 + ww, y1 + wh], 1)
 
 
-def input_size(width: int, height: int, sides: tuple[int, int]) -> tuple[int, int]:
-    """``(h, w)`` of the network input for a photo: ``sides = (short, long)`` in its orientation."""
-    short, long = sides
+def input_size(width: int, height: int, cfg: TrainConfig) -> tuple[int, int]:
+    """``(h, w)`` of the network input for a ``width x height`` image: as the trained model will
+    be served (:func:`~asm.training.config.serving_preset`, aspect kept) when ``cfg.keep_aspect``,
+    else ``cfg.input_size = (short, long)`` in the image's orientation (squashed to that aspect)."""
+    if cfg.keep_aspect:
+        w, h = serving_preset(cfg).input_size(width, height)
+        return h, w
+    short, long = cfg.input_size
     return (short, long) if width >= height else (long, short)
 
 
@@ -91,14 +96,14 @@ def make_example(sample: GazeSample, rng: np.random.Generator, cfg: TrainConfig)
     if rng.random() < 0.5:
         image, target, teacher = image[:, ::-1], target[:, ::-1], teacher[:, ::-1]
     ph, pw = image.shape[:2]
-    ih, iw = input_size(pw, ph, cfg.input_size)
+    ih, iw = input_size(pw, ph, cfg)
     small = cv2.resize(np.ascontiguousarray(image), (iw, ih), interpolation=cv2.INTER_AREA)
     boxes, group, wider = _views(rng, pw, ph, cfg)  # photo pixels, real aspects
     both = np.concatenate([boxes, wider])
     kept = density_kept(np.ascontiguousarray(target), both * np.array([cw / pw, ch / ph] * 2))
     teacher = np.ascontiguousarray(teacher)
     x1, y1, x2, y2 = random_cut(rng, pw, ph)  # re-framed as an image of its own
-    ch_, cw_ = input_size(x2 - x1, y2 - y1, cfg.input_size)
+    ch_, cw_ = input_size(x2 - x1, y2 - y1, cfg)
     cut = cv2.resize(np.ascontiguousarray(image[y1:y2, x1:x2]), (cw_, ch_), interpolation=cv2.INTER_AREA)
     return {
         "cut": torch.from_numpy(cut).permute(2, 0, 1).float().div(255),
