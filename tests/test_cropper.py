@@ -10,7 +10,8 @@ from torchvision.ops import box_iou
 
 from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
 from asm.errors import InvalidImage, InvalidOption
-from asm.search.candidates import coarse_candidates, parse_aspect, parse_aspects, refine_candidates, snap_box, unique_boxes
+from asm.search.candidates import (coarse_candidates, first_rows, parse_aspect, parse_aspects, refine_candidates, snap_box,
+                                   unique_boxes)
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +234,20 @@ def test_unique_boxes_scores_each_box_once():
     assert len(rows) == len({tuple(b) for b in boxes.tolist()})
     empty, none = unique_boxes(torch.zeros(0, 4, dtype=torch.float64))
     assert empty.shape == (0, 4) and none.shape == (0,)
+
+
+def test_first_rows_keeps_the_first_row_of_each_key_in_order():
+    assert first_rows(torch.tensor([5, 3, 5, 0, 3, 7])).tolist() == [0, 1, 3, 5]
+    assert first_rows(torch.zeros(0, dtype=torch.int64)).tolist() == []
+
+
+@pytest.mark.parametrize("others", [["free"], ["1:1", "free", "9:16"]])
+def test_an_aspects_crops_do_not_depend_on_the_aspects_asked_with_it(cropper, photo, others):
+    """Without faces, keep-regions or focus, each aspect is searched on its own candidates;
+    boxes that several aspects share (a free crop's 16:9 anchors) are scored once for all."""
+    alone = cropper.crop(photo, aspect="16:9", faces=False, top_k=3).crops
+    together = [c for c in cropper.crop(photo, aspect=[*others, "16:9"], faces=False, top_k=3).crops if c.aspect == "16:9"]
+    assert [(c.box, c.score) for c in together] == [(c.box, c.score) for c in alone]
 
 
 def test_snap_box_keeps_ratio():
