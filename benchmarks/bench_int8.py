@@ -15,7 +15,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench_crop.py
@@ -29,18 +28,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "int8.md"
 ASPECTS = ["1:1", "4:5", "2:3", "9:16", "3:2", "16:9"]
 
 
-def _median_ms(fn, repeat: int = 7) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
 def speed_table() -> list[str]:
-    from bench_crop import _photo_set
+    from bench_crop import _median_ms, _photo_set
 
     from asm.cropper import Cropper
     from asm.models import DEFAULT_MODEL_PATH, asm_net
@@ -58,7 +47,7 @@ def speed_table() -> list[str]:
         with torch.inference_mode():
             for x in inputs:  # each input through every runtime in turn, so load changes hit all alike
                 for name, net in nets.items():
-                    ms[name].append(_median_ms(lambda: net(x)))
+                    ms[name].append(_median_ms(lambda: net(x), repeat=7))
                 ms["torch"].append(_median_ms(lambda: eager(x), repeat=3))
         f, q, t = (statistics.median(ms[k]) for k in ("float", "int8", "torch"))
         rows.append(f"| {threads} | {f:.1f} | {q:.1f} | **{f / q:.2f}x** | {t:.1f} |")
