@@ -370,14 +370,15 @@ class Cropper:
         preset = asdict(weights.preset)  # reads (and checks) the file
         on_cpu = torch.device(kwargs.get("device", "cpu")).type == "cpu"
         model: ASMNet | OnnxNet | None = None
-        if runtime == "auto" and on_cpu and _onnxruntime_installed() and int8_path(weights.file).is_file():
+        fast_cpu = runtime == "auto" and on_cpu and _onnxruntime_installed()
+        if runtime == "int8" or (fast_cpu and int8_path(weights.file).is_file()):
             try:
                 model = load_onnx_net(weights.file, precision="int8")
             except FileNotFoundError as e:  # a stale twin (the model file changed): the float path
+                if runtime == "int8":
+                    raise
                 warnings.warn(f"asm: {e}", stacklevel=2)
-        if runtime == "int8":
-            model = load_onnx_net(weights.file, precision="int8")
-        if model is None and (runtime == "onnx" or (runtime == "auto" and on_cpu and _onnxruntime_installed())):
+        if model is None and (runtime == "onnx" or fast_cpu):
             try:
                 model = load_onnx_net(weights.file)
             except (ImportError, OSError) as e:  # no exporter installed, a read-only cache, ...

@@ -211,10 +211,9 @@ def export_int8(checkpoint: str | os.PathLike, photos: Iterable[str | os.PathLik
     ``photos`` prepared exactly as the model's :class:`~asm.cropper.Cropper` prepares them."""
     from asm.cropper import Cropper  # the cropper builds on this module
 
-    float_net = load_onnx_net(checkpoint, threads=1)
-    cropper = Cropper.from_pretrained(checkpoint, runtime="onnx")
+    cropper = Cropper.from_pretrained(checkpoint, runtime="onnx")  # the float twin (exported on first use)
     inputs = [cropper.prepare(Path(p)).input.numpy() for p in photos]
-    return quantize_int8(float_net.path, out or int8_path(checkpoint), inputs)
+    return quantize_int8(cropper.model.path, out or int8_path(checkpoint), inputs)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
