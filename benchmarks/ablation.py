@@ -50,7 +50,8 @@ STAGE2: dict[str, dict] = {
     "finetune_from_v2_192_r3": {"init": "runs/ablation/v2_192_r3/final.pt", "limit": None, "epochs": 1},
     # inputs at the photo's own aspect, as served (configs/finetune.json pins keep_aspect off, as the shipped model trained)
     "finetune_keep_aspect": {**STAGE1, "keep_aspect": True},
-    # ... from a pack stored at long side 768, so that cuts are downscaled as at full size
+    # ... from a pack stored at long side 768, so that cuts are downscaled as at full size (write it with a config
+    # that sets "store_side": 768: asm train --config THAT.json --data gaze --write-pack runs/gaze-pack-768.pkl)
     "finetune_keep_aspect_768": {**STAGE1, "keep_aspect": True, "data": "runs/gaze-pack-768.pkl"},
     "finetune_keep_aspect_768_framing3": {**STAGE1, "keep_aspect": True, "data": "runs/gaze-pack-768.pkl",
                                           "framing": 3.0, "epochs": 4, "limit": 400},

@@ -225,3 +225,13 @@ def test_init_starts_from_a_model_file(tmp_path):
     data = synthetic_samples(4, seed=5)
     train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, progress=False)
     assert torch.allclose(asm_net(weights=tmp_path / "run" / "final.pt").heads[0].bias, torch.full((12,), 0.5))
+
+
+@pytest.mark.skipif(SHARED is None or not (SHARED / "data" / "osie").is_dir() or not (SHARED / "weights" / "fastgaze-saliency.pth").is_file(),
+                    reason="needs ../shared: OSIE photos and the FastGaze weights")
+def test_store_side_sets_the_size_photos_are_kept_at():
+    from asm.training.samples import load_gaze
+
+    for side in (256, 640):
+        train, val = load_gaze(TrainConfig(data="osie", limit=2, store_side=side))
+        assert {max(s.image.shape[:2]) for s in train + val["osie"]} == {side}  # OSIE photos are 800x600

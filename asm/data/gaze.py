@@ -41,7 +41,7 @@ OSIE_SIGMA = 24.0
 class GazeSample:
     """A training photo and where people look at it (see the module docstring)."""
 
-    image: np.ndarray  # [H, W, 3] uint8, long side <= STORE_SIDE
+    image: np.ndarray  # [H, W, 3] uint8, long side <= the store side (default STORE_SIDE)
     target: np.ndarray  # [H / MAP_STRIDE, W / MAP_STRIDE] float32, sums to 1
     teacher: np.ndarray  # same grid, sums to 1
     name: str
@@ -70,9 +70,10 @@ def teacher_path(path: str | os.PathLike | None = None) -> Path:
     return p
 
 
-def _store(rgb: np.ndarray) -> np.ndarray:
+def _store(rgb: np.ndarray, side: int = STORE_SIDE) -> np.ndarray:
+    """``rgb`` shrunk (area) so that its long side is at most ``side``; never enlarged."""
     h, w = rgb.shape[:2]
-    s = min(1.0, STORE_SIDE / max(h, w))
+    s = min(1.0, side / max(h, w))
     if s == 1.0:
         return np.ascontiguousarray(rgb)
     return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
@@ -103,8 +104,8 @@ def _bar(items, desc: str, progress: bool):
 
 
 def osie_gaze(split: str, teacher: FastGaze, limit: int | None = None, cache_dir: Path | None = None,
-              progress: bool = False) -> list[GazeSample]:
-    """OSIE photos of ``split`` with their human fixations as the target."""
+              progress: bool = False, store_side: int = STORE_SIDE) -> list[GazeSample]:
+    """OSIE photos of ``split`` (stored at long side ``store_side``) with their human fixations as the target."""
     from asm.data.osie import OSIE
     from asm.io import load_image
 
@@ -113,7 +114,7 @@ def osie_gaze(split: str, teacher: FastGaze, limit: int | None = None, cache_dir
     for i in _bar(range(len(data) if limit is None else min(limit, len(data))), f"OSIE {split}", progress):
         item = data[i]
         rgb = load_image(item.path)
-        image = _store(rgb)
+        image = _store(rgb, store_side)
         scale = image.shape[1] / rgb.shape[1]
         grid = _grid(image)
         pts = item.points * scale
@@ -124,9 +125,9 @@ def osie_gaze(split: str, teacher: FastGaze, limit: int | None = None, cache_dir
 
 
 def photo_gaze(photos: list, teacher: FastGaze, cache_dir: Path | None = None, progress: bool = False,
-               min_side: int = 128) -> list[GazeSample]:
-    """Photos (:class:`asm.data.photos.Photo` items) with the teacher x centre prior as the target.
-    Photos whose short side is under ``min_side`` are skipped."""
+               min_side: int = 128, store_side: int = STORE_SIDE) -> list[GazeSample]:
+    """Photos (:class:`asm.data.photos.Photo` items, stored at long side ``store_side``) with the
+    teacher x centre prior as the target. Photos whose short side is under ``min_side`` are skipped."""
     from asm.io import load_image
 
     out = []
@@ -134,7 +135,7 @@ def photo_gaze(photos: list, teacher: FastGaze, cache_dir: Path | None = None, p
         rgb = load_image(photo.path)
         if min(rgb.shape[:2]) < min_side:
             continue
-        image = _store(rgb)
+        image = _store(rgb, store_side)
         grid = _grid(image)
         content = _teacher_density(teacher, Path(photo.path), rgb, cache_dir)
         out.append(GazeSample(image, _on_grid(with_centre_prior(content), grid), _on_grid(content, grid), f"{photo.source}/{Path(photo.path).name}"))

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from asm.data.gaze import STORE_SIDE
 from asm.models.weights import InferencePreset
 
 __all__ = ["TrainConfig", "serving_preset"]
@@ -43,6 +44,7 @@ class TrainConfig:
     min_view_scale: float = 0.5  # floating views
     max_view_scale: float = 0.9
     outer_crop: float = 0.85  # random outer crop keeps at least this much of each side
+    store_side: int = STORE_SIDE  # photos are kept at this long side (--write-pack stores them so); cuts of larger copies stay sharp
     data: str = "gaze"  # "gaze" (OSIE fixations + teacher-labelled photos), "osie" (fixations only), "synthetic", or a pack file (.pkl)
     limit: int | None = None  # train on N images: the first N of each source, or N drawn at random (seeded) from a pack
     teacher: str | None = None  # FastGaze weights (default: the shared weights folder)

@@ -52,11 +52,12 @@ def load_gaze(cfg: TrainConfig, progress: bool = False) -> tuple[list[GazeSample
 
     teacher = FastGaze.from_file(teacher_path(cfg.teacher))
     cache = default_cache_dir()
-    train_set = osie_gaze("train", teacher, cfg.limit, cache, progress)
-    val = {"osie": osie_gaze("val", teacher, None if cfg.limit is None else max(4, cfg.limit // 4), cache, progress)}
+    side = cfg.store_side
+    train_set = osie_gaze("train", teacher, cfg.limit, cache, progress, side)
+    val = {"osie": osie_gaze("val", teacher, None if cfg.limit is None else max(4, cfg.limit // 4), cache, progress, side)}
     if cfg.data == "gaze":
         train_photos, val_photos = split_by_source(photo_folder())
         lim = (lambda xs: xs) if cfg.limit is None else (lambda xs: xs[: cfg.limit])
-        train_set += photo_gaze(lim(train_photos), teacher, cache, progress)
-        val["photos"] = photo_gaze(lim(val_photos), teacher, cache, progress)
+        train_set += photo_gaze(lim(train_photos), teacher, cache, progress, store_side=side)
+        val["photos"] = photo_gaze(lim(val_photos), teacher, cache, progress, store_side=side)
     return train_set, val
