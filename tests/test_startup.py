@@ -72,3 +72,16 @@ def test_lazy_command_help_lines_match_their_parsers(name):
     # and the full parser is built when the command runs
     sub = build_parser(name)._subparsers._group_actions[0].choices[name]
     assert sub.add_help and len(sub._actions) > 3
+
+
+@pytest.mark.parametrize("module", ["asm.cli.crop", "asm.evaluation.run"])
+def test_runtime_choices_are_the_croppers(module):
+    """The CLI spells the runtimes out (importing asm.cropper would load torch for --help);
+    they must stay Cropper.from_pretrained's."""
+    from asm.cropper import RUNTIMES
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(module).add_parser(parser.add_subparsers())
+    (command,) = parser._subparsers._group_actions[0].choices.values()
+    action = next(a for a in command._actions if a.dest == "runtime")
+    assert tuple(action.choices) == RUNTIMES and action.default == "auto"
