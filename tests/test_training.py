@@ -235,3 +235,17 @@ def test_store_side_sets_the_size_photos_are_kept_at():
     for side in (256, 640):
         train, val = load_gaze(TrainConfig(data="osie", limit=2, store_side=side))
         assert {max(s.image.shape[:2]) for s in train + val["osie"]} == {side}  # OSIE photos are 800x600
+
+
+@pytest.mark.skipif(SHARED is None or not (SHARED / "data" / "osie").is_dir() or not (SHARED / "weights" / "fastgaze-saliency.pth").is_file(),
+                    reason="needs ../shared: OSIE photos and the FastGaze weights")
+def test_write_pack_from_the_command_line_keeps_store_side(tmp_path):
+    """`make train` writes stage 2's pack as stage 1's data stored larger: --store-side on stage 1's config."""
+    from asm.cli import main
+
+    config = tmp_path / "stage1.json"
+    config.write_text(json.dumps({"data": "osie", "limit": 2}))
+    pack = tmp_path / "packs" / "pack-640.pkl"
+    assert main(["train", "--config", str(config), "--store-side", "640", "--write-pack", str(pack), "--no-progress"]) == 0
+    sets = load_pack(pack)
+    assert sets["train"] and {max(s.image.shape[:2]) for s in sets["train"] + sets["osie"]} == {640}

@@ -30,11 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pattern")
     p.add_argument("--lam", type=float, help="weight of the saliency-aware loss (default 0.1)")
     p.add_argument("--distill", type=float, help="weight of the teacher-density distillation into θ_avg")
-    p.add_argument("--limit", type=int, help="use only the first N training images of each source")
+    p.add_argument("--limit", type=int, help="train on N images: the first N of each source, or N drawn at random "
+                   "(seeded) from a pack")
     p.add_argument("--data", help="training data: gaze (default: OSIE fixations + teacher-labelled photos), osie, synthetic, "
                    "or a pack file written by --write-pack")
     p.add_argument("--write-pack", type=Path, metavar="FILE.pkl",
                    help="only load the training and validation data and write them to one file (photos as WebP), then stop")
+    p.add_argument("--store-side", type=int, dest="store_side",
+                   help="long side photos are kept at, and --write-pack stores them at (default 384)")
     p.add_argument("--teacher", help="FastGaze weights (default: the shared weights folder)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -43,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = {k: getattr(args, k) for k in ("out", "epochs", "batch_size", "backbone", "backbone_weights", "pattern", "lam", "distill", "limit", "seed", "data", "teacher")}
+    overrides = {k: getattr(args, k) for k in ("out", "epochs", "batch_size", "backbone", "backbone_weights", "pattern", "lam", "distill", "limit", "seed", "data", "teacher", "store_side")}
     cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     if args.write_pack:
         train_set, val_sets = load_gaze(cfg, progress=not args.no_progress)
