@@ -36,6 +36,7 @@ clean:
 train: install
 	test -f runs/gaze-pack.pkl || $(PY) -m asm.cli train --config configs/default.json --data gaze --write-pack runs/gaze-pack.pkl
 	$(PY) -m asm.cli train --config configs/default.json
+	test -f runs/gaze-pack-768.pkl || $(PY) -m asm.cli train --config configs/default.json --store-side 768 --data gaze --write-pack runs/gaze-pack-768.pkl
 	$(PY) -m asm.cli train --config configs/finetune.json
 	@echo "the shipped model: cp runs/finetune/final.pt asm/weights/asm_default.pt && $(PY) -m asm.cli export --int8"
 
