@@ -96,7 +96,12 @@ def test_a_file_replaced_before_the_crop_is_cut_is_refused(cropper, tmp_path):
 
 
 def test_draft_decode_keeps_the_scores_of_a_full_decode(cropper):
-    """Real photos enlarged to ~4800 px: the reduced decode scores crops as the full one does."""
+    """Real photos enlarged to ~4800 px: the reduced decode scores crops about as the full one
+    does, and the crop it picks is as good, scored on the full decode, as the full decode's own.
+
+    Bounds from 20 held-out photos at 4000 px, 3 aspects (see ``DRAFT_MARGIN``): scores differ
+    by 0.65 % (median) and 4.0 % at most; the picked crop scores at most 0.3 % below the full
+    decode's best."""
     from pathlib import Path
 
     examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.jpg"))[:3]
@@ -108,9 +113,12 @@ def test_draft_decode_keeps_the_scores_of_a_full_decode(cropper):
         data = buf.getvalue()
         assert cropper.prepare(data)._image is None  # noqa: SLF001  (it was reduced)
         full = load_image(data)
-        for crop in cropper.crop(data, aspect=["16:9", "1:1"], faces=False).crops:  # the model score alone
+        aspects = ["16:9", "1:1"]
+        reduced = cropper.crop(data, aspect=aspects, faces=False).crops  # the model score alone
+        for crop, best in zip(reduced, cropper.crop(full, aspect=aspects, faces=False).crops):
             want = float(cropper.score(full, [crop.box])[0])
-            assert abs(crop.score - want) <= 0.03 * abs(want), (path.name, crop, want)
+            assert abs(crop.score - want) <= 0.05 * abs(want), (path.name, crop, want)
+            assert best.score - want <= 0.01 * abs(best.score), (path.name, crop, best)
 
 
 def test_a_text_mode_file_is_refused_as_before(cropper, tmp_path):

@@ -152,7 +152,7 @@ def test_the_shipped_weights_describe_themselves():
     assert weights.config == {"backbone": "mobilenet_v2", "pattern": "cross_rectangle", "map_stride": 8, "padding_mode": "reflect"}
     assert weights.preset == InferencePreset(short_side=192, max_long_side=384)
     assert weights.meta.recipe == "gaze-v2" and weights.meta.training["input_size"] == [192, 256]
-    assert weights.meta.val["epoch"] == 3 and round(weights.meta.val["osie_kept"], 3) == 0.869
+    assert weights.meta.val["epoch"] == 3 and round(weights.meta.val["osie_kept"], 3) == 0.867
 
 
 @pytest.mark.skipif(not (WEIGHTS / "mobilenet_v2-imagenet.pth").is_file(), reason="needs ../shared/weights (ImageNet backbones)")
