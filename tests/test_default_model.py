@@ -3,8 +3,8 @@
 ``examples/dogs-window.jpg`` (533x800, two dogs at a window, CC-BY-4.0, see
 examples/README.md). The answers below were recorded from the shipped model with its own
 serving preset (short side 192, long side at most 384); on a 256-px input the 1:1 box shrinks
-(44 px down, 30 px in from the left) and the 1:1 score drops by 1.0, so a model, preset, decoder or search that drifts
-fails here. The committed int8 twin (``asm_default.int8.onnx``) has answers of its own: its
+(44 px down, 30 px in from the left) and its score drops by 1.0, so a model, preset, decoder
+or search that drifts fails here. The committed int8 twin (``asm_default.int8.onnx``) has answers of its own: its
 1:1 box sits 16 px lower. Runs without ``../shared``.
 """
 
