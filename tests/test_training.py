@@ -249,3 +249,30 @@ def test_write_pack_from_the_command_line_keeps_store_side(tmp_path):
     assert main(["train", "--config", str(config), "--store-side", "640", "--write-pack", str(pack), "--no-progress"]) == 0
     sets = load_pack(pack)
     assert sets["train"] and {max(s.image.shape[:2]) for s in sets["train"] + sets["osie"]} == {640}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"store_side": -5}, "store_side must be a whole number >= 32"),
+    ({"epochs": 0}, "epochs must be a whole number >= 1"),
+    ({"limit": 0}, "limit must be a whole number >= 1"),
+    ({"input_size": [16, 256]}, "input_size must be two whole numbers >= 32"),
+    ({"lam": float("nan")}, "lam must be a number >= 0"),
+    ({"epoch": 3}, "unknown training option"),
+])
+def test_a_bad_training_option_is_refused_by_name(options, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(options)
+
+
+def test_asm_train_answers_a_bad_config_in_one_line(tmp_path, capsys):
+    from asm.cli import main
+
+    bad = tmp_path / "bad.json"
+    for text, message in (('{"epochs": 3', "is not a JSON object"), ("[1, 2]", "is not a JSON object"),
+                          ('{"store_side": -5}', "store_side must be")):
+        bad.write_text(text)
+        assert main(["train", "--config", str(bad), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("asm train: error:") and message in err and "\n" not in err and len(err) < 260
+    assert main(["train", "--config", str(tmp_path / "missing.json")]) == 2
+    assert "No such file" in capsys.readouterr().err

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from asm.data.pack import save_pack
+from asm.errors import echo
 from asm.training.config import TrainConfig
 from asm.training.loop import train
 from asm.training.samples import load_gaze
@@ -47,7 +49,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("out", "epochs", "batch_size", "backbone", "backbone_weights", "pattern", "lam", "distill", "limit", "seed", "data", "teacher", "store_side")}
-    cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    try:
+        cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    except (OSError, ValueError, TypeError) as e:  # a missing or malformed config, a bad value
+        text = f"{e}" if isinstance(e, (ValueError, TypeError)) else f"{e.strerror or e}: {echo(str(e.filename))}"
+        print(f"asm train: error: {text if len(text) <= 200 else text[:197] + '...'}", file=sys.stderr)
+        return 2
     if args.write_pack:
         train_set, val_sets = load_gaze(cfg, progress=not args.no_progress)
         save_pack({"train": train_set, **val_sets}, args.write_pack)

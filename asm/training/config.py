@@ -53,9 +53,31 @@ class TrainConfig:
     seed: int = 0
     half: bool = True  # best.pt and final.pt hold float16 weights (read back as float32); last.pt stays float32
 
+    def __post_init__(self) -> None:
+        counts = {"epochs": 1, "batch_size": 1, "map_stride": 1, "groups": 1, "views": 2, "store_side": 32,
+                  "fixation_repeats": 1, "workers": 0}
+        for name, least in counts.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise ValueError(f"limit must be a whole number >= 1 (or null for all photos), got {self.limit!r}")
+        if len(self.input_size) != 2 or not all(isinstance(v, int) and v >= 32 for v in self.input_size):
+            raise ValueError(f"input_size must be two whole numbers >= 32 (short, long), got {self.input_size!r}")
+        for name in ("lr", "backbone_lr", "weight_decay", "lam", "distill", "framing", "border", "margin", "delta"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
     @classmethod
     def from_file(cls, path: str | os.PathLike, **overrides) -> TrainConfig:
-        data = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{os.fspath(path)[-80:]} is not a JSON object of training options ({e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{os.fspath(path)[-80:]} is not a JSON object of training options")
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data)
 
