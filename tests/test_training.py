@@ -258,6 +258,7 @@ def test_write_pack_from_the_command_line_keeps_store_side(tmp_path):
     ({"input_size": [16, 256]}, "input_size must be two whole numbers >= 32"),
     ({"lam": float("nan")}, "lam must be a number >= 0"),
     ({"epoch": 3}, "unknown training option"),
+    ({"data": "nonsense"}, "unknown training data"),
 ])
 def test_a_bad_training_option_is_refused_by_name(options, message):
     with pytest.raises(ValueError, match=message):

@@ -60,6 +60,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+        if self.data not in ("gaze", "osie", "synthetic") and not str(self.data).endswith(".pkl"):
+            raise ValueError(f"unknown training data {self.data!r}; use 'gaze', 'osie', 'synthetic' or a pack file (.pkl)")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise ValueError(f"limit must be a whole number >= 1 (or null for all photos), got {self.limit!r}")
         if len(self.input_size) != 2 or not all(isinstance(v, int) and v >= 32 for v in self.input_size):
