@@ -61,6 +61,8 @@ STAGE2: dict[str, dict] = {
     "finetune": STAGE1,
     "finetune_distill0.5": {**STAGE1, "distill": 0.5},
     "finetune_all_photos": {**STAGE1, "limit": None, "epochs": 2},
+    "finetune_border0.3": {**STAGE1, "border": 0.3},
+    "finetune_lam0.3": {**STAGE1, "lam": 0.3},
 }
 
 
@@ -141,7 +143,9 @@ def main() -> None:
               "/ off, float network: finetune_squashed 0.868 / 0.876, finetune_keep_aspect_768 0.870 / 0.877, "
               "finetune_keep_aspect_768_framing3 0.867 / 0.874, finetune 0.869 / 0.874 (int8 twin 0.869 / 0.875). "
               "finetune_all_photos trains on all 1 552 pack photos for 2 epochs (about 1 000 s an epoch); "
-              "finetune_distill0.5 was stopped after 2 of 3 epochs, behind the others.\n\n")
+              "finetune_distill0.5 was stopped after 2 of 3 epochs, behind the others. finetune_border0.3: `asm eval` with the "
+              "int8 twin 0.868 / 0.875, photo > cut 0.833, border trend 0.017: the same as finetune; finetune_lam0.3: 0.869 / "
+              "0.875 but photo > cut 0.789.\n\n")
     RESULTS.write_text(header + table() + "\n")
     print(RESULTS.read_text())
 
