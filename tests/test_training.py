@@ -274,6 +274,6 @@ def test_asm_train_answers_a_bad_config_in_one_line(tmp_path, capsys):
         bad.write_text(text)
         assert main(["train", "--config", str(bad), "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("asm train: error:") and message in err and "\n" not in err and len(err) < 260
+        assert err.startswith("asm: train: ") and message in err and "\n" not in err and len(err) < 260
     assert main(["train", "--config", str(tmp_path / "missing.json")]) == 2
     assert "No such file" in capsys.readouterr().err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from asm.data.pack import save_pack
@@ -52,8 +51,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     except (OSError, ValueError, TypeError) as e:  # a missing or malformed config, a bad value
-        text = f"{e}" if isinstance(e, (ValueError, TypeError)) else f"{e.strerror or e}: {echo(str(e.filename))}"
-        print(f"asm train: error: {text if len(text) <= 200 else text[:197] + '...'}", file=sys.stderr)
+        from asm.cli import fail
+
+        text = f"{e.strerror}: {echo(str(e.filename))}" if isinstance(e, OSError) and e.filename else str(e)
+        fail("train", text if len(text) <= 200 else text[:197] + "...")
         return 2
     if args.write_pack:
         train_set, val_sets = load_gaze(cfg, progress=not args.no_progress)
