@@ -19,12 +19,9 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-from torch import Tensor
 
 from asm.cropper import CropOptions, CropResult, Heatmaps, Prepared, _parse_bool
 from asm.errors import InvalidOption, echo
-from asm.models import theta_avg, theta_std
 
 if TYPE_CHECKING:
     from asm.cropper import Cropper
@@ -36,11 +33,11 @@ OVERLAY_NAMES = ("theta_avg", "theta_std")
 
 
 class Analysis:
-    """An image as the network saw it: ``score_map`` ``[1, L, h, w]`` covering the
+    """An image as the network saw it: ``score_map`` ``[1, L, h, w]`` (float32 numpy) covering the
     ``width x height`` image, and the decoded pixels (``image``, ``[H, W, 3]`` uint8 RGB,
     decoded in full on first use)."""
 
-    def __init__(self, cropper: Cropper, prepared: Prepared, score_map: Tensor) -> None:
+    def __init__(self, cropper: Cropper, prepared: Prepared, score_map: np.ndarray) -> None:
         self.cropper = cropper
         self.prepared = prepared
         self.score_map = score_map
@@ -68,8 +65,9 @@ class Analysis:
     def heatmaps(self, at_image_size: bool = False) -> Heatmaps:
         """θ_avg and θ_std (paper eqs. 5-6) at the score map's size, or upsampled to the
         image's (``at_image_size``; ``[H, W]`` float32 each, so only when asked)."""
-        avg = theta_avg(self.score_map)[0].cpu().numpy().astype(np.float32)
-        std = theta_std(self.score_map)[0].cpu().numpy().astype(np.float32)
+        m = self.score_map[0].astype(np.float64)  # [L, h, w]
+        avg = m.mean(axis=0).astype(np.float32)  # (asm.models.theta_avg / theta_std on tensors)
+        std = m.std(axis=0).astype(np.float32)
         if at_image_size:
             size = (self.width, self.height)
             avg = cv2.resize(avg, size, interpolation=cv2.INTER_LINEAR)
@@ -90,14 +88,13 @@ class Analysis:
         b = _parse_boxes(boxes)
         W, H = self.width, self.height
         bad = ~((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= W) & (b[:, 3] <= H) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
-        if bool(bad.any()):
-            k = int(torch.nonzero(bad)[0])
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
             raise InvalidOption(f"box {k} {b[k].tolist()} must satisfy 0 <= x1 < x2 <= {W} and 0 <= y1 < y2 <= {H}")
-        with torch.inference_mode():
-            return self.cropper.score_boxes(self.score_map, b, W, H, _parse_bool("circular", circular)).numpy()
+        return self.cropper.score_boxes(self.score_map, b, W, H, _parse_bool("circular", circular))
 
 
-def _parse_boxes(boxes: object) -> Tensor:
+def _parse_boxes(boxes: object) -> np.ndarray:
     """``[N, 4]`` float64 from a list / array of ``(x1, y1, x2, y2)`` (one box may be flat)."""
     try:
         b = np.asarray(boxes, dtype=np.float64)
@@ -105,4 +102,4 @@ def _parse_boxes(boxes: object) -> Tensor:
         b = None
     if b is None or b.ndim not in (1, 2) or (b.size and b.shape[-1] != 4) or not np.isfinite(b).all():
         raise InvalidOption(f"boxes must be [N, 4] finite numbers (x1, y1, x2, y2), got {echo(boxes)}")
-    return torch.from_numpy(b.reshape(-1, 4).copy())
+    return b.reshape(-1, 4).copy()

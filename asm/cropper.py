@@ -15,6 +15,8 @@ candidate search for every requested aspect, one scoring call per stage).
 
 The network runs on ONNX Runtime on the CPU when it can (``runtime="auto"``, see
 :mod:`asm.runtime`), on torch otherwise or when asked (``runtime="torch"``: CUDA, training).
+Everything after the network (the search, the pooling, faces) is numpy, so a cropper on
+ONNX Runtime never imports torch: ``asm crop`` starts in well under a second.
 Only the network-sized picture is decoded to find crops (a JPEG in the DCT domain, at up
 to 1/8 of its size); the full-size pixels are decoded when ``Prepared.image`` is first read.
 """
@@ -32,15 +34,20 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
-from torch import Tensor
 
 from asm.errors import InvalidImage, InvalidOption, echo
 from asm.io import image_size, load_image, load_image_draft
-from asm.models import ASMNet, ASMNet_Weights, InferencePreset, Weights, asm_net, centre_prior, normalize
-from asm.models.weights import as_weights
-from asm.ops import pool_boxes
+from asm.models.preprocess import network_input
+from asm.models.prior import centre_prior
+from asm.models.weights import ASMNet_Weights, InferencePreset, Weights, as_weights
+try:  # TEMP until the kernel branch lands
+    from asm.ops.kernel import pool_numpy
+except ImportError:
+    def pool_numpy(score_map, boxes, partition, circular=False):
+        import torch
+        from asm.ops import _forward
+        return _forward(torch.from_numpy(score_map), torch.from_numpy(boxes).to(torch.from_numpy(score_map).dtype), torch.from_numpy(partition.copy()), circular).double().numpy()
 from asm.runtime import OnnxNet, int8_path, load_onnx_net
 from asm.search.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, first_rows, iter_nms, nms,
                                    parse_aspects, refine_candidates, snap_box, unique_boxes)
@@ -48,7 +55,10 @@ from asm.search.constraints import Wishes, smallest_side_share
 from asm.search.faces import detect_faces, prominence
 
 if TYPE_CHECKING:
+    import torch
+
     from asm.analysis import Analysis
+    from asm.models import ASMNet
 
 __all__ = ["Cropper", "Crop", "CropResult", "CropOptions", "Prepared", "Heatmaps"]
 
@@ -153,12 +163,12 @@ class Heatmaps:
 
 
 class Prepared:
-    """An image's network input ``[1, 3, h, w]`` and its size; ``preview``: the pixels the
+    """An image's network input ``[1, 3, h, w]`` (float32 numpy) and its size; ``preview``: the pixels the
     input was made from (``[h', w', 3]`` uint8 RGB, the JPEG's DCT-scaled decode or the full
     image), enough for face detection; the full-size pixels (``image``, ``[H, W, 3]``,
     EXIF-oriented) are decoded on first use."""
 
-    def __init__(self, input: Tensor, width: int, height: int, image: np.ndarray | None = None,
+    def __init__(self, input: np.ndarray, width: int, height: int, image: np.ndarray | None = None,
                  source: object = None, max_pixels: int | None = None, preview: np.ndarray | None = None) -> None:
         self.input = input
         self.width = int(width)
@@ -326,7 +336,7 @@ class Cropper:
         short_side: the network sees the image resized so its short side is this long.
         max_long_side: ...and its long side at most this long (panoramas).
         max_pixels: larger images are refused before decoding (decompression bombs).
-        device: where the network runs (an :class:`~asm.runtime.OnnxNet` runs on the CPU).
+        device: where a torch network runs (an :class:`~asm.runtime.OnnxNet` runs on the CPU).
         weights: the model file ``model`` came from (:meth:`from_pretrained` sets it), or None.
     """
 
@@ -339,12 +349,15 @@ class Cropper:
         device: str | torch.device = "cpu",
         weights: Weights | None = None,
     ) -> None:
-        self.device = torch.device(device)
         if isinstance(model, OnnxNet):
-            if self.device.type != "cpu":
-                raise InvalidOption(f"the ONNX runtime runs on the CPU, not {self.device}; use runtime='torch'")
+            if _device_type(device) != "cpu":
+                raise InvalidOption(f"the ONNX runtime runs on the CPU, not {device}; use runtime='torch'")
+            self.device: str | torch.device = "cpu"
             self.model: ASMNet | OnnxNet = model
         else:
+            import torch
+
+            self.device = torch.device(device)
             self.model = model.eval().to(self.device)
         #: "torch", "onnx" (the float ONNX twin) or "int8"
         self.runtime = ("int8" if model.precision == "int8" else "onnx") if isinstance(model, OnnxNet) else "torch"
@@ -352,7 +365,9 @@ class Cropper:
         self.max_long_side = max_long_side
         self.max_pixels = max_pixels
         self.weights = weights
-        self.partition = model.pattern.partition.to(self.device)
+        self.partition = model.pattern.table  # [gh, gw] int64
+        #: weight of the centre prior (:mod:`asm.models.prior`) in every crop's score
+        self.prior_weight = float(model.prior_weight) if isinstance(model, OnnxNet) else model.prior_weight.item()
 
     @classmethod
     def from_pretrained(cls, weights: Weights | ASMNet_Weights | str | os.PathLike | None = None, runtime: str = "auto",
@@ -375,8 +390,9 @@ class Cropper:
         weights = as_weights(weights if weights is not None else ASMNet_Weights.DEFAULT)
         if runtime not in RUNTIMES:
             raise InvalidOption(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-        preset = asdict(weights.preset)  # reads (and checks) the file
-        on_cpu = torch.device(kwargs.get("device", "cpu")).type == "cpu"
+        if not weights.file.is_file():
+            weights.preset  # raises ModelNotFound, with the message every caller shows
+        on_cpu = _device_type(kwargs.get("device", "cpu")) == "cpu"
         model: ASMNet | OnnxNet | None = None
         fast_cpu = runtime == "auto" and on_cpu and _onnxruntime_installed()
         if runtime == "int8" or (fast_cpu and int8_path(weights.file).is_file()):
@@ -394,8 +410,12 @@ class Cropper:
                     raise
                 warnings.warn(f"asm: running the network on torch: no ONNX export of {weights.file.name} ({e})", stacklevel=2)
         if model is None:
+            from asm.models import asm_net
+
             model = asm_net(weights=weights)
-        return cls(model, **{**preset, **kwargs}, weights=weights)
+        # a twin carries the checkpoint's preset (reading the checkpoint itself needs torch)
+        preset = model.preset if isinstance(model, OnnxNet) and model.preset is not None else weights.preset
+        return cls(model, **{**asdict(preset), **kwargs}, weights=weights)
 
     # ------------------------------------------------------------------ steps
     def input_size(self, width: int, height: int) -> tuple[int, int]:
@@ -425,32 +445,43 @@ class Cropper:
             if rgb.shape[1] == W and rgb.shape[0] == H:  # decoded in full anyway: keep it
                 full, image = rgb, None
         small = cv2.resize(rgb, self.input_size(W, H), interpolation=cv2.INTER_AREA)
-        x = torch.from_numpy(small).to(self.device).permute(2, 0, 1)[None].float().div_(255)
-        return Prepared(normalize(x), W, H, image=full, source=image, max_pixels=self.max_pixels, preview=rgb)
+        return Prepared(network_input(small), W, H, image=full, source=image, max_pixels=self.max_pixels, preview=rgb)
 
-    @torch.inference_mode()
-    def score_maps(self, prepared: Sequence[Prepared]) -> list[Tensor]:
-        """One forward pass per distinct input size; ``[1, L, h, w]`` maps in input order."""
-        maps: list[Tensor | None] = [None] * len(prepared)
+    def score_maps(self, prepared: Sequence[Prepared]) -> list[np.ndarray]:
+        """One forward pass per distinct input size; ``[1, L, h, w]`` float32 maps in input order."""
+        maps: list[np.ndarray | None] = [None] * len(prepared)
         by_size: dict[tuple[int, ...], list[int]] = {}
         for i, p in enumerate(prepared):
             by_size.setdefault(tuple(p.input.shape), []).append(i)
         for idx in by_size.values():
-            out = self.model(torch.cat([prepared[i].input for i in idx]))
+            out = self._forward(np.concatenate([prepared[i].input for i in idx]))
             for j, i in enumerate(idx):
-                maps[i] = out[j : j + 1].float()
+                maps[i] = out[j : j + 1]
         return maps  # type: ignore[return-value]
 
-    def score_boxes(self, score_map: Tensor, boxes: Tensor, width: int, height: int, circular: bool = False) -> Tensor:
-        """Scores of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map covering the image:
-        the pooled map plus the model's weighted centre prior (:mod:`asm.models.prior`)."""
+    def _forward(self, images: np.ndarray) -> np.ndarray:
+        """The network on ``images [B, 3, h, w]``: ``[B, L, h', w']`` float32."""
+        if isinstance(self.model, OnnxNet):
+            return self.model(images)
+        import torch
+
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(images).to(self.device)).float().cpu().numpy()
+
+    def score_boxes(self, score_map: np.ndarray, boxes: np.ndarray, width: int, height: int,
+                    circular: bool = False) -> np.ndarray:
+        """Scores ``[N]`` (float64) of image-pixel ``boxes [N, 4]`` on a ``[1, L, h, w]`` map
+        covering the image: the pooled map plus the model's weighted centre prior
+        (:mod:`asm.models.prior`)."""
+        boxes = np.asarray(boxes, dtype=np.float64)
         if boxes.shape[0] == 0:
-            return torch.empty(0, dtype=torch.float64)
+            return np.empty(0, dtype=np.float64)
         h, w = score_map.shape[-2:]
-        to_map = boxes.new_tensor([w / width, h / height, w / width, h / height])
-        rows = torch.cat([boxes.new_zeros(boxes.shape[0], 1), boxes * to_map], dim=1)
-        pooled = pool_boxes(score_map, rows.to(self.device, score_map.dtype), self.partition, circular).double().cpu()
-        return pooled + self.model.prior_weight.item() * centre_prior(boxes.double(), width, height)
+        to_map = np.array([w / width, h / height, w / width, h / height])
+        rows = np.concatenate([np.zeros((boxes.shape[0], 1)), boxes * to_map], axis=1)
+        # map coordinates in the map's own precision (float32), as the search always had them
+        rows = rows.astype(score_map.dtype).astype(np.float64)
+        return pool_numpy(score_map, rows, self.partition, circular) + self.prior_weight * centre_prior(boxes, width, height)
 
     def wishes(self, prepared: Prepared, options: CropOptions) -> tuple[Wishes, np.ndarray]:
         """Faces (detected unless ``options.faces`` is off; ``[F, 5]`` as
@@ -463,11 +494,10 @@ class Cropper:
         if options.focus is not None and not (options.focus[0] <= W and options.focus[1] <= H):
             raise InvalidOption(f"focus [{options.focus[0]:g}, {options.focus[1]:g}] lies outside the {W}x{H} image")
         faces = detect_faces(prepared.preview, size=(W, H)) if options.faces else np.zeros((0, 5))
-        return Wishes(W, H, torch.from_numpy(faces[:, :4].copy()), torch.from_numpy(prominence(faces)),
-                      torch.tensor(options.keep, dtype=torch.float64).reshape(-1, 4), options.focus), faces
+        return Wishes(W, H, faces[:, :4].copy(), prominence(faces),
+                      np.array(options.keep, dtype=np.float64).reshape(-1, 4), options.focus), faces
 
-    @torch.inference_mode()
-    def search(self, prepared: Prepared, score_map: Tensor, options: CropOptions) -> CropResult:
+    def search(self, prepared: Prepared, score_map: np.ndarray, options: CropOptions) -> CropResult:
         """Two-stage search (coarse anchors, then a fine search around the best) for every
         aspect in ``options``, each stage scored in one call of the pooling op.
 
@@ -484,7 +514,7 @@ class Cropper:
                 ratios.append(r)
                 owner.append(a)
         boxes, group = coarse_candidates(ratios, W, H, min_scale=options.min_scale)
-        aspect_of = torch.tensor(owner)[group]
+        aspect_of = np.array(owner)[group]
         if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
             boxes, source = wishes.variants(boxes)
             aspect_of = aspect_of[source]
@@ -492,16 +522,17 @@ class Cropper:
 
         # stage 2: refine the best few (kept diverse) of each aspect, all in one call
         n_seeds = max(REFINE_SEEDS * min(options.top_k, 2), 3 * options.top_k)
-        seeds = [torch.nonzero(aspect_of == a)[:, 0] for a in range(len(options.aspects))]
-        seeds = [s[nms(boxes[s].float(), objective[s].float(), 0.7, n_seeds)] for s in seeds]
-        seed_idx = torch.cat(seeds)
-        free = torch.tensor([a.free for a in options.aspects])[aspect_of[seed_idx]]
+        seeds = [np.flatnonzero(aspect_of == a) for a in range(len(options.aspects))]
+        # (suppression in float32, as the search always ranked its seeds)
+        seeds = [s[nms(boxes[s].astype(np.float32), objective[s].astype(np.float32), 0.7, n_seeds)] for s in seeds]
+        seed_idx = np.concatenate(seeds)
+        free = np.array([a.free for a in options.aspects])[aspect_of[seed_idx]]
         fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
         fine, fine_aspects, fine_objective, _ = self._rank(score_map, wishes.project(fine), aspect_of[seed_idx][from_seed],
                                                            wishes, options.circular, spread)
-        all_boxes = torch.cat([boxes, fine])
-        all_objective = torch.cat([objective, fine_objective])
-        all_aspects = torch.cat([aspect_of, fine_aspects])
+        all_boxes = np.concatenate([boxes, fine])
+        all_objective = np.concatenate([objective, fine_objective])
+        all_aspects = np.concatenate([aspect_of, fine_aspects])
         all_ratios = (all_boxes[:, 2] - all_boxes[:, 0]) / (all_boxes[:, 3] - all_boxes[:, 1])
         too_small = smallest_side_share(all_boxes, all_ratios, W, H) < options.min_scale - 0.01
         all_objective[too_small] = -float("inf")  # refinement shrank them past the zoom limit
@@ -510,20 +541,20 @@ class Cropper:
         # boxes actually returned (snapping moves boxes; equal boxes are never returned twice)
         picked: list[tuple[int, list[int]]] = []
         for a, aspect in enumerate(options.aspects):
-            sel = torch.nonzero((all_aspects == a) & ~too_small)[:, 0]
+            sel = np.flatnonzero((all_aspects == a) & ~too_small)
             kept: list[list[int]] = []
-            for j in iter_nms(all_boxes[sel].float(), all_objective[sel].float(), options.nms_iou):
+            for j in iter_nms(all_boxes[sel].astype(np.float32), all_objective[sel].astype(np.float32), options.nms_iou):
                 i = int(sel[j])
                 box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
-                if not kept or (box not in kept and float(box_iou(torch.tensor([box]), torch.tensor(kept)).max()) <= options.nms_iou):
+                if not kept or (box not in kept and float(box_iou(np.array([box]), np.array(kept)).max()) <= options.nms_iou):
                     kept.append(box)
                     if len(kept) == options.top_k:
                         break
             picked += [(a, b) for b in kept]
-        snapped = torch.tensor([b for _, b in picked], dtype=torch.float64)
+        snapped = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
         model_scores = self.score_boxes(score_map, snapped, W, H, options.circular)
         final = (model_scores + wishes.soft(snapped, spread)).tolist()
-        rank = (wishes.hard(snapped) + torch.tensor(final, dtype=torch.float64)).tolist()
+        rank = (wishes.hard(snapped) + np.array(final, dtype=np.float64)).tolist()
         shape = "circle" if options.circular else "rect"
         crops = []
         for (a, b), s in zip(picked, final):
@@ -534,8 +565,8 @@ class Cropper:
         return CropResult(W, H, [crops[j] for j in order], faces.tolist() if options.faces else None,
                           self._warnings(wishes, options, ratios, owner))
 
-    def _rank(self, score_map: Tensor, boxes: Tensor, aspect_of: Tensor, wishes: Wishes, circular: bool,
-              spread: float | None = None) -> tuple[Tensor, Tensor, Tensor, float]:
+    def _rank(self, score_map: np.ndarray, boxes: np.ndarray, aspect_of: np.ndarray, wishes: Wishes, circular: bool,
+              spread: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """One stage of the search: the objective of candidates ``boxes [N, 4]`` of the aspects
         ``aspect_of [N]``, each distinct box scored once (candidates repeat: equal aspects, boxes
         pushed against the image's edges or fitted around the same face).
@@ -548,7 +579,7 @@ class Cropper:
         distinct, inverse = unique_boxes(boxes)
         scores = self.score_boxes(score_map, distinct, wishes.width, wishes.height, circular)
         if spread is None:
-            spread = float(scores[inverse].std()) if len(inverse) > 1 else 1.0
+            spread = float(scores[inverse].std(ddof=1)) if len(inverse) > 1 else 1.0
         objective = self._objective(wishes, distinct, scores, spread)
         if len(distinct) == len(boxes):  # no repeats (one fixed aspect, no faces)
             return boxes, aspect_of, objective[inverse], spread
@@ -556,7 +587,7 @@ class Cropper:
         return boxes[rows], aspect_of[rows], objective[inverse[rows]], spread
 
     @staticmethod
-    def _objective(wishes: Wishes, boxes: Tensor, scores: Tensor, spread: float) -> Tensor:
+    def _objective(wishes: Wishes, boxes: np.ndarray, scores: np.ndarray, spread: float) -> np.ndarray:
         """What the search maximises: the hard terms (keep-regions, faces cut) dominate."""
         if wishes.empty:
             return scores
@@ -567,7 +598,7 @@ class Cropper:
         """One sentence per aspect whose crop cannot hold every keep-region and the focus point."""
         if len(wishes.required) == 0:
             return []
-        fit = wishes.required_fits(torch.tensor(ratios, dtype=torch.float64))
+        fit = wishes.required_fits(np.array(ratios, dtype=np.float64))
         out = []
         for a, aspect in enumerate(options.aspects):
             if not any(bool(fit[i]) for i, o in enumerate(owner) if o == a):
@@ -649,6 +680,12 @@ class Cropper:
         """Scores of the caller's own ``boxes`` (``[N, 4]`` x1, y1, x2, y2 in image pixels):
         :meth:`Analysis.score <asm.analysis.Analysis.score>`."""
         return self.analyse(image).score(boxes, circular)
+
+
+def _device_type(device: object) -> str:
+    """``"cpu"``, ``"cuda"``, ... of a device given as a string (``"cuda:1"``) or a
+    ``torch.device``, without importing torch."""
+    return str(getattr(device, "type", device)).split(":")[0].strip().lower()
 
 
 def _onnxruntime_installed() -> bool:

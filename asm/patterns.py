@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Pattern", "get_pattern", "PATTERN_NAMES", "DEFAULT_PATTERN"]
 
@@ -36,52 +40,63 @@ DEFAULT_PATTERN = "cross_rectangle"
 
 @dataclass(frozen=True)
 class Pattern:
-    """A composition pattern: ``partition[gy, gx]`` with values in ``0..num_partitions-1``."""
+    """A composition pattern: ``table[gy, gx]`` (int64) with values in ``0..num_partitions-1``.
+
+    ``table`` is a read-only numpy array (the crop search needs no torch); ``partition`` is
+    the same table as a torch tensor, for the network and the pooling ops.
+    """
 
     name: str
-    partition: torch.Tensor  # [gy, gx] int64
+    table: np.ndarray  # [gy, gx] int64, read-only
+
+    @cached_property
+    def partition(self) -> torch.Tensor:
+        """``table`` as an int64 torch tensor ``[gy, gx]`` (imports torch)."""
+        import torch
+
+        return torch.from_numpy(self.table.copy())
 
     @property
     def num_partitions(self) -> int:
-        return int(self.partition.max()) + 1
+        return int(self.table.max()) + 1
 
     @property
     def grid(self) -> tuple[int, int]:
-        gy, gx = self.partition.shape
+        gy, gx = self.table.shape
         return int(gy), int(gx)
 
 
-def _grid(rows: int, cols: int) -> torch.Tensor:
-    return torch.arange(rows * cols, dtype=torch.int64).reshape(rows, cols)
+def _grid(rows: int, cols: int) -> np.ndarray:
+    return np.arange(rows * cols, dtype=np.int64).reshape(rows, cols)
 
 
-def _rings(n: int = 6) -> torch.Tensor:
+def _rings(n: int = 6) -> np.ndarray:
     """Ring index of each cell of an ``n x n`` grid: 0 = centre 2x2, 1 = middle, 2 = outer."""
-    idx = torch.arange(n)
-    dist = torch.minimum(idx, n - 1 - idx)  # distance to the nearest border, per axis
-    border = torch.minimum(dist[:, None], dist[None, :])
-    return (n // 2 - 1 - border).to(torch.int64)
+    idx = np.arange(n)
+    dist = np.minimum(idx, n - 1 - idx)  # distance to the nearest border, per axis
+    border = np.minimum(dist[:, None], dist[None, :])
+    return (n // 2 - 1 - border).astype(np.int64)
 
 
-def _quadrants(n: int = 6) -> torch.Tensor:
+def _quadrants(n: int = 6) -> np.ndarray:
     """Quadrant of each cell: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right."""
-    half = torch.arange(n) >= n // 2
-    return (2 * half[:, None].long() + half[None, :].long()).to(torch.int64)
+    half = (np.arange(n) >= n // 2).astype(np.int64)
+    return 2 * half[:, None] + half[None, :]
 
 
-def _directions(n: int = 12, sectors: int = 8) -> torch.Tensor:
+def _directions(n: int = 12, sectors: int = 8) -> np.ndarray:
     """Sector of the angle of each cell centre around the crop centre, boundaries every 45°.
 
     Cells on a diagonal lie exactly on a boundary; they alternate sides along the diagonal,
     so each sector holds exactly 18 cells (the paper: "approximately covered by 18 cells").
     """
-    centre = torch.arange(n, dtype=torch.float64) + 0.5 - n / 2
-    y, x = torch.meshgrid(-centre, centre, indexing="ij")  # y points up
-    angle = torch.atan2(y, x)
-    on_diagonal = x.abs() == y.abs()
-    side = torch.where((x.abs() - 0.5).remainder(2) == 0, 1.0, -1.0)
-    angle = angle + torch.where(on_diagonal, 1e-6 * side, 0.0)
-    return (torch.floor(angle / (2 * math.pi / sectors)).long() % sectors).to(torch.int64)
+    centre = np.arange(n, dtype=np.float64) + 0.5 - n / 2
+    y, x = np.meshgrid(-centre, centre, indexing="ij")  # y points up
+    angle = np.arctan2(y, x)
+    on_diagonal = np.abs(x) == np.abs(y)
+    side = np.where(np.mod(np.abs(x) - 0.5, 2) == 0, 1.0, -1.0)
+    angle = angle + np.where(on_diagonal, 1e-6 * side, 0.0)
+    return (np.floor(angle / (2 * math.pi / sectors)).astype(np.int64) % sectors).astype(np.int64)
 
 
 _BUILDERS = {
@@ -105,4 +120,6 @@ def get_pattern(name: str) -> Pattern:
         builder = _BUILDERS[name]
     except KeyError:
         raise ValueError(f"unknown pattern {name!r}; choose one of {', '.join(PATTERN_NAMES)}") from None
-    return Pattern(name, builder())
+    table = builder()
+    table.flags.writeable = False
+    return Pattern(name, table)

@@ -34,17 +34,20 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from asm.cpu_session import cpu_session
+from asm.cpu_session import cpu_session, torch_threads
+from asm.models.weights import InferencePreset
 from asm.patterns import Pattern, get_pattern
 
-__all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "quantize_int8", "export_int8", "calibration_photos", "load_onnx_net", "int8_path", "onnx_cache_path",
+if TYPE_CHECKING:  # exporting needs torch; running a twin does not
+    import torch
+
+__all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "export_checkpoint", "quantize_int8", "export_int8", "calibration_photos", "load_onnx_net", "int8_path", "onnx_cache_path",
            "cache_dir", "file_digest"]
 
 #: Export format tag; bump it when the export changes, so cached twins are rebuilt.
@@ -80,13 +83,16 @@ def onnx_cache_path(digest: str) -> Path:
     return cache_dir() / "onnx" / f"{digest}.onnx"
 
 
-def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "") -> Path:
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "",
+                preset: InferencePreset | None = None) -> Path:
     """Write ``model`` (an :class:`~asm.models.ASMNet`) as ONNX to ``path``, atomically.
 
-    Dynamic axes: batch, height and width. ``digest`` (the checkpoint's SHA-256) and the
-    model's ``config`` go into the file's metadata. Needs the ``onnx`` package.
+    Dynamic axes: batch, height and width. ``digest`` (the checkpoint's SHA-256), the
+    model's ``config`` and the serving ``preset`` (the checkpoint's) go into the file's
+    metadata, so a twin serves without reading the checkpoint. Needs the ``onnx`` package.
     """
     import onnx  # the exporter needs it; running the result does not
+    import torch
 
     path = Path(path)
     model = model.eval().cpu()
@@ -116,11 +122,22 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "
         # parameters outside the forward pass that scoring needs (the centre prior's weight)
         "asm_prior_weight": repr(float(torch.as_tensor(getattr(model, "prior_weight", 0.0)).detach())),
     }
+    if preset is not None:
+        props["asm_preset"] = json.dumps(asdict(preset), sort_keys=True)
     for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     _write_atomic(path, proto.SerializeToString())
     return path
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, digest: str | None = None) -> Path:
+    """Write the float ONNX twin of the model file ``checkpoint`` to ``path``
+    (:func:`export_onnx` with the file's network, SHA-256 and serving preset)."""
+    from asm.models import Weights, asm_net
+
+    weights = Weights(checkpoint)
+    return export_onnx(asm_net(weights=weights), path, digest or file_digest(checkpoint), weights.preset)
 
 
 def quantize_int8(float_twin: str | os.PathLike, path: str | os.PathLike, calibration: Iterable[np.ndarray]) -> Path:
@@ -212,7 +229,7 @@ def export_int8(checkpoint: str | os.PathLike, photos: Iterable[str | os.PathLik
     from asm.cropper import Cropper  # the cropper builds on this module
 
     cropper = Cropper.from_pretrained(checkpoint, runtime="onnx")  # the float twin (exported on first use)
-    inputs = [cropper.prepare(Path(p)).input.numpy() for p in photos]
+    inputs = [cropper.prepare(Path(p)).input for p in photos]
     return quantize_int8(cropper.model.path, out or int8_path(checkpoint), inputs)
 
 
@@ -234,27 +251,30 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 class OnnxNet:
-    """An exported ASM-Net run by ONNX Runtime on the CPU, called like the torch model.
+    """An exported ASM-Net run by ONNX Runtime on the CPU.
 
-    ``net(images [B, 3, H, W] float32) -> score_map [B, L, h, w]`` (a CPU tensor). Carries the
-    model's ``config``, ``pattern``, ``num_partitions`` and ``prior_weight`` like
-    :class:`~asm.models.ASMNet`, and the checkpoint ``digest`` it was exported from.
+    ``net(images [B, 3, H, W] float32 numpy) -> score_map [B, L, h, w]`` (float32 numpy).
+    Carries the model's ``config``, ``pattern``, ``num_partitions`` and ``prior_weight`` like
+    :class:`~asm.models.ASMNet`, the serving ``preset`` (None in a twin written before the
+    preset was recorded) and the checkpoint ``digest`` it was exported from. Loads no torch.
 
     Args:
         path: the ``.onnx`` file.
-        threads: intra-op threads (default: ``torch.get_num_threads()``, as the torch path uses).
+        threads: intra-op threads (default: torch's count when torch is loaded, else ONNX
+            Runtime's default of one per physical core).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         self.path = Path(path)
-        self.session = cpu_session(str(self.path), threads or torch.get_num_threads())
+        self.session = cpu_session(str(self.path), threads or torch_threads())
         props = self.session.get_modelmeta().custom_metadata_map
         self.format = props.get("asm_format", "")
         self.digest = props.get("asm_checkpoint_sha256", "")
         self.config: dict[str, Any] = json.loads(props.get("asm_config", "{}"))
         self.pattern: Pattern = get_pattern(self.config["pattern"]) if "pattern" in self.config else None  # type: ignore[assignment]
         self.map_stride = int(self.config.get("map_stride", 8))
-        self.prior_weight = torch.tensor(float(props.get("asm_prior_weight", "0")))
+        self.prior_weight = float(props.get("asm_prior_weight", "0"))
+        self.preset = InferencePreset(**json.loads(props["asm_preset"])) if "asm_preset" in props else None
         #: "float32" (the exact twin) or "int8" (:func:`quantize_int8`)
         self.precision = props.get("asm_precision", "float32")
 
@@ -262,9 +282,9 @@ class OnnxNet:
     def num_partitions(self) -> int:
         return self.pattern.num_partitions
 
-    def __call__(self, images: Tensor) -> Tensor:
-        x = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {"images": x})[0])
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(images, dtype=np.float32)
+        return self.session.run(None, {"images": x})[0]
 
 
 def load_onnx_net(checkpoint: str | os.PathLike, export: bool = True, threads: int | None = None,
@@ -292,7 +312,5 @@ def load_onnx_net(checkpoint: str | os.PathLike, export: bool = True, threads: i
         raise FileNotFoundError(f"no int8 twin of {checkpoint.name} that matches it; run `asm export --int8 --model {checkpoint}`")
     if not export:
         raise FileNotFoundError(f"no ONNX export of {checkpoint}; run `asm export --model {checkpoint}`")
-    from asm.models import asm_net
-
-    export_onnx(asm_net(weights=checkpoint), cached, digest)
+    export_checkpoint(checkpoint, cached, digest)
     return OnnxNet(cached, threads)

@@ -48,7 +48,7 @@ def speed_table() -> list[str]:
             for x in inputs:  # each input through every runtime in turn, so load changes hit all alike
                 for name, net in nets.items():
                     ms[name].append(_median_ms(lambda: net(x), repeat=7))
-                ms["torch"].append(_median_ms(lambda: eager(x), repeat=3))
+                ms["torch"].append(_median_ms(lambda: eager(torch.from_numpy(x)), repeat=3))
         f, q, t = (statistics.median(ms[k]) for k in ("float", "int8", "torch"))
         rows.append(f"| {threads} | {f:.1f} | {q:.1f} | **{f / q:.2f}x** | {t:.1f} |")
     torch.set_num_threads(2)

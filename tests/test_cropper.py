@@ -83,14 +83,14 @@ def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
     prepared = cropper.prepare(photo)
     h, w = cropper.score_maps([prepared])[0].shape[-2:]
     L = cropper.model.num_partitions
-    m = torch.zeros(1, L, h, w)
+    m = np.zeros((1, L, h, w), np.float32)
     m[..., h // 4 : 3 * h // 4, w // 2 :] = 1.0  # right half, middle band is good
     crop = cropper.search(prepared, m, CropOptions.parse("1:1")).crops[0]
     cx = (crop.box[0] + crop.box[2]) / 2
     assert cx > 640 * 0.6
     # and stage 2 never loses to stage 1: the final score is at least the best anchor
     boxes, _ = coarse_candidates([1.0], 640, 427)
-    best_anchor = cropper.score_boxes(m, boxes, 640, 427, False).max().item()
+    best_anchor = float(cropper.score_boxes(m, boxes, 640, 427, False).max())
     assert crop.score >= best_anchor - 1e-3
 
 
@@ -109,10 +109,16 @@ def test_heatmaps_at_map_size_and_at_image_size_when_asked(cropper, photo):
     small = analysis.heatmaps()
     assert small.avg.shape == small.std.shape == tuple(analysis.score_map.shape[-2:])
     # eqs. 5-6 by hand: each pixel's mean and population std over the L partitions
-    maps = analysis.score_map[0].double().cpu().numpy()  # [L, h, w]
+    maps = analysis.score_map[0].astype(np.float64)  # [L, h, w]
     centred = maps - maps.mean(0)
     assert small.avg == pytest.approx(maps.mean(0), abs=1e-5)
     assert small.std == pytest.approx(np.sqrt((centred ** 2).mean(0)), abs=1e-5)
+    # ... and the tensor twins the training uses
+    from asm.models import theta_avg, theta_std
+
+    tensor = torch.from_numpy(analysis.score_map)
+    np.testing.assert_allclose(small.avg, theta_avg(tensor)[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(small.std, theta_std(tensor)[0].numpy(), atol=1e-5)
     heat = cropper.heatmaps(photo, at_image_size=True)
     assert heat.avg.shape == heat.std.shape == photo.shape[:2]
     assert heat.avg.dtype == heat.std.dtype == np.float32
@@ -195,11 +201,11 @@ def test_candidates_cover_scales_and_stay_inside():
     assert (boxes[:, 0] >= -1e-9).all() and (boxes[:, 2] <= 640 + 1e-9).all() and (boxes[:, 3] <= 427 + 1e-9).all()
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     assert areas.min() < 0.4 * areas.max()
-    fine, seed = refine_candidates(boxes[:3], torch.tensor([False, True, False]), 640, 427)
+    fine, seed = refine_candidates(boxes[:3], np.array([False, True, False]), 640, 427)
     assert (fine[:, 0] >= -1e-9).all() and (fine[:, 2] <= 640 + 1e-9).all() and (fine[:, 3] <= 427 + 1e-9).all()
     fixed = fine[seed != 1]
     ratio = (fixed[:, 2] - fixed[:, 0]) / (fixed[:, 3] - fixed[:, 1])
-    assert torch.allclose(ratio, torch.full_like(ratio, 16 / 9))
+    np.testing.assert_allclose(ratio, 16 / 9)
 
 
 @pytest.mark.parametrize("size", [(640, 427), (427, 640), (97, 300)])
@@ -221,24 +227,24 @@ def test_coarse_anchors_are_row_major_grids_per_size(size):
                     want.append([x, y, x + w, y + h])
                     want_group.append(g)
     assert group.tolist() == want_group
-    torch.testing.assert_close(boxes, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(boxes, np.array(want), rtol=0, atol=1e-9)
 
 
 def test_unique_boxes_scores_each_box_once():
-    g = torch.Generator().manual_seed(5)
-    distinct = torch.rand(40, 4, generator=g, dtype=torch.float64) * 300
-    boxes = distinct[torch.randint(0, 40, (500,), generator=g)]
-    boxes[0, 0] = torch.nextafter(boxes[0, 0], torch.tensor(1e9, dtype=torch.float64))  # one ulp apart: its own box
+    rng = np.random.default_rng(5)
+    distinct = rng.random((40, 4)) * 300
+    boxes = distinct[rng.integers(0, 40, 500)]
+    boxes[0, 0] = np.nextafter(boxes[0, 0], 1e9)  # one ulp apart: its own box
     rows, inverse = unique_boxes(boxes)
-    assert torch.equal(rows[inverse], boxes)
+    assert np.array_equal(rows[inverse], boxes)
     assert len(rows) == len({tuple(b) for b in boxes.tolist()})
-    empty, none = unique_boxes(torch.zeros(0, 4, dtype=torch.float64))
+    empty, none = unique_boxes(np.zeros((0, 4)))
     assert empty.shape == (0, 4) and none.shape == (0,)
 
 
 def test_first_rows_keeps_the_first_row_of_each_key_in_order():
-    assert first_rows(torch.tensor([5, 3, 5, 0, 3, 7])).tolist() == [0, 1, 3, 5]
-    assert first_rows(torch.zeros(0, dtype=torch.int64)).tolist() == []
+    assert first_rows(np.array([5, 3, 5, 0, 3, 7])).tolist() == [0, 1, 3, 5]
+    assert first_rows(np.zeros(0, dtype=np.int64)).tolist() == []
 
 
 @pytest.mark.parametrize("others", [["free"], ["1:1", "free", "9:16"]])
@@ -273,7 +279,7 @@ def test_readme_api_is_importable_from_the_package():
 
 
 def _iou(a, b):
-    return float(box_iou(torch.tensor([a], dtype=torch.float64), torch.tensor([b], dtype=torch.float64)))
+    return float(box_iou(torch.tensor([a], dtype=torch.float64), torch.tensor([b], dtype=torch.float64))[0, 0])
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -406,7 +412,7 @@ def test_analyse_many_equals_one_analysis_per_image(cropper, photo):
     for image, batched in zip(images, many):
         single = cropper.analyse(image)
         assert batched.score_map.shape == single.score_map.shape
-        torch.testing.assert_close(batched.score_map, single.score_map, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(batched.score_map, single.score_map, atol=1e-5, rtol=1e-5)
         got, want = batched.crops(options).to_json(), single.crops(options).to_json()
         assert [c["box"] for c in got["crops"]] == [c["box"] for c in want["crops"]]
         np.testing.assert_allclose([c["score"] for c in got["crops"]], [c["score"] for c in want["crops"]], atol=1e-4)
@@ -439,3 +445,14 @@ def test_analyse_many_retries_one_by_one_when_the_batch_fails(cropper, photo, mo
     assert first.crops().to_json() == third.crops().to_json()
     with pytest.raises(RuntimeError):
         cropper.analyse_many([photo, photo])
+
+
+def test_anchor_scales_are_torch_linspace_to_the_last_bit():
+    """The search is numpy; its float32 anchor sizes stay exactly those it always had
+    (``torch.linspace``), so no crop moves by a rounding."""
+    from asm.search.candidates import _scales
+
+    for smallest in np.linspace(0.1, 0.99, 300):
+        for n in (2, 3, 7, 8, 9):
+            assert list(_scales(float(smallest), n)) == torch.linspace(1.0, float(smallest), n).tolist()
+    assert _scales(0.5, 1) == (1.0,)

@@ -42,8 +42,8 @@ EXAMPLE_FACES = {"dogs-window.jpg": [[191.483, 208.241, 258.098, 288.676, 0.866]
                  "dandelion.jpg": [[357.700, 73.615, 411.798, 149.632, 0.714]]}
 
 
-def T(rows) -> torch.Tensor:
-    return torch.tensor(rows, dtype=torch.float64).reshape(-1, 4)
+def T(rows) -> np.ndarray:
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -56,11 +56,11 @@ def test_contains_and_cuts():
 
 
 def test_fit_around_moves_least_and_grows_keeping_the_aspect():
-    region = torch.tensor([300.0, 100, 380, 160])
+    region = np.array([300.0, 100, 380, 160])
     boxes = T([[0, 0, 200, 200], [250, 50, 450, 250], [0, 0, 40, 20]])
     out = fit_around(boxes, region, 640, 427)
     assert contains(out, region[None]).all()
-    assert torch.equal(out[1], boxes[1])  # already holds it: unchanged
+    assert np.array_equal(out[1], boxes[1])  # already holds it: unchanged
     assert out[0].tolist() == [180, 0, 380, 200]  # moved right just enough
     w, h = out[2, 2] - out[2, 0], out[2, 3] - out[2, 1]
     assert abs(w / h - 2) < 1e-9 and w >= 80 and h >= 60 - 1e-9  # grew about its centre, still 2:1
@@ -68,14 +68,14 @@ def test_fit_around_moves_least_and_grows_keeping_the_aspect():
 
 
 def test_fits_and_union():
-    wide = torch.tensor([0.0, 0, 500, 50])
-    assert fits(wide, torch.tensor([16 / 9, 9 / 16], dtype=torch.float64), 640, 427).tolist() == [True, False]
+    wide = np.array([0.0, 0, 500, 50])
+    assert fits(wide, np.array([16 / 9, 9 / 16]), 640, 427).tolist() == [True, False]
     assert union_box(T([[10, 20, 30, 40], [0, 25, 15, 60]])).tolist() == [0, 20, 30, 60]
 
 
 def test_clear_of_puts_each_shift_outside_the_region():
     boxes = T([[100, 100, 300, 300]])
-    region = torch.tensor([250.0, 150, 350, 250])
+    region = np.array([250.0, 150, 350, 250])
     out = clear_of(boxes, region, 640, 480)
     assert out.shape == (4, 4)  # left, right, above, below
     assert cuts(out, region[None])[:, 0].tolist() == [False, False, True, False]  # no room above: clamped
@@ -88,11 +88,11 @@ def test_pad_focus_and_zoom_share():
     boxes = T([[0, 0, 100, 100], [200, 200, 300, 300]])
     prior = focus_prior(boxes, (50.0, 50.0))
     assert prior[0] == 0 and prior[1] < -10
-    assert smallest_side_share(T([[0, 0, 300, 300]]), torch.tensor([1.0], dtype=torch.float64), 640, 600).tolist() == [0.5]
+    assert smallest_side_share(T([[0, 0, 300, 300]]), np.array([1.0]), 640, 600).tolist() == [0.5]
 
 
 def test_wishes_cost_and_kept():
-    w = Wishes(640, 480, T([[100, 100, 160, 180]]), torch.tensor([1.0], dtype=torch.float64), T([[400, 300, 500, 400]]))
+    w = Wishes(640, 480, T([[100, 100, 160, 180]]), np.array([1.0]), T([[400, 300, 500, 400]]))
     good, cutting, missing = [50, 50, 550, 450], [130, 50, 630, 450], [200, 0, 500, 250]
     hard = w.hard(T([good, cutting, missing]))
     assert hard[0] == 0 and hard[1] < 0 and hard[2] < hard[1]  # a keep-region left out costs most
@@ -242,7 +242,7 @@ def test_min_scale_bounds_the_zoom(cropper, photo, monkeypatch, min_scale):
     for c in result.crops:
         w, h = c.box[2] - c.box[0], c.box[3] - c.box[1]
         ratio = {"1:1": 1.0, "16:9": 16 / 9, "9:16": 9 / 16}[c.aspect]
-        share = float(smallest_side_share(T([c.box]), torch.tensor([ratio], dtype=torch.float64), 640, 427)[0])
+        share = float(smallest_side_share(T([c.box]), np.array([ratio]), 640, 427)[0])
         assert share >= min_scale - 0.02, (c, share)
     if min_scale == 1.0:
         assert all(max(c.box[2] - c.box[0], c.box[3] - c.box[1]) >= 426 for c in result.crops)

@@ -1,5 +1,5 @@
-"""Start-up: ``import asm`` and ``asm --help`` load nothing heavy; the ONNX crop path loads
-neither torchvision's model zoo nor matplotlib nor torch._dynamo."""
+"""Start-up: ``import asm`` and ``asm --help`` load nothing heavy; the ONNX crop path (the
+Cropper and ``asm crop``) loads no torch at all, nor torchvision's model zoo, nor matplotlib."""
 
 from __future__ import annotations
 
@@ -48,17 +48,25 @@ def test_lazy_names_still_resolve():
         asm.no_such_name  # noqa: B018
 
 
-def test_onnx_crop_path_loads_no_model_zoo_matplotlib_or_dynamo():
-    from asm.models import DEFAULT_MODEL_PATH
-    from asm.runtime import load_onnx_net
-
-    load_onnx_net(DEFAULT_MODEL_PATH)  # the twin exists before the measured process starts
+def test_onnx_crop_path_loads_no_torch():
     loaded = _modules_after(
         "from asm.cropper import Cropper\n"
-        f"c = Cropper.from_pretrained()\nassert c.runtime == 'int8'\nc.crop({str(PHOTO)!r}, aspect=['16:9', '1:1'])"
+        f"c = Cropper.from_pretrained()\nassert c.runtime == 'int8'\n"
+        f"r = c.crop({str(PHOTO)!r}, aspect=['16:9', '1:1'], keep=[[10, 10, 60, 60]], top_k=2)\n"
+        "assert len(r.crops) == 4 and r.faces is not None\n"
+        f"assert c.analyse({str(PHOTO)!r}).score([[0, 0, 100, 100]]).shape == (1,)"
     )
-    for heavy in ("torchvision", "matplotlib", "torch._dynamo", "onnx"):
+    for heavy in ("torch", "torchvision", "matplotlib", "onnx"):
         assert heavy not in loaded, heavy
+
+
+def test_cli_crop_loads_no_torch(tmp_path):
+    loaded = _modules_after(
+        "from asm.cli import main\n"
+        f"assert main(['crop', {str(PHOTO)!r}, '--aspect', '16:9,1:1', '--json', '--out', {str(tmp_path)!r}]) == 0"
+    )
+    assert "torch" not in loaded and "onnxruntime" in loaded
+    assert len(list(tmp_path.glob("*.jpg"))) == 2
 
 
 @pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
@@ -76,7 +84,8 @@ def test_lazy_command_help_lines_match_their_parsers(name):
 
 @pytest.mark.parametrize("module", ["asm.cli.crop", "asm.evaluation.run"])
 def test_runtime_choices_are_the_croppers(module):
-    """The CLI spells the runtimes out (importing asm.cropper would load torch for --help);
+    """The CLI spells the runtimes out (importing asm.cropper would load numpy, OpenCV and
+    ONNX Runtime for --help);
     they must stay Cropper.from_pretrained's."""
     from asm.cropper import RUNTIMES
 
@@ -85,3 +94,14 @@ def test_runtime_choices_are_the_croppers(module):
     (command,) = parser._subparsers._group_actions[0].choices.values()
     action = next(a for a in command._actions if a.dest == "runtime")
     assert tuple(action.choices) == RUNTIMES and action.default == "auto"
+
+
+def test_crop_help_states_the_croppers_min_scale():
+    """``asm crop --help`` spells the default zoom limit out; it must stay the Cropper's."""
+    from asm.cropper import DEFAULT_MIN_SCALE
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module("asm.cli.crop").add_parser(parser.add_subparsers())
+    (command,) = parser._subparsers._group_actions[0].choices.values()
+    action = next(a for a in command._actions if a.dest == "min_scale")
+    assert f"(default {DEFAULT_MIN_SCALE:g})" in action.help

@@ -29,15 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from asm.errors import AsmError
-    from asm.models import DEFAULT_MODEL_PATH, asm_net
-    from asm.runtime import calibration_photos, export_int8, export_onnx, file_digest
+    from asm.models import DEFAULT_MODEL_PATH
+    from asm.runtime import calibration_photos, export_checkpoint, export_int8
 
     model_path = args.model or DEFAULT_MODEL_PATH
     try:
         if args.int8:
             out = export_int8(model_path, calibration_photos(args.calibration), args.out)
         else:
-            out = export_onnx(asm_net(weights=model_path), args.out or model_path.with_suffix(".onnx"), digest=file_digest(model_path))
+            out = export_checkpoint(model_path, args.out or model_path.with_suffix(".onnx"))
     except (AsmError, OSError, ValueError, ImportError) as e:
         fail("export", str(e))
         return 2

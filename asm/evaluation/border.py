@@ -127,7 +127,7 @@ def _region(m, box: Sequence[int], width: int, height: int):
 
 def border_bias(maps: PhotoMaps | Sequence) -> tuple[Table, dict[str, object]]:
     """Check (b): per channel, (outer-ring mean - interior mean) / std of the score map,
-    averaged over the maps (``[1, L, h, w]`` tensors, or the :class:`PhotoMaps` of check (a)).
+    averaged over the maps (``[1, L, h, w]`` arrays or tensors, or the :class:`PhotoMaps` of check (a)).
     Also for θ_avg and θ_std.
 
     With :class:`PhotoMaps` two more rows separate the frame from the content: the same
@@ -135,6 +135,8 @@ def border_bias(maps: PhotoMaps | Sequence) -> tuple[Table, dict[str, object]]:
     region (same content, no image border there). Their difference is what the image border
     alone does to the map.
     """
+    import torch
+
     from asm.evaluation.metrics import border_trend
     from asm.models import theta_avg, theta_std
 
@@ -147,7 +149,7 @@ def border_bias(maps: PhotoMaps | Sequence) -> tuple[Table, dict[str, object]]:
     def stats(ms: Sequence) -> dict[str, object]:
         per_ch, avg, std = [], [], []
         for m in ms:
-            m = m.detach().cpu().double()
+            m = torch.as_tensor(m).detach().cpu().double()  # numpy maps (Analysis) or tensors (training)
             per_ch.append(border_trend(m)[0].numpy())
             avg.append(float(border_trend(theta_avg(m)[:, None])[0, 0]))
             std.append(float(border_trend(theta_std(m)[:, None])[0, 0]))

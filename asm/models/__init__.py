@@ -5,12 +5,43 @@
   preset, metadata), the shipped :class:`ASMNet_Weights`, and the builder :func:`asm_net`.
 - :mod:`asm.models.prior`: the centre prior added to every crop's score.
 - :mod:`asm.models.fastgaze`: FastGaze, the saliency teacher (training and evaluation only).
+
+Names load their modules on first use: :mod:`asm.models.prior` and the serving preset
+(:class:`InferencePreset`) need no torch, so the crop path on ONNX Runtime never loads it.
 """
 
-from asm.models.asmnet import ASMNet, normalize, theta_avg, theta_std
-from asm.models.prior import centre_prior
-from asm.models.weights import (DEFAULT_MODEL_PATH, ASMNet_Weights, InferencePreset, Weights, WeightsMeta, asm_net,
-                                save_model)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["ASMNet", "ASMNet_Weights", "Weights", "WeightsMeta", "InferencePreset", "asm_net", "save_model",
            "DEFAULT_MODEL_PATH", "normalize", "theta_avg", "theta_std", "centre_prior"]
+
+_HOMES = {
+    "ASMNet": "asm.models.asmnet",
+    "normalize": "asm.models.asmnet",
+    "theta_avg": "asm.models.asmnet",
+    "theta_std": "asm.models.asmnet",
+    "centre_prior": "asm.models.prior",
+    **{name: "asm.models.weights" for name in ("ASMNet_Weights", "Weights", "WeightsMeta", "InferencePreset", "asm_net",
+                                                "save_model", "DEFAULT_MODEL_PATH")},
+}
+
+if TYPE_CHECKING:
+    from asm.models.asmnet import ASMNet, normalize, theta_avg, theta_std
+    from asm.models.prior import centre_prior
+    from asm.models.weights import (DEFAULT_MODEL_PATH, ASMNet_Weights, InferencePreset, Weights, WeightsMeta, asm_net,
+                                    save_model)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'asm.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

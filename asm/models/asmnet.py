@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from asm.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from asm.patterns import DEFAULT_PATTERN, Pattern, get_pattern
 
 __all__ = [
@@ -30,9 +31,6 @@ __all__ = [
     "theta_avg",
     "theta_std",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _mobilenet_v2_stages(m: nn.Module) -> list[nn.Module]:

@@ -23,12 +23,14 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from asm.errors import InvalidModel, ModelNotFound, echo
-from asm.models.asmnet import ASMNet
+
+if TYPE_CHECKING:  # torch loads only when a model file is read or a network built
+    import torch
+
+    from asm.models.asmnet import ASMNet
 
 __all__ = ["Weights", "ASMNet_Weights", "InferencePreset", "WeightsMeta", "asm_net", "save_model",
            "DEFAULT_MODEL_PATH", "CHECKPOINT_FORMAT"]
@@ -100,6 +102,8 @@ class Weights:
 
     def get_state_dict(self) -> dict[str, torch.Tensor]:
         """The network's weights as float32 (files may store float16)."""
+        import torch
+
         state = self._read()["state_dict"]
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         state.setdefault("prior_weight", torch.zeros(()))  # files from before the centre prior
@@ -130,6 +134,8 @@ class Weights:
             raise ModelNotFound(f"no asm model at {echo(str(self.file))}. The default model ships inside the "
                                 f"package ({DEFAULT_MODEL_PATH}); pass a model file (--model PATH) or train one "
                                 "with `asm train`.")
+        import torch
+
         try:
             ckpt = torch.load(self.file, map_location="cpu", weights_only=True)
             if not isinstance(ckpt, dict) or ckpt.get("format") not in READABLE_FORMATS:
@@ -177,6 +183,8 @@ def asm_net(weights: Weights | ASMNet_Weights | str | os.PathLike | None = None,
     """An :class:`~asm.models.asmnet.ASMNet`: with ``weights`` (an enum member, a
     :class:`Weights` or a model file) built to their config, loaded and in eval mode;
     without, a new network of ``config`` (the ASMNet arguments)."""
+    from asm.models.asmnet import ASMNet
+
     if weights is None:
         return ASMNet(**config)
     weights = as_weights(weights)
@@ -195,6 +203,8 @@ def save_model(model: ASMNet, path: str | os.PathLike, half: bool = False, prese
                meta: WeightsMeta | None = None) -> Weights:
     """Write ``model`` with its serving ``preset`` and ``meta`` to one file (``half``: store
     float16 weights); returns its :class:`Weights`."""
+    import torch
+
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     header = {"format": CHECKPOINT_FORMAT, "config": dict(model.config),
               "preset": asdict(preset or InferencePreset()), "meta": _plain(asdict(meta or WeightsMeta()))}

@@ -1,6 +1,6 @@
 """Candidate crops for the two-stage search (paper §3.3) and the aspect-ratio options.
 
-Pure functions on image-pixel coordinates. Boxes are ``[N, 4]`` float64 tensors
+Pure numpy functions on image-pixel coordinates. Boxes are ``[N, 4]`` float64 arrays
 ``(x1, y1, x2, y2)`` in the (EXIF-oriented) original image; each box also carries the
 index of the aspect ratio it was made for, so one scoring call serves every aspect.
 """
@@ -16,8 +16,6 @@ from functools import lru_cache
 from itertools import islice
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from asm.errors import InvalidOption, echo
 
@@ -136,7 +134,7 @@ def largest_box(ratio: float, width: float, height: float) -> tuple[float, float
 def coarse_candidates(
     ratios: list[float], width: int, height: int, scales: int = 8, positions: int = 9,
     min_scale: float | None = None,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Anchors for each ratio: ``scales`` sizes from the largest box of that ratio down to
     about :data:`MIN_AREA` of the image (or down to ``min_scale`` of the largest box's side),
     on a grid of up to ``positions`` places along each axis with room to move.
@@ -161,18 +159,26 @@ def coarse_candidates(
     x = (width - w[size]) * ix / np.maximum(nx[size] - 1, 1)
     y = (height - h[size]) * iy / np.maximum(ny[size] - 1, 1)
     boxes = np.stack([x, y, x + w[size], y + h[size]], axis=1)
-    return torch.from_numpy(boxes), torch.from_numpy(g[size])
+    return boxes, g[size]
 
 
 @lru_cache(maxsize=64)
 def _scales(smallest: float, scales: int) -> tuple[float, ...]:
-    """``scales`` steps from 1 down to ``smallest`` (float32 steps, as the anchors always used)."""
-    return tuple(torch.linspace(1.0, smallest, scales).tolist())
+    """``scales`` steps from 1 down to ``smallest``, in float32 as the anchors always had them
+    (``torch.linspace(1.0, smallest, scales)`` to the last bit: the first half counted up
+    from 1, the rest down from ``smallest``, each a fused multiply-add rounded once)."""
+    if scales == 1:
+        return (1.0,)
+    start, end = np.float32(1.0), np.float32(smallest)
+    step = np.float64((end - start) / np.float32(scales - 1))
+    i = np.arange(scales)
+    up, down = np.float64(start) + step * i, np.float64(end) - step * (scales - 1 - i)
+    return tuple(np.where(i < scales // 2, up, down).astype(np.float32).tolist())
 
 
 def refine_candidates(
-    seeds: Tensor, seed_free: Tensor, width: int, height: int, steps: int = 2
-) -> tuple[Tensor, Tensor]:
+    seeds: np.ndarray, seed_free: np.ndarray, width: int, height: int, steps: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """Fine search around ``seeds [S, 4]``: shift the centre by up to ±6% of the box size,
     scale by ±8% and, where ``seed_free[S]``, stretch the aspect by ±10%.
 
@@ -180,8 +186,8 @@ def refine_candidates(
     and ``seed_index [S * P]``.
     """
     dx, dy, ds, da = _refine_steps(steps)  # [P] each
-    x1, y1, x2, y2 = seeds.numpy().T[:, :, None]  # [S, 1] each
-    free = seed_free.numpy()[:, None]
+    x1, y1, x2, y2 = seeds.T[:, :, None]  # [S, 1] each
+    free = seed_free[:, None]
     w, h = x2 - x1, y2 - y1
     cx = (x1 + x2) / 2 + dx * w
     cy = (y1 + y2) / 2 + dy * h
@@ -190,13 +196,13 @@ def refine_candidates(
     nw = w * (1 + ds) * stretch
     nh = h * (1 + ds) / stretch
     # shrink uniformly where a box outgrew the image, then shift it inside (the reciprocal
-    # first, as torch divides a number by a tensor: the boxes stay the same to the last bit)
+    # first, as the search always did it: the boxes stay the same to the last bit)
     fit = np.minimum(1.0, np.minimum(1 / nw * width, 1 / nh * height))
     nw, nh = nw * fit, nh * fit
     left = np.minimum(np.maximum(cx - nw / 2, 0), width - nw)
     top = np.minimum(np.maximum(cy - nh / 2, 0), height - nh)
     boxes = np.stack([left, top, left + nw, top + nh], axis=-1)  # [S, P, 4]
-    return torch.from_numpy(boxes[keep]), torch.from_numpy(np.nonzero(keep)[0])
+    return boxes[keep], np.nonzero(keep)[0]
 
 
 @lru_cache(maxsize=None)
@@ -227,7 +233,7 @@ def snap_box(box: list[float], ratio: float | None, width: int, height: int) -> 
     return [int(left), int(top), int(left + w), int(top + h)]
 
 
-def unique_boxes(boxes: Tensor) -> tuple[Tensor, Tensor]:
+def unique_boxes(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of ``boxes [N, 4]`` (in no particular order) and, for each box,
     the index of its row among them: ``boxes == distinct[inverse]`` (rows count as equal
     when their bits are).
@@ -236,7 +242,7 @@ def unique_boxes(boxes: Tensor) -> tuple[Tensor, Tensor]:
     whole rows), so equal rows lie next to each other; two different rows whose keys
     collide may split a run of equal ones, which only lists that row twice.
     """
-    rows = np.ascontiguousarray(boxes.numpy())
+    rows = np.ascontiguousarray(boxes, dtype=np.float64)
     bits = rows.view(np.uint64)
     key = bits[:, 0] * _ROW_MIX[0]
     for c in range(1, 4):
@@ -249,33 +255,33 @@ def unique_boxes(boxes: Tensor) -> tuple[Tensor, Tensor]:
     first[1:] = ~first[1:]  # a row starts a run where some coordinate differs from the row before
     inverse = np.empty(len(rows), dtype=np.int64)
     inverse[order] = np.cumsum(first) - 1
-    return torch.from_numpy(rows[order[first]]), torch.from_numpy(inverse)
+    return rows[order[first]], inverse
 
 
-def first_rows(keys: Tensor) -> Tensor:
+def first_rows(keys: np.ndarray) -> np.ndarray:
     """Indices of the first row holding each distinct value of ``keys [N]`` (int64, >= 0),
     ascending: ``[M]``."""
-    k = keys.numpy()
+    k = np.asarray(keys)
     first = np.full(int(k.max()) + 1 if len(k) else 0, len(k), dtype=np.int64)
     np.minimum.at(first, k, np.arange(len(k)))
     first = first[first < len(k)]
     first.sort()
-    return torch.from_numpy(first)
+    return first
 
 
 #: Odd 64-bit constants that mix a row's four coordinates into one sort key (:func:`unique_boxes`).
 _ROW_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5], dtype=np.uint64)
 
 
-def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, max_keep: int | None = None) -> Tensor:
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None) -> np.ndarray:
     """Greedy non-maximum suppression, as ``torchvision.ops.nms`` (which would import all of
     torchvision): indices of the kept ``boxes [N, 4]``, best ``scores [N]`` first; a box is
     dropped when its IoU with a better kept box is above ``iou_threshold``. Stops after
     ``max_keep`` boxes (see :func:`iter_nms`)."""
-    return torch.tensor(list(islice(iter_nms(boxes, scores, iou_threshold), max_keep)), dtype=torch.int64)
+    return np.array(list(islice(iter_nms(boxes, scores, iou_threshold), max_keep)), dtype=np.int64)
 
 
-def iter_nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Iterator[int]:
+def iter_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> Iterator[int]:
     """The indices :func:`nms` keeps, one at a time, as the caller asks for them, so a caller
     that needs the best few pays for those only (greedy suppression never revisits a kept
     box, so any prefix is the same).
@@ -284,11 +290,12 @@ def iter_nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Iterator[in
     (64, 128, ... boxes): the boxes kept so far suppress a window at once, and each box kept
     in it suppresses the rest of that window.
     """
-    if scores.numel() == 0:
+    scores = np.asarray(scores)
+    if scores.size == 0:
         return
     yield int(scores.argmax())  # the first of the best, as the stable sort below puts first
-    order = torch.argsort(scores, descending=True, stable=True).numpy()
-    b = np.ascontiguousarray(boxes.double().numpy()[order].T)  # [4, N] best first
+    order = np.argsort(-scores, kind="stable")  # best first, ties in input order
+    b = np.ascontiguousarray(np.asarray(boxes, dtype=np.float64)[order].T)  # [4, N] best first
     area = (b[2] - b[0]) * (b[3] - b[1])
     kept = [0]  # positions in ``order``
     start, window = 1, 64
@@ -315,15 +322,17 @@ def _iou_above(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndar
         return inter / (area_a[:, None] + area_b - inter) > threshold
 
 
-def box_iou(a: Tensor, b: Tensor) -> Tensor:
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of ``a [N, 4]`` with every box of ``b [M, 4]``: ``[N, M]``, as
     ``torchvision.ops.box_iou``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.maximum(rb - lt, 0).prod(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 def random_cut(rng, width: int, height: int, lo: float = 0.60, hi: float = 0.85) -> list[int]:

@@ -1,6 +1,6 @@
 """Geometry of the user's and the detector's wishes: faces, keep-regions, a focus point, zoom.
 
-Pure functions on ``[N, 4]`` float64 boxes ``(x1, y1, x2, y2)`` in image pixels (the same
+Pure numpy functions on ``[N, 4]`` float64 boxes ``(x1, y1, x2, y2)`` in image pixels (the same
 frame as :mod:`asm.search.candidates`). :meth:`asm.cropper.Cropper.search` uses them to
 
 * move and grow candidate crops so they hold what must stay inside (:func:`fit_around`),
@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor
+import numpy as np
 
 __all__ = [
     "Wishes",
@@ -51,35 +50,35 @@ MAX_FACE_SETS = 3
 TOLERANCE = 1.0
 
 
-def contains(boxes: Tensor, regions: Tensor, tol: float = TOLERANCE) -> Tensor:
+def contains(boxes: np.ndarray, regions: np.ndarray, tol: float = TOLERANCE) -> np.ndarray:
     """``[N, M]`` bool: region ``m`` lies wholly inside box ``n`` (``boxes [N, 4]``, ``regions [M, 4]``)."""
     b, r = boxes[:, None, :], regions[None, :, :]
     return ((r[..., 0] >= b[..., 0] - tol) & (r[..., 1] >= b[..., 1] - tol)
             & (r[..., 2] <= b[..., 2] + tol) & (r[..., 3] <= b[..., 3] + tol))
 
 
-def cuts(boxes: Tensor, regions: Tensor, tol: float = TOLERANCE, inside: Tensor | None = None) -> Tensor:
+def cuts(boxes: np.ndarray, regions: np.ndarray, tol: float = TOLERANCE, inside: np.ndarray | None = None) -> np.ndarray:
     """``[N, M]`` bool: box ``n`` overlaps region ``m`` without holding it whole (its edge
     runs through the region); ``inside``: :func:`contains` of the same boxes and regions, if known."""
     b, r = boxes[:, None, :], regions[None, :, :]
-    overlap_w = torch.minimum(b[..., 2], r[..., 2]) - torch.maximum(b[..., 0], r[..., 0])
-    overlap_h = torch.minimum(b[..., 3], r[..., 3]) - torch.maximum(b[..., 1], r[..., 1])
+    overlap_w = np.minimum(b[..., 2], r[..., 2]) - np.maximum(b[..., 0], r[..., 0])
+    overlap_h = np.minimum(b[..., 3], r[..., 3]) - np.maximum(b[..., 1], r[..., 1])
     return (overlap_w > tol) & (overlap_h > tol) & ~(contains(boxes, regions, tol) if inside is None else inside)
 
 
-def union_box(regions: Tensor) -> Tensor:
+def union_box(regions: np.ndarray) -> np.ndarray:
     """The smallest box ``[4]`` holding every region of ``regions [M, 4]`` (M >= 1)."""
-    return torch.cat([regions[:, :2].min(dim=0).values, regions[:, 2:].max(dim=0).values])
+    return np.concatenate([regions[:, :2].min(axis=0), regions[:, 2:].max(axis=0)])
 
 
-def fits(region: Tensor, ratios: Tensor, width: int, height: int) -> Tensor:
+def fits(region: np.ndarray, ratios: np.ndarray, width: int, height: int) -> np.ndarray:
     """``[N]`` bool: some crop of each of ``ratios [N]`` (width / height) inside the image
     holds ``region [4]``."""
-    largest_w = torch.minimum(torch.full_like(ratios, float(width)), height * ratios)
+    largest_w = np.minimum(float(width), height * ratios)
     return (region[2] - region[0] <= largest_w + TOLERANCE) & (region[3] - region[1] <= largest_w / ratios + TOLERANCE)
 
 
-def fit_around(boxes: Tensor, region: Tensor, width: int, height: int) -> Tensor:
+def fit_around(boxes: np.ndarray, region: np.ndarray, width: int, height: int) -> np.ndarray:
     """Each of ``boxes [N, 4]`` moved as little as possible, and grown about its centre
     (same aspect) where it is too small, so that it holds ``region [4]`` and stays inside
     the ``width x height`` image. Returns ``[N, 4]``.
@@ -89,41 +88,41 @@ def fit_around(boxes: Tensor, region: Tensor, width: int, height: int) -> Tensor
     """
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     rw, rh = region[2] - region[0], region[3] - region[1]
-    grow = torch.maximum(torch.ones_like(w), torch.maximum(rw / w, rh / h))
-    grow = torch.minimum(grow, torch.minimum(width / w, height / h))  # never past the image
+    grow = np.maximum(1.0, np.maximum(rw / w, rh / h))
+    grow = np.minimum(grow, np.minimum(width / w, height / h))  # never past the image
     w, h = w * grow, h * grow
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     x1, y1 = cx - w / 2, cy - h / 2
     # the region's edges bound where x1 may lie: region.x2 - w <= x1 <= region.x1
-    x1 = torch.minimum(torch.maximum(x1, region[2] - w), region[0].expand_as(x1))
-    y1 = torch.minimum(torch.maximum(y1, region[3] - h), region[1].expand_as(y1))
-    x1 = torch.minimum(x1.clamp(min=0), width - w)
-    y1 = torch.minimum(y1.clamp(min=0), height - h)
-    return torch.stack([x1, y1, x1 + w, y1 + h], dim=1)
+    x1 = np.minimum(np.maximum(x1, region[2] - w), region[0])
+    y1 = np.minimum(np.maximum(y1, region[3] - h), region[1])
+    x1 = np.minimum(np.maximum(x1, 0), width - w)
+    y1 = np.minimum(np.maximum(y1, 0), height - h)
+    return np.stack([x1, y1, x1 + w, y1 + h], axis=1)
 
 
-def clear_of(boxes: Tensor, region: Tensor, width: int, height: int) -> Tensor:
+def clear_of(boxes: np.ndarray, region: np.ndarray, width: int, height: int) -> np.ndarray:
     """Each of ``boxes [N, 4]`` shifted just clear of ``region [4]``: so that it ends left
     of it, starts right of it, ends above it and starts below it (clamped to the image).
     Returns ``[4 * N, 4]`` in that order."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    x1 = torch.stack([region[0] - w, region[2].expand_as(w), boxes[:, 0], boxes[:, 0]])
-    y1 = torch.stack([boxes[:, 1], boxes[:, 1], region[1] - h, region[3].expand_as(h)])
-    x1 = torch.minimum(x1.clamp(min=0), width - w)
-    y1 = torch.minimum(y1.clamp(min=0), height - h)
-    return torch.stack([x1, y1, x1 + w, y1 + h], dim=-1).reshape(-1, 4)
+    x1 = np.stack([region[0] - w, np.broadcast_to(region[2], w.shape), boxes[:, 0], boxes[:, 0]])
+    y1 = np.stack([boxes[:, 1], boxes[:, 1], region[1] - h, np.broadcast_to(region[3], h.shape)])
+    x1 = np.minimum(np.maximum(x1, 0), width - w)
+    y1 = np.minimum(np.maximum(y1, 0), height - h)
+    return np.stack([x1, y1, x1 + w, y1 + h], axis=-1).reshape(-1, 4)
 
 
-def pad_boxes(regions: Tensor, share: float, width: int, height: int) -> Tensor:
+def pad_boxes(regions: np.ndarray, share: float, width: int, height: int) -> np.ndarray:
     """``regions [M, 4]`` grown by ``share`` of their size on every side, clipped to the image."""
     w, h = regions[:, 2] - regions[:, 0], regions[:, 3] - regions[:, 1]
-    pad = torch.stack([-w, -h, w, h], dim=1) * share
+    pad = np.stack([-w, -h, w, h], axis=1) * share
     out = regions + pad
-    return torch.stack([out[:, 0].clamp(0, width), out[:, 1].clamp(0, height),
-                        out[:, 2].clamp(0, width), out[:, 3].clamp(0, height)], dim=1)
+    return np.stack([np.clip(out[:, 0], 0, width), np.clip(out[:, 1], 0, height),
+                     np.clip(out[:, 2], 0, width), np.clip(out[:, 3], 0, height)], axis=1)
 
 
-def focus_prior(boxes: Tensor, point: tuple[float, float], sigma: float = 0.25) -> Tensor:
+def focus_prior(boxes: np.ndarray, point: tuple[float, float], sigma: float = 0.25) -> np.ndarray:
     """Log Gaussian of the offset between each crop's centre and ``point (x, y)``, in units
     of ``sigma`` times the crop's own width and height: ``boxes [N, 4]`` -> ``[N]``, 0 for a
     crop centred on the point, -2 for one whose edge runs through it."""
@@ -133,10 +132,10 @@ def focus_prior(boxes: Tensor, point: tuple[float, float], sigma: float = 0.25) 
     return -0.5 * (dx * dx + dy * dy)
 
 
-def smallest_side_share(boxes: Tensor, ratios: Tensor, width: int, height: int) -> Tensor:
+def smallest_side_share(boxes: np.ndarray, ratios: np.ndarray, width: int, height: int) -> np.ndarray:
     """Each box's width as a share of the width of the largest box of its ratio ``[N]``
     (the zoom level :attr:`asm.cropper.CropOptions.min_scale` bounds)."""
-    largest_w = torch.minimum(torch.full_like(ratios, float(width)), height * ratios)
+    largest_w = np.minimum(float(width), height * ratios)
     return (boxes[:, 2] - boxes[:, 0]) / largest_w
 
 
@@ -147,96 +146,96 @@ class Wishes:
 
     width: int
     height: int
-    faces: Tensor  # [F, 4] as detected, most prominent first
-    weight: Tensor  # [F] prominence in (0, 1] (asm.search.faces.prominence)
-    keep: Tensor  # [K, 4] the user's keep-regions
+    faces: np.ndarray  # [F, 4] as detected, most prominent first
+    weight: np.ndarray  # [F] prominence in (0, 1] (asm.search.faces.prominence)
+    keep: np.ndarray  # [K, 4] the user's keep-regions
     focus: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         self.padded = pad_boxes(self.faces, FACE_PAD, self.width, self.height)
         point = [] if self.focus is None else [[*self.focus, *self.focus]]
         #: [R, 4] what every crop must hold: the keep-regions and the focus point
-        self.required = torch.cat([self.keep, torch.tensor(point, dtype=torch.float64).reshape(-1, 4)])
+        self.required = np.concatenate([self.keep, np.array(point, dtype=np.float64).reshape(-1, 4)])
 
     @property
     def empty(self) -> bool:
         return len(self.faces) == 0 and len(self.required) == 0
 
-    def required_fits(self, ratios: Tensor) -> Tensor:
+    def required_fits(self, ratios: np.ndarray) -> np.ndarray:
         """``[N]`` bool: a crop of each ratio can hold every required region at once."""
         if len(self.required) == 0:
-            return torch.ones(ratios.shape, dtype=torch.bool)
+            return np.ones(ratios.shape, dtype=bool)
         return fits(union_box(self.required), ratios, self.width, self.height)
 
-    def variants(self, boxes: Tensor) -> tuple[Tensor, Tensor]:
+    def variants(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``boxes [N, 4]`` moved onto the required regions (where their aspect allows),
         followed by copies fitted around the required regions plus the 1, 2, ... most
         prominent padded faces (where those fit). Returns ``[N', 4]`` (N' >= N) and the
         index of the box each came from ``[N']``."""
         ratios = (boxes[:, 2] - boxes[:, 0]) / (boxes[:, 3] - boxes[:, 1])
-        out, source = [self.project(boxes)], [torch.arange(boxes.shape[0])]
+        out, source = [self.project(boxes)], [np.arange(boxes.shape[0])]
         for k in range(1, min(len(self.faces), MAX_FACE_SETS) + 1):
-            region = union_box(torch.cat([self.required, self.padded[:k]]))
+            region = union_box(np.concatenate([self.required, self.padded[:k]]))
             ok = fits(region, ratios, self.width, self.height)
-            if bool(ok.any()):
+            if ok.any():
                 out.append(fit_around(boxes[ok], region, self.width, self.height))
-                source.append(torch.nonzero(ok)[:, 0])
+                source.append(np.flatnonzero(ok))
         for face in self.faces[:MAX_FACE_SETS]:  # boxes that cut a face, moved clear of it
-            hit = torch.nonzero(cuts(out[0], face[None])[:, 0])[:, 0]
+            hit = np.flatnonzero(cuts(out[0], face[None])[:, 0])
             if len(hit):
                 moved = self.project(clear_of(out[0][hit], face, self.width, self.height))
                 out.append(moved)
-                source.append(hit.repeat(4))
-        return torch.cat(out), torch.cat(source)
+                source.append(np.tile(hit, 4))
+        return np.concatenate(out), np.concatenate(source)
 
-    def project(self, boxes: Tensor) -> Tensor:
+    def project(self, boxes: np.ndarray) -> np.ndarray:
         """``boxes [N, 4]`` moved (grown where needed) to hold the required regions, where
         their aspect can."""
         if len(self.required) == 0:
             return boxes
         ratios = (boxes[:, 2] - boxes[:, 0]) / (boxes[:, 3] - boxes[:, 1])
         ok = self.required_fits(ratios)
-        out = boxes.clone()
+        out = boxes.copy()
         out[ok] = fit_around(boxes[ok], union_box(self.required), self.width, self.height)
         return out
 
-    def hard(self, boxes: Tensor) -> Tensor:
+    def hard(self, boxes: np.ndarray) -> np.ndarray:
         """``[N]`` <= 0: minus the cost of required regions left out (by area share), of
         faces cut through and of prominent faces not held whole."""
-        cost = torch.zeros(boxes.shape[0], dtype=torch.float64)
+        cost = np.zeros(boxes.shape[0], dtype=np.float64)
         if len(self.required):
-            cost += KEEP_COST * _outside_share(boxes, self.required).sum(dim=1)
+            cost += KEEP_COST * _outside_share(boxes, self.required).sum(axis=1)
         if len(self.faces):
             inside = contains(boxes, self.faces)
-            cost += CUT_COST * cuts(boxes, self.faces, inside=inside).double().sum(dim=1)
-            weight = torch.where(self.weight >= PROMINENT, self.weight, torch.zeros_like(self.weight))
-            cost += HOLD_COST * ((~inside).double() * weight).sum(dim=1)
+            cost += CUT_COST * cuts(boxes, self.faces, inside=inside).sum(axis=1, dtype=np.float64)
+            weight = np.where(self.weight >= PROMINENT, self.weight, 0.0)
+            cost += HOLD_COST * ((~inside) * weight).sum(axis=1)
         return -cost
 
-    def soft(self, boxes: Tensor, spread: float) -> Tensor:
+    def soft(self, boxes: np.ndarray, spread: float) -> np.ndarray:
         """``[N]`` score terms in units of ``spread``: faces held whole (with padding), by
         prominence, and the focus pull."""
-        gain = torch.zeros(boxes.shape[0], dtype=torch.float64)
+        gain = np.zeros(boxes.shape[0], dtype=np.float64)
         if len(self.faces):
-            gain += FACE_GAIN * (contains(boxes, self.padded).double() * self.weight).sum(dim=1)
+            gain += FACE_GAIN * (contains(boxes, self.padded) * self.weight).sum(axis=1)
         if self.focus is not None:
             gain += FOCUS_GAIN * focus_prior(boxes, self.focus)
         return spread * gain
 
     def kept(self, box: list[int]) -> tuple[list[int], list[int]]:
         """Indices of the faces and of the keep-regions a crop ``box`` holds whole."""
-        b = torch.tensor([box], dtype=torch.float64)
-        faces = torch.nonzero(contains(b, self.faces)[0])[:, 0].tolist() if len(self.faces) else []
-        keep = torch.nonzero(contains(b, self.keep)[0])[:, 0].tolist() if len(self.keep) else []
+        b = np.array([box], dtype=np.float64)
+        faces = np.flatnonzero(contains(b, self.faces)[0]).tolist() if len(self.faces) else []
+        keep = np.flatnonzero(contains(b, self.keep)[0]).tolist() if len(self.keep) else []
         return faces, keep
 
 
-def _outside_share(boxes: Tensor, regions: Tensor) -> Tensor:
+def _outside_share(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """``[N, M]``: the share of region ``m``'s area outside box ``n`` (a point: 0 or 1)."""
     b, r = boxes[:, None, :], regions[None, :, :]
-    inside = contains(boxes, regions).double()
-    w = (torch.minimum(b[..., 2], r[..., 2]) - torch.maximum(b[..., 0], r[..., 0])).clamp(min=0)
-    h = (torch.minimum(b[..., 3], r[..., 3]) - torch.maximum(b[..., 1], r[..., 1])).clamp(min=0)
+    inside = contains(boxes, regions).astype(np.float64)
+    w = np.maximum(np.minimum(b[..., 2], r[..., 2]) - np.maximum(b[..., 0], r[..., 0]), 0)
+    h = np.maximum(np.minimum(b[..., 3], r[..., 3]) - np.maximum(b[..., 1], r[..., 1]), 0)
     area = (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])
-    share = torch.where(area > 0, 1 - w * h / area.clamp(min=1e-9), 1 - inside)
-    return torch.where(inside > 0, torch.zeros_like(share), share.clamp(0, 1))
+    share = np.where(area > 0, 1 - w * h / np.maximum(area, 1e-9), 1 - inside)
+    return np.where(inside > 0, 0.0, np.clip(share, 0, 1))

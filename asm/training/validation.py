@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import numpy as np
+import torch
 
 from asm.data.gaze import GazeSample
 from asm.evaluation.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, border_trend, density_kept
@@ -56,7 +57,7 @@ def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) 
     for s, analysis in zip(val.get(checked, []), analyses):  # checks (a) and (b) of asm eval on the held-out photos
         H, W = s.image.shape[:2]
         whole = float(analysis.score([[0, 0, W, H]])[0])
-        trends.append(border_trend(analysis.score_map)[0].abs().mean().item())
+        trends.append(border_trend(torch.from_numpy(analysis.score_map))[0].abs().mean().item())
         for _ in range(3):
             x1, y1, x2, y2 = random_cut(rng, W, H)
             cut = np.ascontiguousarray(s.image[y1:y2, x1:x2])
