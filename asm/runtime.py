@@ -51,7 +51,7 @@ __all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "export_checkpoint", "quanti
            "cache_dir", "file_digest"]
 
 #: Export format tag; bump it when the export changes, so cached twins are rebuilt.
-ONNX_FORMAT = "asm-onnx/2"
+ONNX_FORMAT = "asm-onnx/3"
 #: ONNX opset of the export (ONNX Runtime >= 1.14 runs it).
 OPSET = 17
 
