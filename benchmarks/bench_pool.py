@@ -33,7 +33,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
-import asm.ops  # noqa: E402,F401  (registers torch.ops.asm)
+import asm.ops.pool  # noqa: E402,F401  (registers torch.ops.asm)
 from asm.patterns import DEFAULT_PATTERN, get_pattern  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

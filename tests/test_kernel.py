@@ -1,0 +1,202 @@
+"""The torch-free entry point ``asm.ops.kernel.pool_numpy`` and the compiled C kernel behind it
+(and behind the torch op on the CPU), against the references of test_ops.py and the torch code."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import asm.ops.pool  # noqa: F401  (registers torch.ops.asm)
+from asm.ops import kernel, pool_numpy
+from asm.patterns import PATTERN_NAMES, get_pattern
+from test_ops import BAD_ARGUMENTS, _args, exact_circular, naive_pool, random_boxes, score_map_for
+
+ROOT = Path(__file__).resolve().parents[1]
+CROSS = get_pattern("cross_rectangle").partition
+OPS = {False: torch.ops.asm.composition_pool, True: torch.ops.asm.circular_pool}
+
+
+@contextmanager
+def tensor_code():
+    """Run the pre-kernel code paths: the torch op's tensor code, pool_numpy's numpy code."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernel, "library", lambda: None)
+        yield
+
+
+@pytest.fixture
+def built_kernel():
+    """The C kernel; the test is skipped where it is not built (see test_kernel_is_built_where_a_compiler_is)."""
+    if kernel.library() is None:
+        pytest.skip(f"no C kernel here: {kernel.describe()}")
+    return kernel.library()
+
+
+@pytest.fixture(params=["kernel", "numpy"])
+def backend(request):
+    """Both paths of pool_numpy (and of the torch op on the CPU): the C kernel, the fallback."""
+    if request.param == "kernel":
+        request.getfixturevalue("built_kernel")
+        yield request.param
+    else:
+        with tensor_code():
+            yield request.param
+
+
+def _np(*tensors):
+    return tuple(t.numpy() for t in tensors)
+
+
+def _edge_boxes(B: int, H: int, W: int) -> torch.Tensor:
+    """Boxes on the map's edges: the whole map, the last pixel, thin slivers at each border."""
+    return torch.tensor([[B - 1, 0, 0, W, H], [0, W - 1, H - 1, W, H], [0, W - 0.25, 0, W, H], [0, 0, H - 0.1, W, H],
+                         [B - 1, 0, 0, 0.3, 0.7], [0, 2.5, 0, 3.5, H]], dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------
+# values
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", PATTERN_NAMES)
+def test_matches_naive_reference_every_pattern(backend, name):
+    gen = torch.Generator().manual_seed(100 + PATTERN_NAMES.index(name))
+    part = get_pattern(name).partition
+    B, H, W = 3, 9, 13
+    m = score_map_for(part, B, H, W, gen) * 4 - 1
+    boxes = torch.cat([_edge_boxes(B, H, W), random_boxes(10, B, H, W, gen)])
+    want = naive_pool(m, boxes, part).numpy()
+    for dtype in (np.float64, np.float32):
+        got = pool_numpy(m.numpy().astype(dtype), boxes.numpy(), part.numpy())
+        assert got.dtype == np.float64 and got.shape == (len(boxes),)
+        ref = want if dtype == np.float64 else naive_pool(m.float(), boxes, part).numpy()
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["grid1x1", "grid3x3", "cross_rectangle", "multi_direction"])
+def test_circular_matches_exact_disc_areas(backend, name):
+    gen = torch.Generator().manual_seed(200 + PATTERN_NAMES.index(name))
+    part = get_pattern(name).partition
+    H, W = 12, 16
+    m = score_map_for(part, 2, H, W, gen)
+    boxes = torch.cat([_edge_boxes(2, H, W)[:3], random_boxes(5, 2, H, W, gen, min_size=0.3)])
+    got = pool_numpy(m.numpy(), boxes.numpy(), part.numpy(), circular=True)
+    want = [exact_circular(m, b, part) for b in boxes]
+    np.testing.assert_allclose(got, want, rtol=6e-4, atol=0)
+
+
+@pytest.mark.parametrize("circular", [False, True], ids=["rect", "circular"])
+@pytest.mark.parametrize("name", PATTERN_NAMES)
+def test_same_scores_as_the_torch_code(backend, name, circular):
+    """pool_numpy (either path) == the torch op's tensor code, to ~1e-12, float32 and float64
+    maps, several batch items, boxes of every size and on the edges."""
+    gen = torch.Generator().manual_seed(300 + PATTERN_NAMES.index(name))
+    part = get_pattern(name).partition
+    B, H, W = 2, 21, 34
+    m = score_map_for(part, B, H, W, gen) * 4 - 1
+    boxes = torch.cat([_edge_boxes(B, H, W), random_boxes(200, B, H, W, gen)])
+    with tensor_code():
+        want = OPS[circular](m, boxes, part).numpy()
+    got = pool_numpy(m.numpy(), boxes.numpy(), part.numpy(), circular)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # a float32 map is read as float64: the same as its float64 copy
+    got32 = pool_numpy(m.float().numpy(), boxes.float().numpy(), part.numpy(), circular)
+    with tensor_code():
+        want32 = OPS[circular](m.float().double(), boxes.float().double(), part).numpy()
+    np.testing.assert_allclose(got32, want32, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("circular", [False, True], ids=["rect", "circular"])
+def test_torch_op_through_the_kernel_equals_the_tensor_code(built_kernel, circular, dtype):
+    """The torch op on CPU tensors takes the kernel when it is built: same scores, same dtype,
+    on non-contiguous inputs too."""
+    gen = torch.Generator().manual_seed(7)
+    m = score_map_for(CROSS, 3, 40, 30, gen, dtype).transpose(-1, -2)  # [3, 12, 30, 40], not contiguous
+    boxes = torch.cat([_edge_boxes(3, 30, 40), random_boxes(300, 3, 30, 40, gen)]).to(dtype)
+    boxes = torch.stack([boxes, boxes], 1)[:, 0]  # every other row of a buffer: not contiguous
+    assert not m.is_contiguous() and not boxes.is_contiguous()
+    got = OPS[circular](m, boxes, CROSS)
+    with tensor_code():
+        want = OPS[circular](m, boxes, CROSS)
+    assert got.dtype == dtype
+    tol = 1e-12 if dtype == torch.float64 else 1.2e-7  # float32: at most the last bit of the cast
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+def test_empty_boxes(backend):
+    m = np.random.default_rng(0).random((2, 12, 5, 5), dtype=np.float32)
+    for circular in (False, True):
+        out = pool_numpy(m, np.empty((0, 5)), CROSS.numpy(), circular)
+        assert out.shape == (0,) and out.dtype == np.float64
+
+
+def test_boxes_slightly_outside_are_clamped(backend):
+    m = np.random.default_rng(1).random((1, 12, 6, 8))
+    eps = asm.ops.BOX_TOLERANCE / 2
+    inside = pool_numpy(m, np.array([[0, 0, 0, 8, 6.0]]), CROSS.numpy())
+    outside = pool_numpy(m, np.array([[0, -eps, -eps, 8 + eps, 6 + eps]]), CROSS.numpy())
+    np.testing.assert_array_equal(outside, inside)
+
+
+# --------------------------------------------------------------------------------------
+# errors: the same from both entries, on both paths
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("change, error, match", BAD_ARGUMENTS)
+def test_same_errors_as_the_torch_op(backend, change, error, match):
+    args = change(*_args())
+    with pytest.raises(error, match=match) as from_torch:
+        OPS[False](*args)
+    with pytest.raises(error, match=match) as from_numpy:
+        pool_numpy(*_np(*args))
+    assert str(from_numpy.value) == str(from_torch.value)
+
+
+def test_error_names_the_offending_box(backend):
+    m, _, p = _np(*_args())
+    boxes = np.array([[0, 1, 1, 5, 4], [0, 1, 1, 5, 4], [0, 3, 1, 2, 4]], dtype=np.float32)
+    with pytest.raises(ValueError, match=r"box 2 is \[3\.0, 1\.0, 2\.0, 4\.0\]"):
+        pool_numpy(m, boxes, p)
+
+
+def test_hostile_values_are_refused_before_the_kernel(backend):
+    """Huge, NaN and negative coordinates, batch indices far outside: clear errors, no crash."""
+    m, b, p = _np(*_args())
+    for row in ([0, 1, 1, 1e300, 4], [0, -1e300, 1, 5, 4], [float("nan")] * 5, [2**62, 1, 1, 5, 4],
+                [0, 1, 1, 5, float("-inf")]):
+        with pytest.raises((ValueError, IndexError), match="boxes"):
+            pool_numpy(m, np.array([row], dtype=np.float64), p)
+    with pytest.raises(IndexError, match="partition values"):
+        pool_numpy(m, b, np.full((6, 6), 2**40, dtype=np.int64))
+
+
+# --------------------------------------------------------------------------------------
+# imports and loading
+# --------------------------------------------------------------------------------------
+def _run(code: str, env: dict | None = None, cwd: Path = ROOT) -> str:
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=300,
+                         env={**os.environ, **(env or {})})
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+def test_pool_numpy_needs_no_torch():
+    out = _run("import sys, numpy as np, asm.ops.kernel as k\n"
+               "from asm.ops import pool_numpy\n"
+               "s = pool_numpy(np.ones((1, 12, 4, 6)), np.array([[0, 0.5, 0.5, 5, 3.5]]), np.arange(36).reshape(6, 6) % 12)\n"
+               "print(float(s[0]), 'torch' in sys.modules, k.describe())")
+    score, torch_loaded, _ = out.split(" ", 2)
+    assert float(score) == pytest.approx(1.0) and torch_loaded == "False"
+
+
+def test_no_kernel_environment_variable_forces_the_fallback():
+    out = _run("import asm.ops.kernel as k; print(k.library() is None, k.describe())", env={kernel.NO_KERNEL_ENV: "1"})
+    assert out.startswith("True ") and f"{kernel.NO_KERNEL_ENV}=1" in out
