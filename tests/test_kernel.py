@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -200,3 +202,76 @@ def test_pool_numpy_needs_no_torch():
 def test_no_kernel_environment_variable_forces_the_fallback():
     out = _run("import asm.ops.kernel as k; print(k.library() is None, k.describe())", env={kernel.NO_KERNEL_ENV: "1"})
     assert out.startswith("True ") and f"{kernel.NO_KERNEL_ENV}=1" in out
+
+
+def test_kernel_is_built_where_a_compiler_is():
+    """`make install` builds the kernel wherever there is a C compiler: CI never runs the
+    fallback without saying so."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}): asm runs the numpy / torch code")
+    if os.environ.get(kernel.NO_KERNEL_ENV, "") not in ("", "0"):
+        pytest.skip(f"{kernel.NO_KERNEL_ENV} is set")
+    assert kernel.library() is not None, f"{kernel.describe()}; run `make install` or `python setup.py build_ext --inplace`"
+
+
+def test_a_stale_build_is_refused(built_kernel, monkeypatch):
+    """A library built from another version of pool.c is never called with the wrong arguments."""
+    monkeypatch.setattr(kernel, "KERNEL_ABI", kernel.KERNEL_ABI + 1)
+    kernel.library.cache_clear()
+    try:
+        assert kernel.library() is None and "stale build" in kernel.describe()
+        args = _args()
+        np.testing.assert_allclose(pool_numpy(*_np(*args)), OPS[False](*args).numpy(), rtol=1e-6)  # the fallback
+    finally:
+        monkeypatch.undo()
+        kernel.library.cache_clear()
+    assert kernel.library() is not None
+
+
+def _archive_zip(tmp_path: Path) -> Path:
+    """asm.zip as `make archive` builds it (the recipe of handler/serve.mk)."""
+    recipe = (ROOT / "handler" / "serve.mk").read_text().split("define ASM_ZIP_PY\n", 1)[1].split("endef", 1)[0]
+    z = tmp_path / "asm.zip"
+    subprocess.run([sys.executable, "-c", recipe, str(z)], cwd=ROOT, check=True, timeout=120)
+    return z
+
+
+def test_kernel_loads_from_the_torchserve_zip_into_the_home_cache(built_kernel, tmp_path):
+    """TorchServe imports asm from asm.zip: the kernel travels in it and is copied out once to
+    ~/.cache/asm/kernels, also when two workers start at once and when a damaged file of the
+    same name is in the way."""
+    z = _archive_zip(tmp_path)
+    with zipfile.ZipFile(z) as f:
+        (member,) = [n for n in f.namelist() if n.startswith("asm/ops/_kernel.")]
+        library = f.read(member)
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "ASM_CACHE_DIR", kernel.NO_KERNEL_ENV)}
+    env.update(HOME=str(home), PYTHONPATH=str(z))
+    code = ("import json, numpy as np, asm.ops.kernel as k\n"
+            f"assert k.__file__.startswith({str(z)!r}), k.__file__\n"
+            "s = k.pool_numpy(np.arange(2 * 12 * 8 * 10, dtype=np.float32).reshape(2, 12, 8, 10),"
+            " np.array([[1, 0.5, 1.25, 9.5, 7.0], [0, 0, 0, 10, 8]]), np.arange(36).reshape(6, 6) % 12)\n"
+            "print(json.dumps([k.describe(), s.tolist()]))")
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def answer(proc: subprocess.Popen) -> tuple[str, list[float]]:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        return tuple(json.loads(out))
+
+    want = pool_numpy(np.arange(2 * 12 * 8 * 10, dtype=np.float32).reshape(2, 12, 8, 10),
+                      np.array([[1, 0.5, 1.25, 9.5, 7.0], [0, 0, 0, 10, 8]]), np.arange(36).reshape(6, 6) % 12)
+    kernels = home / ".cache" / "asm" / "kernels"
+    for (where, scores) in [answer(p) for p in [start(), start()]]:
+        assert re.fullmatch(rf"C kernel \({re.escape(str(kernels))}/[0-9a-f]{{32}}-_kernel\..+\)", where), where
+        np.testing.assert_allclose(scores, want, rtol=1e-12)
+    (cached,) = kernels.iterdir()  # one file, no temporary left behind
+    cached.write_bytes(b"not a library")  # damaged (or another file of that name)
+    where, scores = answer(start())
+    assert where.startswith("C kernel") and cached.read_bytes() == library
+    np.testing.assert_allclose(scores, want, rtol=1e-12)
+    assert [p.name for p in kernels.iterdir()] == [cached.name]

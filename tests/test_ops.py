@@ -230,8 +230,9 @@ def test_empty_boxes():
 
 @pytest.mark.parametrize("op", [pool, circ], ids=["composition_pool", "circular_pool"])
 def test_chunked_reads_match_one_chunk(op, monkeypatch):
-    """Boxes are scored in chunks that reuse work buffers: many small chunks (the last one
-    shorter) give the same scores and gradients as one chunk."""
+    """The tensor code scores boxes in chunks that reuse work buffers: many small chunks (the
+    last one shorter) give the same scores and gradients as one chunk."""
+    monkeypatch.setattr(asm.ops.kernel, "library", lambda: None)  # the C kernel does not chunk
     gen = torch.Generator().manual_seed(11)
     m = score_map_for(CROSS, 2, 9, 13, gen).requires_grad_(True)
     boxes = random_boxes(37, 2, 9, 13, gen)
@@ -330,8 +331,11 @@ def test_no_gradient_to_boxes(op):
     assert torch.equal(g[1], torch.zeros_like(g[1]))  # box 0 is in batch item 0 only
 
 
+@pytest.mark.parametrize("path", ["kernel where built", "tensor code"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_opcheck(dtype):
+def test_opcheck(dtype, path, monkeypatch):
+    if path == "tensor code":
+        monkeypatch.setattr(asm.ops.kernel, "library", lambda: None)
     m, boxes = _small(dtype)
     for op in (pool, circ):
         torch.library.opcheck(op, (m, boxes, CROSS))

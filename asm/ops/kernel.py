@@ -31,10 +31,12 @@ import numpy as np
 
 from asm.ops.reads import DISC_STRIPS, Reads, check_shapes, check_values, partition_key, terms
 
-__all__ = ["pool_numpy", "library", "describe", "run_kernel", "NO_KERNEL_ENV"]
+__all__ = ["pool_numpy", "library", "describe", "NO_KERNEL_ENV"]
 
 #: Set to 1 to run the numpy / torch code instead of the compiled kernel (tests, comparisons).
 NO_KERNEL_ENV = "ASM_NO_KERNEL"
+#: asm_kernel_abi() of the pool.c this module calls; bump both when the signature changes.
+KERNEL_ABI = 1
 _STEM = "_kernel"
 _LIBRARY_SUFFIXES = (".so", ".pyd", ".dylib")
 #: Table reads per chunk of boxes in the numpy fallback (its work buffers stay in cache).
@@ -65,6 +67,10 @@ def library() -> ctypes.CDLL | None:
     try:
         path = Path(os.fspath(found)) if isinstance(package, Path) else _unzipped(found.name, found.read_bytes())
         lib = ctypes.CDLL(str(path))
+        lib.asm_kernel_abi.restype = ctypes.c_int
+        if lib.asm_kernel_abi() != KERNEL_ABI:
+            _why_not = f"{found.name} is a stale build (rebuild: pip install -e . or python setup.py build_ext --inplace)"
+            return None
         lib.asm_pool.restype = ctypes.c_int
         lib.asm_pool.argtypes = [ctypes.c_void_p, ctypes.c_int, *[ctypes.c_int64] * 4,  # map, its dtype, B, L, H, W
                                  ctypes.c_void_p, ctypes.c_int64,  # boxes, K
@@ -113,9 +119,9 @@ def _unzipped(name: str, data: bytes) -> Path:
     return path
 
 
-def run_kernel(lib: ctypes.CDLL, map_ptr: int, map_f64: bool, map_shape: tuple[int, int, int, int],
+def _run_kernel(lib: ctypes.CDLL, map_ptr: int, map_f64: bool, map_shape: tuple[int, int, int, int],
                boxes_ptr: int, num_boxes: int, reads: Reads, out_ptr: int) -> None:
-    """Call the C kernel on raw pointers (numpy arrays or CPU tensors alike).
+    """Call the C kernel on raw pointers.
 
     The caller guarantees: ``map_ptr`` a C-contiguous ``[B, L, H, W]`` map of float64
     (``map_f64``) or float32; ``boxes_ptr`` C-contiguous float64 ``[K, 5]`` that passed
@@ -159,7 +165,7 @@ def pool_numpy(score_map: np.ndarray, boxes: np.ndarray, partition: np.ndarray, 
         return _numpy_forward(score_map, boxes, reads)
     score_map = np.ascontiguousarray(score_map)
     out = np.empty(num_boxes, dtype=np.float64)
-    run_kernel(lib, score_map.ctypes.data, score_map.dtype == np.float64, score_map.shape,
+    _run_kernel(lib, score_map.ctypes.data, score_map.dtype == np.float64, score_map.shape,
                boxes.ctypes.data, num_boxes, reads, out.ctypes.data)
     return out
 

@@ -167,12 +167,13 @@ def _sat(score_map: Tensor) -> Tensor:
 
 def _forward(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool) -> Tensor:
     _check_shapes(score_map, boxes, partition)
+    if score_map.device.type == "cpu" and kernel.library() is not None:  # the C kernel, on the tensors' memory
+        scores = kernel.pool_numpy(score_map.detach().numpy(), boxes.detach().to(torch.float64).numpy(),
+                                   partition.numpy(), circular)
+        return torch.from_numpy(scores).to(score_map.dtype)
     _check_values(score_map, boxes, partition)
     if boxes.shape[0] == 0:
         return score_map.new_empty(0)
-    lib = kernel.library() if score_map.device.type == "cpu" else None
-    if lib is not None:
-        return _kernel_forward(lib, score_map, boxes, partition, circular)
     flat = _sat(score_map).view(-1)
     sy = score_map.shape[-1] + 1
     # the four entries around a read are one index into four shifted views of the table
@@ -188,17 +189,6 @@ def _forward(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool
         quad = q[:, :n].view(2, 2, *fx.shape)  # [(left, right), (top, bottom), T, k]
         top, bottom = torch.lerp(quad[0], quad[1], fx).unbind(0)
         torch.mv(top.lerp_(bottom, fy).t(), coef, out=out[k0:k1]).mul_(scale)
-    return out.to(score_map.dtype)
-
-
-def _kernel_forward(lib, score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool) -> Tensor:
-    """The forward through the C kernel (CPU tensors, checked arguments)."""
-    m = score_map.detach().contiguous()
-    b = boxes.detach().to(torch.float64).contiguous()
-    out = torch.empty(b.shape[0], dtype=torch.float64)
-    reads = terms(partition_key(partition), circular, DISC_STRIPS)
-    kernel.run_kernel(lib, m.data_ptr(), m.dtype == torch.float64, tuple(m.shape), b.data_ptr(), b.shape[0],
-                      reads, out.data_ptr())
     return out.to(score_map.dtype)
 
 
