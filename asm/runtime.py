@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from asm.cache import cache_dir
 from asm.cpu_session import cpu_session
 from asm.patterns import Pattern, get_pattern
 
@@ -51,14 +52,6 @@ __all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "quantize_int8", "export_int
 ONNX_FORMAT = "asm-onnx/2"
 #: ONNX opset of the export (ONNX Runtime >= 1.14 runs it).
 OPSET = 17
-
-
-def cache_dir() -> Path:
-    """The user's asm cache folder (not created here)."""
-    if os.environ.get("ASM_CACHE_DIR"):
-        return Path(os.environ["ASM_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "asm"
 
 
 def file_digest(path: str | os.PathLike) -> str:
