@@ -20,6 +20,7 @@ import torch
 
 import asm.ops.pool  # noqa: F401  (registers torch.ops.asm)
 from asm.ops import kernel, pool_numpy
+from asm.ops.reads import partition_key, terms
 from asm.patterns import PATTERN_NAMES, get_pattern
 from test_ops import BAD_ARGUMENTS, _args, exact_circular, naive_pool, random_boxes, score_map_for
 
@@ -178,6 +179,24 @@ def test_hostile_values_are_refused_before_the_kernel(backend):
             pool_numpy(m, np.array([row], dtype=np.float64), p)
     with pytest.raises(IndexError, match="partition values"):
         pool_numpy(m, b, np.full((6, 6), 2**40, dtype=np.int64))
+
+
+def test_the_kernel_itself_stays_inside_its_buffers(built_kernel):
+    """Past the checks, the C code still clamps: hostile boxes give some numbers, bad reads an
+    error code, and neither reads outside the buffers (a crash would end this test run)."""
+    m = np.random.default_rng(2).random((2, 12, 6, 8))
+    boxes = np.array([[np.nan] * 5, [99, -1e300, 1e300, 1e300, -1e300], [-5, 7.9, 5.9, 1e-300, np.inf],
+                      [1, 0, 0, 8, 6]], dtype=np.float64)
+    reads = terms(partition_key(CROSS), False)
+    out = np.empty(len(boxes))
+    kernel._run_kernel(built_kernel, m.ctypes.data, True, m.shape, boxes.ctypes.data, len(boxes), reads, out.ctypes.data)
+    assert out[-1] == pytest.approx(pool_numpy(m, boxes[-1:], CROSS.numpy())[0], rel=1e-12)
+    us, vs, tu, tv, tp, coef, area = reads
+    for bad in ((us, vs, tu, tv, tp + 12, coef, area), (us, vs, tu + len(us), tv, tp, coef, area),
+                (us, vs, tu, tv - len(vs), tp, coef, area)):
+        with pytest.raises(RuntimeError, match="code 2"):
+            kernel._run_kernel(built_kernel, m.ctypes.data, True, m.shape, boxes.ctypes.data, len(boxes), bad,
+                               out.ctypes.data)
 
 
 # --------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@
  *
  * The table S is float64 and laid out channels-last, [B][H+1][W+1][L]: the reads of one
  * box at one template corner, in the channels of the cells that meet there, fall on the
- * same cache lines. It is summed in the order torch's cumsum uses (down the columns, then
- * along the rows), so the table is the torch code's to the bit.
+ * same cache lines. It is summed as the tensor code's two cumsums sum it (down the columns,
+ * then along the rows).
  *
  * Safety: the caller checks the arguments (asm/ops/reads.py), and the kernel still clamps
  * every coordinate into the map and checks every read's indices, so no input makes it read
@@ -24,22 +24,26 @@
 
 enum { ASM_OK = 0, ASM_NO_MEMORY = 1, ASM_BAD_READS = 2, ASM_BAD_SHAPE = 3 };
 
-/* S for one batch item: sat[(r * (W + 1) + c) * L + l] = sum of map[l][:r][:c].
- * colsum [W * L] is scratch: the running sums down each column. */
-#define DEFINE_SAT(NAME, T)                                                                   \
+/* S for one batch item: sat[(r * (W + 1) + c) * L + l] = sum of map[l][:r][:c], in one pass
+ * over the map. colsum [W * L] is scratch: the running sums down each column. */
+#define DEFINE_SAT(NAME, T)                                                                        \
     static void NAME(const T *map, int64_t L, int64_t H, int64_t W, double *sat, double *colsum) { \
-        const int64_t sy = (W + 1) * L, hw = H * W;                                           \
-        for (int64_t i = 0; i < sy; i++) sat[i] = 0.0;                                        \
-        for (int64_t i = 0; i < W * L; i++) colsum[i] = 0.0;                                  \
-        for (int64_t r = 0; r < H; r++) {                                                     \
-            for (int64_t l = 0; l < L; l++) {                                                 \
-                const T *src = map + l * hw + r * W;                                          \
-                for (int64_t c = 0; c < W; c++) colsum[c * L + l] += (double)src[c];          \
-            }                                                                                 \
-            double *row = sat + (r + 1) * sy;                                                 \
-            for (int64_t l = 0; l < L; l++) row[l] = 0.0;                                     \
-            for (int64_t i = 0; i < W * L; i++) row[L + i] = row[i] + colsum[i];              \
-        }                                                                                     \
+        const int64_t sy = (W + 1) * L, hw = H * W;                                                \
+        for (int64_t i = 0; i < sy; i++) sat[i] = 0.0;                                             \
+        for (int64_t i = 0; i < W * L; i++) colsum[i] = 0.0;                                       \
+        for (int64_t r = 0; r < H; r++) {                                                          \
+            const T *src = map + r * W;                                                            \
+            double *row = sat + (r + 1) * sy;                                                      \
+            for (int64_t l = 0; l < L; l++) row[l] = 0.0;                                          \
+            for (int64_t c = 0; c < W; c++) {                                                      \
+                double *down = colsum + c * L, *out = row + (c + 1) * L;                           \
+                const double *left = row + c * L;                                                  \
+                for (int64_t l = 0; l < L; l++) {                                                  \
+                    down[l] += (double)src[l * hw + c];                                            \
+                    out[l] = left[l] + down[l];                                                    \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
     }
 
 DEFINE_SAT(sat_f32, float)
