@@ -36,6 +36,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's asm, as cuda_check.py
+
 import asm.ops.pool  # noqa: E402,F401  (registers torch.ops.asm)
 from asm.ops import kernel, pool_numpy  # noqa: E402
 from asm.patterns import DEFAULT_PATTERN, get_pattern  # noqa: E402
