@@ -10,7 +10,8 @@ TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# (setup.py builds the pooling kernel, asm/ops/pool.c: a change to either reinstalls)
+$(VENV)/.installed: pyproject.toml setup.py asm/ops/pool.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PIN)

@@ -1,8 +1,8 @@
 """asm: composition- and saliency-aware automatic image cropping (ASM-Net, AAAI 2020).
 
 ``import asm`` is instant: the names below load their modules (and torch) on first use, so
-``asm --help`` never waits for torch. ``import asm.ops`` (or using any of them) registers
-``torch.ops.asm.*``.
+``asm --help`` never waits for torch. ``import asm.ops.pool`` (or using one of the torch
+names of :mod:`asm.ops`) registers ``torch.ops.asm.*``; ``asm.ops.pool_numpy`` needs no torch.
 """
 
 from __future__ import annotations

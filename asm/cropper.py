@@ -41,13 +41,7 @@ from asm.io import image_size, load_image, load_image_draft
 from asm.models.preprocess import network_input
 from asm.models.prior import centre_prior
 from asm.models.weights import ASMNet_Weights, InferencePreset, Weights, as_weights
-try:  # TEMP until the kernel branch lands
-    from asm.ops.kernel import pool_numpy
-except ImportError:
-    def pool_numpy(score_map, boxes, partition, circular=False):
-        import torch
-        from asm.ops import _forward
-        return _forward(torch.from_numpy(score_map), torch.from_numpy(boxes).to(torch.from_numpy(score_map).dtype), torch.from_numpy(partition.copy()), circular).double().numpy()
+from asm.ops.kernel import pool_numpy
 from asm.runtime import OnnxNet, int8_path, load_onnx_net
 from asm.search.candidates import (FREE_ASPECTS, Aspect, box_iou, coarse_candidates, first_rows, iter_nms, nms,
                                    parse_aspects, refine_candidates, snap_box, unique_boxes)

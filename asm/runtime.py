@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asm.cache import cache_dir
 from asm.cpu_session import cpu_session, torch_threads
 from asm.models.weights import InferencePreset
 from asm.patterns import Pattern, get_pattern
@@ -54,14 +55,6 @@ __all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "export_checkpoint", "quanti
 ONNX_FORMAT = "asm-onnx/3"
 #: ONNX opset of the export (ONNX Runtime >= 1.14 runs it).
 OPSET = 17
-
-
-def cache_dir() -> Path:
-    """The user's asm cache folder (not created here)."""
-    if os.environ.get("ASM_CACHE_DIR"):
-        return Path(os.environ["ASM_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "asm"
 
 
 def file_digest(path: str | os.PathLike) -> str:

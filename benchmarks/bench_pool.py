@@ -2,7 +2,10 @@
 ``benchmarks/results/pool.md`` (run: ``.venv/bin/python benchmarks/bench_pool.py``).
 
 Everything on 2 CPU threads, in one process, wall-clock medians of several repeats, so the
-ratios compare like with like. Baselines measured in the same run:
+ratios compare like with like. The op runs on the CPU through the compiled C kernel
+(``asm/ops/pool.c``, one thread); it is timed beside its own tensor code (what runs on other
+devices and without the kernel) and beside ``asm.ops.pool_numpy`` (the torch-free entry, the
+same kernel, and its numpy fallback). Baselines measured in the same run:
 
 * a per-crop Python loop (the obvious implementation): slice the crop at whole pixels,
   ``adaptive_avg_pool2d`` it to the pattern's grid, read each cell's channel, average;
@@ -33,7 +36,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
-import asm.ops  # noqa: E402,F401  (registers torch.ops.asm)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's asm, as cuda_check.py
+
+import asm.ops.pool  # noqa: E402,F401  (registers torch.ops.asm)
+from asm.ops import kernel, pool_numpy  # noqa: E402
 from asm.patterns import DEFAULT_PATTERN, get_pattern  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +106,18 @@ def ps_roi_scores(score_map: torch.Tensor, boxes: torch.Tensor, sampling_ratio: 
     return pooled.flatten(1).mean(1)
 
 
+def without_kernel(fn):
+    """``fn`` run as where the C kernel is not built: the op's tensor code, pool_numpy's numpy code."""
+    def run():
+        loaded = kernel.library
+        kernel.library = lambda: None
+        try:
+            return fn()
+        finally:
+            kernel.library = loaded
+    return run
+
+
 def mobilenet():
     model = torchvision.models.mobilenet_v2(weights=None).features.eval()
     image = torch.rand(1, 3, *MAP)
@@ -130,6 +148,8 @@ def main() -> None:
         lines.append("")
         print("\n".join(lines[-len(rows) - 4 :]), flush=True)
 
+    if kernel.library() is None:
+        sys.exit(f"bench_pool: the C kernel is not built ({kernel.describe()}); run make install")
     with torch.inference_mode():
         mnet = mobilenet()
         # sanity: the baselines compute (approximately) the same thing
@@ -144,10 +164,12 @@ def main() -> None:
         for k in (100, 1_000, 10_000):
             boxes = random_boxes(k, H, W, gen)
             sub = boxes[: min(k, 1_000)]  # the loop runs on at most 1 000 boxes, then extrapolates
+            arrays = score_map.numpy(), boxes.double().numpy(), PART.numpy()
             t = timeit(
                 {
                     "op": lambda: op(score_map, boxes, PART),
-                    "circ": lambda: circ(score_map, boxes, PART),
+                    "tensor": without_kernel(lambda: op(score_map, boxes, PART)),
+                    "np": lambda: pool_numpy(*arrays),
                     "loop": lambda: loop_scores(score_map, sub),
                     "ps2": lambda: ps_roi_scores(score_map, boxes, 2),
                     "ps2x": lambda: ps_roi_scores(expanded, boxes, 2, expanded=True),
@@ -162,7 +184,8 @@ def main() -> None:
                 [
                     _k(k),
                     f"{t['op']:.2f}",
-                    f"{t['circ']:.2f}",
+                    f"{t['tensor']:.2f} ({t['tensor'] / t['op']:.1f}x)",
+                    f"{t['np']:.2f}",
                     f"{loop:.0f}" + (" (extrapolated from 1 000)" if len(sub) < k else ""),
                     f"**{loop / t['op']:.0f}x**",
                     f"{t['ps2']:.2f} ({t['ps2'] / t['op']:.2f}x)",
@@ -173,12 +196,14 @@ def main() -> None:
             )
         table(
             f"Scoring K crops on a [1, {L}, {H}, {W}] map ({DEFAULT_PATTERN}), ms",
-            ["K", "composition_pool", "circular_pool", "per-crop loop", "loop / op",
+            ["K", "composition_pool (C kernel)", "its tensor code (its time / op's)", "pool_numpy", "per-crop loop", "loop / op",
              "ps_roi_align s=2 (its time / op's)", "ps_roi_align s=2, map already expanded (its time / op's)",
              "ps_roi_align adaptive (its time / op's)",
              "MobileNetV2 (op's time / its)"],
             rows,
-            "Boxes: random positions, sides from 8 px to the whole map. The per-crop loop is the "
+            "Boxes: random positions, sides from 8 px to the whole map. composition_pool is the torch op on "
+            "CPU tensors, which runs the C kernel (one thread); its tensor code is what runs without the kernel "
+            "(2 threads); pool_numpy is the torch-free entry (numpy arrays, the same kernel). The per-crop loop is the "
             "baseline (slice at whole pixels, `adaptive_avg_pool2d` to 6x6, read each cell's "
             "channel, average). ps_roi_align times include expanding the map to one channel per "
             f"cell. Largest difference from the exact op on 200 such boxes: per-crop loop {err_loop:.3f}, "
@@ -193,15 +218,28 @@ def main() -> None:
         small_expanded = small.index_select(1, PART.flatten())
         for k in (1_000, 5_000):
             boxes = random_boxes(k, h8, w8, gen)
-            t = timeit({"op": lambda: op(small, boxes, PART), "ps2": lambda: ps_roi_scores(small, boxes, 2),
+            arrays = small.numpy(), boxes.double().numpy(), PART.numpy()
+            t = timeit({"op": lambda: op(small, boxes, PART),
+                        "tensor": without_kernel(lambda: op(small, boxes, PART)),
+                        "np": lambda: pool_numpy(*arrays),
+                        "npfb": without_kernel(lambda: pool_numpy(*arrays)),
+                        "circ": lambda: circ(small, boxes, PART),
+                        "ps2": lambda: ps_roi_scores(small, boxes, 2),
                         "ps2x": lambda: ps_roi_scores(small_expanded, boxes, 2, expanded=True)}, repeats=15)
-            rows.append([_k(k), f"{t['op']:.2f}", f"{t['ps2']:.2f} ({t['ps2'] / t['op']:.2f}x)",
-                         f"{t['ps2x']:.2f} ({t['ps2x'] / t['op']:.2f}x)"])
+            rows.append([_k(k), f"{t['op']:.2f}", f"{t['tensor']:.2f} ({t['tensor'] / t['op']:.1f}x)",
+                         f"{t['np']:.2f} ({t['np'] / t['op']:.2f}x)", f"{t['npfb']:.2f} ({t['npfb'] / t['op']:.1f}x)",
+                         f"{t['circ']:.2f}",
+                         f"{t['ps2']:.2f} ({t['ps2'] / t['op']:.1f}x)", f"{t['ps2x']:.2f} ({t['ps2x'] / t['op']:.1f}x)"])
+            search_np = 3 * t["np"]  # the last row: five aspects
         table(
             f"The cropper's map: [1, {L}, {h8}, {w8}] (a 256x384 image at stride 8), ms",
-            ["K", "composition_pool", "ps_roi_align s=2 (its time / op's)", "ps_roi_align s=2, map already expanded"],
+            ["K", "composition_pool (C kernel)", "its tensor code (its time / op's)", "pool_numpy (its time / op's)",
+             "pool_numpy without the kernel: numpy (its time / op's)", "circular_pool (C kernel)",
+             "ps_roi_align s=2 (its time / op's)", "ps_roi_align s=2, map already expanded (its time / op's)"],
             rows,
-            "The search scores about 1 000 (one aspect) to 5 000 (five aspects) boxes per stage on this map.",
+            "The search scores about 1 000 (one aspect) to 5 000 (five aspects) boxes per stage on this map, "
+            f"three stages per image: five aspects cost about 3 x {t['np']:.2f} = **{search_np:.1f} ms** of pooling "
+            "through pool_numpy.",
         )
 
         # 2. op vs K ---------------------------------------------------------------------
@@ -209,17 +247,19 @@ def main() -> None:
         for k in (100, 1_000, 10_000, 100_000):
             boxes = random_boxes(k, H, W, gen)
             t = timeit(
-                {"op": lambda: op(score_map, boxes, PART), "circ": lambda: circ(score_map, boxes, PART), "mnet": mnet},
+                {"op": lambda: op(score_map, boxes, PART), "circ": lambda: circ(score_map, boxes, PART),
+                 "tensor": without_kernel(lambda: op(score_map, boxes, PART)), "mnet": mnet},
                 repeats=15 if k < 100_000 else 7,
             )
             mnet_times.append(t["mnet"])
             rows.append([_k(k), f"{t['op']:.2f} ({BEST['op']:.2f})", f"{1e3 * t['op'] / k:.2f}",
+                         f"{t['tensor']:.2f} ({t['tensor'] / t['op']:.1f}x)",
                          f"{t['mnet']:.1f} ({BEST['mnet']:.1f})", f"**{t['op'] / t['mnet']:.2f}**",
                          f"{t['circ']:.2f} ({BEST['circ']:.2f})", f"{t['circ'] / t['op']:.1f}"])
         table(
             f"Time vs K ([1, {L}, {H}, {W}] map)",
-            ["K", "composition_pool ms", "us per crop", "MobileNetV2 ms", "op / MobileNetV2", "circular_pool ms",
-             "circular / rect"],
+            ["K", "composition_pool ms", "us per crop", "its tensor code ms (its time / op's)", "MobileNetV2 ms",
+             "op / MobileNetV2", "circular_pool ms", "circular / rect"],
             rows,
             "Median (fastest) of the repeats; MobileNetV2 features on one 256x384 image timed in turn.",
         )
@@ -283,7 +323,7 @@ def main() -> None:
         f"{THREADS} threads (one in the last table), {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
         "(the machine is shared, so absolute times are noisy; every ratio is taken within one run). "
-        f"Wall-clock medians; float32 map; boxes carry fractional coordinates; "
+        f"Wall-clock medians; float32 map; boxes carry fractional coordinates; the C kernel: {kernel.describe().split(' (')[0]}; "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (see the script).",
         "",
         f"Reference line: MobileNetV2 features forward on one 256x384 image, {THREADS} threads: "

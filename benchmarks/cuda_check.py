@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asm.ops  # noqa: E402,F401  (registers torch.ops.asm)
+import asm.ops.pool  # noqa: E402,F401  (registers torch.ops.asm)
 from asm.patterns import DEFAULT_PATTERN, PATTERN_NAMES, get_pattern  # noqa: E402
 
 OPS = {"composition_pool": torch.ops.asm.composition_pool, "circular_pool": torch.ops.asm.circular_pool}

@@ -51,6 +51,7 @@ try:
     from asm.cropper import Cropper
     from asm.errors import ImageTooLarge
     from asm.io import allow_pixels
+    from asm.ops import kernel as pool_kernel
     from asm.serving import wire
 except ImportError as e:  # TorchServe would hide an ImportError behind "no module ts.torch_handler..."
     raise RuntimeError(
@@ -190,9 +191,10 @@ class AsmHandler(BaseHandler):
             self._warmup()
         self.initialized = True
         logger.info(
-            "asm handler ready: model %s on %s (%s), %d torch threads, batch size %s, repeated form fields %s",
+            "asm handler ready: model %s on %s (%s), %d torch threads, batch size %s, repeated form fields %s, "
+            "pooling op on the CPU: %s",
             serialized, self.device, self.cropper.runtime, torch.get_num_threads(), props.get("batch_size"),
-            "kept" if self.repeated_fields else "last value only",
+            "kept" if self.repeated_fields else "last value only", pool_kernel.describe(),
         )
 
     def _warmup(self) -> None:

@@ -22,13 +22,16 @@ MAR           := $(MODEL_STORE)/asm.mar
 # What the handler needs on a TorchServe host (listed in the archive, never pip-installed
 # by TorchServe since install_py_dep_per_model=false).
 SERVE_REQUIREMENTS := torch>=2.4 torchvision>=0.19 numpy>=1.24 pillow>=10.0 opencv-python-headless>=4.8 matplotlib>=3.7 onnxruntime>=1.17
-# The asm package as a zip (sources and the face detector with its licence; the model
-# travels as the serialized file, its int8 twin as an extra file beside it). asm.search.faces
-# reads the detector from the zip.
+# The asm package as a zip (sources, the face detector with its licence and the compiled
+# pooling kernel where it is built; the model travels as the serialized file, its int8 twin
+# as an extra file beside it). asm.search.faces reads the detector from the zip; the kernel is
+# copied out to the worker's cache folder once (asm/ops/kernel.py), since a library cannot be
+# loaded from inside a zip.
+KERNEL_LIB    = $(wildcard asm/ops/_kernel.*)
 define ASM_ZIP_PY
 import pathlib, sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
-    for p in sorted([*pathlib.Path("asm").rglob("*.py"), *pathlib.Path("asm/weights").glob("*.onnx"), *pathlib.Path("asm/weights").glob("*.txt")]):
+    for p in sorted([*pathlib.Path("asm").rglob("*.py"), *pathlib.Path("asm/weights").glob("*.onnx"), *pathlib.Path("asm/weights").glob("*.txt"), *pathlib.Path("asm/ops").glob("_kernel.*")]):
         if "__pycache__" not in p.parts and not p.name.endswith(".int8.onnx"):
             z.write(p, p.as_posix())
 endef
@@ -41,7 +44,7 @@ comma := ,
 archive: $(MAR)
 	@echo "archive: $(MAR) (asm $(ASM_VERSION), model $(MODEL_FILE))"
 
-$(MAR): $(MODEL_FILE) $(MODEL_INT8) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py asm/*/*.py) $(wildcard asm/weights/*.onnx)
+$(MAR): $(MODEL_FILE) $(MODEL_INT8) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py asm/*/*.py) $(wildcard asm/weights/*.onnx) $(KERNEL_LIB)
 	@mkdir -p $(MODEL_STORE) $(SERVE_BUILD)
 	@rm -f $(SERVE_BUILD)/asm.zip
 	$(PY) -c "$$ASM_ZIP_PY" $(SERVE_BUILD)/asm.zip

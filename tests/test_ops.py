@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-import asm.ops  # noqa: F401  (registers torch.ops.asm)
+import asm.ops.pool  # noqa: F401  (registers torch.ops.asm)
 from asm.ops import BOX_TOLERANCE, pool_boxes
 from asm.patterns import PATTERN_NAMES, get_pattern
 
@@ -230,14 +230,15 @@ def test_empty_boxes():
 
 @pytest.mark.parametrize("op", [pool, circ], ids=["composition_pool", "circular_pool"])
 def test_chunked_reads_match_one_chunk(op, monkeypatch):
-    """Boxes are scored in chunks that reuse work buffers: many small chunks (the last one
-    shorter) give the same scores and gradients as one chunk."""
+    """The tensor code scores boxes in chunks that reuse work buffers: many small chunks (the
+    last one shorter) give the same scores and gradients as one chunk."""
+    monkeypatch.setattr(asm.ops.kernel, "library", lambda: None)  # the C kernel does not chunk
     gen = torch.Generator().manual_seed(11)
     m = score_map_for(CROSS, 2, 9, 13, gen).requires_grad_(True)
     boxes = random_boxes(37, 2, 9, 13, gen)
     one = op(m, boxes, CROSS)
     (g_one,) = torch.autograd.grad(one.sum(), m)
-    monkeypatch.setattr(asm.ops, "_CPU_CHUNK_READS", 1)  # one box per chunk and thread
+    monkeypatch.setattr(asm.ops.pool, "_CPU_CHUNK_READS", 1)  # one box per chunk and thread
     many = op(m, boxes, CROSS)
     (g_many,) = torch.autograd.grad(many.sum(), m)
     torch.testing.assert_close(many, one, rtol=0, atol=1e-12)
@@ -330,8 +331,11 @@ def test_no_gradient_to_boxes(op):
     assert torch.equal(g[1], torch.zeros_like(g[1]))  # box 0 is in batch item 0 only
 
 
+@pytest.mark.parametrize("path", ["kernel where built", "tensor code"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_opcheck(dtype):
+def test_opcheck(dtype, path, monkeypatch):
+    if path == "tensor code":
+        monkeypatch.setattr(asm.ops.kernel, "library", lambda: None)
     m, boxes = _small(dtype)
     for op in (pool, circ):
         torch.library.opcheck(op, (m, boxes, CROSS))
@@ -388,36 +392,37 @@ def _boxes(*row):
     return torch.tensor([row], dtype=torch.float32)
 
 
-@pytest.mark.parametrize(
-    "change, error, match",
-    [
-        (lambda m, b, p: (m[0], b, p), ValueError, r"score_map must be \[B, L, H, W\]"),
-        (lambda m, b, p: (m.long(), b, p), ValueError, "score_map must be float"),
-        (lambda m, b, p: (m[..., :0], b, p), ValueError, "score_map must have a non-empty"),
-        (lambda m, b, p: (m, b[0], p), ValueError, r"boxes must be \[K, 5\]"),
-        (lambda m, b, p: (m, b[:, :4], p), ValueError, r"boxes must be \[K, 5\]"),
-        (lambda m, b, p: (m, torch.cat([b, b[:, :1]], 1), p), ValueError, r"boxes must be \[K, 5\]"),
-        (lambda m, b, p: (m, b.long(), p), ValueError, "boxes must be a floating-point"),
-        (lambda m, b, p: (m, _boxes(2, 1, 1, 5, 4), p), IndexError, r"batch_index.*0\.\.1"),
-        (lambda m, b, p: (m, _boxes(-1, 1, 1, 5, 4), p), IndexError, "batch_index"),
-        (lambda m, b, p: (m, _boxes(0.5, 1, 1, 5, 4), p), ValueError, "batch_index.*whole numbers"),
-        (lambda m, b, p: (m, _boxes(0, 5, 1, 5, 4), p), ValueError, "x2 > x1"),
-        (lambda m, b, p: (m, _boxes(0, 5, 1, 4, 4), p), ValueError, "x2 > x1"),
-        (lambda m, b, p: (m, _boxes(0, 1, 4, 5, 4), p), ValueError, "y2 > y1"),
-        (lambda m, b, p: (m, _boxes(0, 1, 4.5, 5, 4), p), ValueError, "y2 > y1"),
-        (lambda m, b, p: (m, _boxes(0, -0.5, 1, 5, 4), p), ValueError, r"boxes must lie inside the map \[0, 8\] x \[0, 6\]"),
-        (lambda m, b, p: (m, _boxes(0, 1, 1, 8.5, 4), p), ValueError, "boxes must lie inside the map"),
-        (lambda m, b, p: (m, _boxes(0, 1, 1, 5, 6.01), p), ValueError, "boxes must lie inside the map"),
-        (lambda m, b, p: (m, _boxes(0, float("nan"), 1, 5, 4), p), ValueError, "boxes contain NaN"),
-        (lambda m, b, p: (m, _boxes(0, 1, 1, float("inf"), 4), p), ValueError, "boxes contain NaN or infinite"),
-        (lambda m, b, p: (m, b, p + 1), IndexError, r"partition values must lie in 0\.\.11"),
-        (lambda m, b, p: (m, b, p - 1), IndexError, "partition values"),
-        (lambda m, b, p: (m, b, p.int()), ValueError, "partition must be an int64"),
-        (lambda m, b, p: (m, b, p.double()), ValueError, "partition must be an int64"),
-        (lambda m, b, p: (m, b, p.flatten()), ValueError, r"partition must be a \[gh, gw\]"),
-        (lambda m, b, p: (m, b, p[:0]), ValueError, "partition must have at least one cell"),
-    ],
-)
+#: (change of the good arguments, error type, message pattern); also used by test_kernel.py
+BAD_ARGUMENTS = [
+    (lambda m, b, p: (m[0], b, p), ValueError, r"score_map must be \[B, L, H, W\]"),
+    (lambda m, b, p: (m.long(), b, p), ValueError, "score_map must be float"),
+    (lambda m, b, p: (m[..., :0], b, p), ValueError, "score_map must have a non-empty"),
+    (lambda m, b, p: (m, b[0], p), ValueError, r"boxes must be \[K, 5\]"),
+    (lambda m, b, p: (m, b[:, :4], p), ValueError, r"boxes must be \[K, 5\]"),
+    (lambda m, b, p: (m, torch.cat([b, b[:, :1]], 1), p), ValueError, r"boxes must be \[K, 5\]"),
+    (lambda m, b, p: (m, b.long(), p), ValueError, "boxes must be a floating-point"),
+    (lambda m, b, p: (m, _boxes(2, 1, 1, 5, 4), p), IndexError, r"batch_index.*0\.\.1"),
+    (lambda m, b, p: (m, _boxes(-1, 1, 1, 5, 4), p), IndexError, "batch_index"),
+    (lambda m, b, p: (m, _boxes(0.5, 1, 1, 5, 4), p), ValueError, "batch_index.*whole numbers"),
+    (lambda m, b, p: (m, _boxes(0, 5, 1, 5, 4), p), ValueError, "x2 > x1"),
+    (lambda m, b, p: (m, _boxes(0, 5, 1, 4, 4), p), ValueError, "x2 > x1"),
+    (lambda m, b, p: (m, _boxes(0, 1, 4, 5, 4), p), ValueError, "y2 > y1"),
+    (lambda m, b, p: (m, _boxes(0, 1, 4.5, 5, 4), p), ValueError, "y2 > y1"),
+    (lambda m, b, p: (m, _boxes(0, -0.5, 1, 5, 4), p), ValueError, r"boxes must lie inside the map \[0, 8\] x \[0, 6\]"),
+    (lambda m, b, p: (m, _boxes(0, 1, 1, 8.5, 4), p), ValueError, "boxes must lie inside the map"),
+    (lambda m, b, p: (m, _boxes(0, 1, 1, 5, 6.01), p), ValueError, "boxes must lie inside the map"),
+    (lambda m, b, p: (m, _boxes(0, float("nan"), 1, 5, 4), p), ValueError, "boxes contain NaN"),
+    (lambda m, b, p: (m, _boxes(0, 1, 1, float("inf"), 4), p), ValueError, "boxes contain NaN or infinite"),
+    (lambda m, b, p: (m, b, p + 1), IndexError, r"partition values must lie in 0\.\.11"),
+    (lambda m, b, p: (m, b, p - 1), IndexError, "partition values"),
+    (lambda m, b, p: (m, b, p.int()), ValueError, "partition must be an int64"),
+    (lambda m, b, p: (m, b, p.double()), ValueError, "partition must be an int64"),
+    (lambda m, b, p: (m, b, p.flatten()), ValueError, r"partition must be a \[gh, gw\]"),
+    (lambda m, b, p: (m, b, p[:0]), ValueError, "partition must have at least one cell"),
+]
+
+
+@pytest.mark.parametrize("change, error, match", BAD_ARGUMENTS)
 @pytest.mark.parametrize("op", [pool, circ], ids=["composition_pool", "circular_pool"])
 def test_argument_errors(op, change, error, match):
     with pytest.raises(error, match=match):

@@ -721,3 +721,14 @@ def test_workers_run_the_int8_twin_that_travels_in_the_archive(server):
     logs = "".join(p.read_text(errors="replace") for p in server.logs.glob("*.log"))
     ready = [ln for ln in logs.splitlines() if "asm handler ready" in ln]
     assert ready and all("(int8)" in ln for ln in ready), ready[:2]
+
+
+def test_workers_run_the_pooling_kernel_that_travels_in_the_archive(server):
+    """`make archive` puts the compiled pooling kernel in asm.zip; the workers load it from
+    there (copied to their cache folder) and say so, or say why not."""
+    from asm.ops import kernel
+
+    logs = "".join(p.read_text(errors="replace") for p in server.logs.glob("*.log"))
+    ready = [ln for ln in logs.splitlines() if "asm handler ready" in ln]
+    path = "C kernel (" if kernel.library() is not None else "numpy/torch code ("
+    assert ready and all(f"pooling op on the CPU: {path}" in ln for ln in ready), ready[:2]

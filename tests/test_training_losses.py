@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import asm.ops  # noqa: F401  (registers torch.ops.asm)
+import asm.ops.pool  # noqa: F401  (registers torch.ops.asm)
 from asm.training.losses import pair_ranking_loss, resize_saliency, safe_theta_std, saliency_loss
 from asm.models import theta_std
 

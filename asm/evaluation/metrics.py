@@ -227,7 +227,7 @@ def density_kept(density: np.ndarray, boxes) -> np.ndarray:
     boxes given in cells of the density (fractions of a cell count by their area), exactly."""
     import torch
 
-    import asm.ops  # noqa: F401  (registers torch.ops.asm)
+    import asm.ops.pool  # noqa: F401  (registers torch.ops.asm)
     from asm.patterns import get_pattern
 
     d = torch.from_numpy(np.asarray(density, dtype=np.float64))[None, None]

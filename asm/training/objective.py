@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-import asm.ops  # noqa: F401  (registers torch.ops.asm, used below)
+import asm.ops.pool  # noqa: F401  (registers torch.ops.asm, used below)
 from asm.evaluation.metrics import border_trend
 from asm.models import normalize
 from asm.models.prior import centre_prior

@@ -35,193 +35,65 @@ same partition meet their reads cancel, so a pattern needs few distinct signed r
 box (``cross_rectangle``: 64 instead of 4 x 36; the disc: about 330). One call costs one
 ``O(B L H W)`` table plus ``O(K * reads)`` gathers, whatever the crop sizes; boxes are
 processed in chunks whose work buffers stay in cache. Everything is plain torch code, so
-it runs unchanged on CUDA. Gradients flow to ``score_map``: the scores are linear in
-``M``, and the backward (itself a custom op) scatters the same weights into ``S`` and
-undoes the cumulative sums. Boxes get no gradient.
+it runs unchanged on CUDA. On the CPU the forward runs the compiled C kernel of
+:mod:`asm.ops.kernel` instead (the same maths in one fused pass, over a table laid out
+channels-last) when it is built; ``ASM_NO_KERNEL=1`` forces the tensor code. Gradients
+flow to ``score_map``: the scores are linear in ``M``, and the backward (itself a custom
+op, tensor code on every device) scatters the same weights into ``S`` and undoes the
+cumulative sums. Boxes get no gradient.
+
+The maths shared with the torch-free entry point (the template of reads, the argument
+checks) live in :mod:`asm.ops.reads`.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
 from torch import Tensor
 
-__all__ = ["composition_pool", "circular_pool", "pool_boxes"]
+from asm.ops import kernel
+from asm.ops.reads import DISC_STRIPS, check_shapes, check_values, partition_key, terms
 
-#: Coordinates may overshoot the map by this much (float round-off of callers) and are clamped.
-BOX_TOLERANCE = 1e-3
-#: Horizontal strips used to integrate a disc (see module docstring and ``_template``).
-#: 64 keeps the relative error under ~4e-4 against the exact integral on random positive
-#: maps; 48 comes close to 1e-3 on sub-pixel boxes.
-DISC_STRIPS = 64
+__all__ = ["composition_pool", "circular_pool", "composition_pool_backward", "pool_boxes"]
 
 
 # --------------------------------------------------------------------------------------
-# Argument checks: shape checks run everywhere (also on fake tensors); value checks only
+# Argument checks (asm.ops.reads): shapes everywhere (also on fake tensors); values only
 # where the data exist.
 # --------------------------------------------------------------------------------------
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _check_shapes(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
-    if score_map.dim() != 4:
-        raise ValueError(f"score_map must be [B, L, H, W], got shape {tuple(score_map.shape)}")
-    if score_map.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"score_map must be float32 or float64, got {score_map.dtype}")
-    if boxes.dim() != 2 or boxes.shape[1] != 5:
-        raise ValueError(f"boxes must be [K, 5] rows (batch_index, x1, y1, x2, y2), got shape {tuple(boxes.shape)}")
-    if not boxes.is_floating_point():
-        raise ValueError(f"boxes must be a floating-point tensor, got {boxes.dtype}")
-    if partition.dim() != 2:
-        raise ValueError(f"partition must be a [gh, gw] table, got shape {tuple(partition.shape)}")
-    if partition.dtype != torch.int64:
-        raise ValueError(f"partition must be an int64 tensor, got {partition.dtype}")
-    if partition.numel() == 0:
-        raise ValueError("partition must have at least one cell")
+    check_shapes(tuple(score_map.shape), _dtype_name(score_map.dtype), tuple(boxes.shape), _dtype_name(boxes.dtype),
+                 boxes.is_floating_point(), tuple(partition.shape), _dtype_name(partition.dtype))
     for name, t in (("boxes", boxes), ("partition", partition)):
         if t.device != score_map.device:
             raise ValueError(f"{name} is on {t.device} but score_map is on {score_map.device}")
 
 
+def _host_copy(t: Tensor):
+    t = t.detach().cpu()
+    return (t.double() if t.is_floating_point() else t).numpy()
+
+
 def _check_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
-    B, L, H, W = score_map.shape
-    if H == 0 or W == 0:
-        raise ValueError(f"score_map must have a non-empty spatial size, got {H}x{W}")
-    # valid input costs one reduction and one host sync; the message is worked out on failure
-    ok = (partition.min() >= 0) & (partition.max() < L)
-    if boxes.shape[0] > 0:
-        b, x1, y1, x2, y2 = boxes.unbind(1)
-        tol = BOX_TOLERANCE
-        good = (b == b.round()) & (b >= 0) & (b < B) & (x2 > x1) & (y2 > y1)  # NaN compares False
-        good &= (x1 >= -tol) & (y1 >= -tol) & (x2 <= W + tol) & (y2 <= H + tol)
-        ok &= good.all()
-    if not bool(ok):
-        _raise_bad_values(score_map, boxes, partition)
-
-
-def _raise_bad_values(score_map: Tensor, boxes: Tensor, partition: Tensor) -> None:
-    """Raise the error that names what is wrong (``_check_values`` found something)."""
-    B, L, H, W = score_map.shape
-    lo, hi = int(partition.min()), int(partition.max())
-    if lo < 0 or hi >= L:
-        raise IndexError(f"partition values must lie in 0..{L - 1} (score_map has L={L} channels), got {lo}..{hi}")
-    if boxes.shape[0] == 0:
-        return
-    if not bool(torch.isfinite(boxes).all()):
-        raise ValueError("boxes contain NaN or infinite values")
-    b = boxes[:, 0]
-    if not bool((b == b.round()).all()):
-        raise ValueError("boxes[:, 0] (batch_index) must hold whole numbers")
-    if int(b.min()) < 0 or int(b.max()) >= B:
-        raise IndexError(f"boxes[:, 0] (batch_index) must lie in 0..{B - 1}, got {int(b.min())}..{int(b.max())}")
-    x1, y1, x2, y2 = boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
-    if not bool(((x2 > x1) & (y2 > y1)).all()):
-        k = int(torch.nonzero(~((x2 > x1) & (y2 > y1)))[0])
-        raise ValueError(f"boxes must have x2 > x1 and y2 > y1; box {k} is {boxes[k, 1:].tolist()}")
-    tol = BOX_TOLERANCE
-    inside = (x1 >= -tol) & (y1 >= -tol) & (x2 <= W + tol) & (y2 <= H + tol)
-    if not bool(inside.all()):
-        k = int(torch.nonzero(~inside)[0])
-        raise ValueError(f"boxes must lie inside the map [0, {W}] x [0, {H}]; box {k} is {boxes[k, 1:].tolist()}")
-    raise ValueError("boxes or partition hold invalid values")
+    check_values(boxes, partition, tuple(score_map.shape), to_numpy=_host_copy)
 
 
 # --------------------------------------------------------------------------------------
-# The maths
+# The maths as tensor code (any device)
 # --------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _template(gh: int, gw: int, circular: bool, strips: int = DISC_STRIPS) -> tuple[Tensor, Tensor, float]:
-    """Rectangles that tile a unit box's pooling region.
-
-    Returns ``rects [R, 4]`` as box-relative ``(u0, v0, u1, v1)`` in ``[0, 1]``, the grid
-    cell ``cells [R]`` (row-major index into the partition) of each, and the total area
-    fraction (1 for the box; for the disc the area of its strip approximation, pi/4 up to
-    round-off, since every strip keeps the exact area of the disc slice it replaces).
-
-    The disc is cut into horizontal strips at ``v = (1 - cos(pi k / strips)) / 2`` (equal
-    steps in angle, so strips are thin near the poles where the chord changes fast) plus
-    the cell-row edges; each strip becomes the centred rectangle of the same exact area,
-    split at the cell columns it crosses.
-    """
-    rects, cells = [], []
-    if not circular:
-        for i in range(gh):
-            for j in range(gw):
-                rects.append((j / gw, i / gh, (j + 1) / gw, (i + 1) / gh))
-                cells.append(i * gw + j)
-    else:
-        rows = {i / gh for i in range(gh + 1)}
-        cuts = {(1 - math.cos(math.pi * k / strips)) / 2 for k in range(1, strips)}
-        # (a cut that round-off puts next to a cell-row edge would only add a sliver)
-        vs = sorted(rows | {v for v in cuts if min(abs(v - r) for r in rows) > 1e-9})
-        pieces: dict[tuple[int, int], tuple[float, float, float, float, int]] = {}
-
-        def g(t: float) -> float:  # antiderivative of 2*sqrt(1-t^2), up to a constant
-            return t * math.sqrt(max(0.0, 1 - t * t)) + math.asin(t)
-
-        for v0, v1 in zip(vs[:-1], vs[1:]):
-            t0, t1 = 2 * v0 - 1, 2 * v1 - 1
-            half = (g(t1) - g(t0)) / (2 * (t1 - t0)) / 2  # exact mean half-chord, in u units
-            lo, hi = 0.5 - half, 0.5 + half
-            i = min(gh - 1, int((v0 + v1) / 2 * gh))
-            for j in range(gw):
-                a, b = max(lo, j / gw), min(hi, (j + 1) / gw)
-                if b <= a:
-                    continue
-                prev = pieces.get((i, j))
-                if prev is not None and prev[0] == a and prev[2] == b and prev[3] == v0:
-                    rects[prev[4]] = (a, prev[1], b, v1)  # a full-width piece grows the one above
-                    pieces[(i, j)] = (a, prev[1], b, v1, prev[4])
-                else:
-                    pieces[(i, j)] = (a, v0, b, v1, len(rects))
-                    rects.append((a, v0, b, v1))
-                    cells.append(i * gw + j)
-    rect_t = torch.tensor(rects, dtype=torch.float64)
-    area = float(((rect_t[:, 2] - rect_t[:, 0]) * (rect_t[:, 3] - rect_t[:, 1])).sum())
-    return rect_t, torch.tensor(cells, dtype=torch.int64), area
-
-
 @lru_cache(maxsize=64)
 def _terms(
-    partition_key: tuple[int, int, tuple[int, ...]], circular: bool, strips: int, device: torch.device
+    key: tuple[int, int, tuple[int, ...]], circular: bool, strips: int, device: torch.device
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, float]:
-    """The template as signed reads of the summed-area table, shared corners merged.
-
-    A rectangle's integral is ``S(u1, v1) - S(u0, v1) - S(u1, v0) + S(u0, v0)`` in its
-    cell's channel. Rectangles of the template share corners (a cell's corner is its
-    neighbours' corner too), and where two cells of the same partition meet, their reads
-    of the shared corner cancel. Summing all signed reads per ``(channel, v, u)`` and
-    dropping the zeros leaves, e.g. for ``cross_rectangle``, 64 reads instead of 144.
-
-    Returns the distinct edges ``us [nu]``, ``vs [nv]`` (float64) and, per read ``t``,
-    ``tu, tv`` (edge indices), ``tp`` (channel), ``coef`` (float64, usually +-1), sorted by
-    ``(channel, v, u)`` for locality, all on ``device``; and the region's area fraction.
-    """
-    gh, gw, flat = partition_key
-    rects, cells, area = _template(gh, gw, circular, strips)
-    us = sorted(set(rects[:, 0].tolist()) | set(rects[:, 2].tolist()))
-    vs = sorted(set(rects[:, 1].tolist()) | set(rects[:, 3].tolist()))
-    ui = {u: i for i, u in enumerate(us)}
-    vi = {v: i for i, v in enumerate(vs)}
-    acc: dict[tuple[int, int, int], int] = {}
-    for (u0, v0, u1, v1), cell in zip(rects.tolist(), cells.tolist()):
-        p = flat[cell]
-        for u, v, sgn in ((u1, v1, 1), (u0, v1, -1), (u1, v0, -1), (u0, v0, 1)):
-            key = (p, vi[v], ui[u])
-            acc[key] = acc.get(key, 0) + sgn
-    keys = sorted(k for k, c in acc.items() if c)
-
-    def col(i: int) -> Tensor:
-        return torch.tensor([k[i] for k in keys], dtype=torch.int64, device=device)
-
-    return (
-        torch.tensor(us, dtype=torch.float64, device=device),
-        torch.tensor(vs, dtype=torch.float64, device=device),
-        col(2),
-        col(1),
-        col(0),
-        torch.tensor([float(acc[k]) for k in keys], dtype=torch.float64, device=device),
-        area,
-    )
+    """:func:`asm.ops.reads.terms` as tensors on ``device``: ``us, vs, tu, tv, tp, coef, area``."""
+    *arrays, area = terms(key, circular, strips)
+    return (*(torch.tensor(a, device=device) for a in arrays), area)
 
 
 #: Table reads per chunk of boxes and per CPU thread: the chunk's work buffers (about 80
@@ -246,9 +118,7 @@ def _plan(boxes: Tensor, partition: Tensor, map_shape: list[int], circular: bool
     """
     B, L, H, W = map_shape
     dev = boxes.device
-    gh, gw = int(partition.shape[0]), int(partition.shape[1])
-    key = (gh, gw, tuple(partition.flatten().tolist()))
-    us, vs, tu, tv, tp, coef, area_fraction = _terms(key, circular, DISC_STRIPS, dev)
+    us, vs, tu, tv, tp, coef, area_fraction = _terms(partition_key(partition), circular, DISC_STRIPS, dev)
     sy, sp = W + 1, (H + 1) * (W + 1)
     b, bx1, by1, bx2, by2 = boxes.to(torch.float64).t()  # [K] each
     x1, y1 = bx1.clamp(0, W), by1.clamp(0, H)
@@ -297,6 +167,10 @@ def _sat(score_map: Tensor) -> Tensor:
 
 def _forward(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool) -> Tensor:
     _check_shapes(score_map, boxes, partition)
+    if score_map.device.type == "cpu" and kernel.library() is not None:  # the C kernel, on the tensors' memory
+        scores = kernel.pool_numpy(score_map.detach().numpy(), boxes.detach().to(torch.float64).numpy(),
+                                   partition.numpy(), circular)
+        return torch.from_numpy(scores).to(score_map.dtype)
     _check_values(score_map, boxes, partition)
     if boxes.shape[0] == 0:
         return score_map.new_empty(0)
