@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asm.cache import cache_dir
-from asm.cpu_session import cpu_session, torch_threads
+from asm.cpu_session import cpu_session, cpu_threads
 from asm.models.weights import InferencePreset
 from asm.patterns import Pattern, get_pattern
 
@@ -259,7 +259,7 @@ class OnnxNet:
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         self.path = Path(path)
-        self.session = cpu_session(str(self.path), threads or torch_threads())
+        self.session = cpu_session(str(self.path), threads or cpu_threads())
         props = self.session.get_modelmeta().custom_metadata_map
         self.format = props.get("asm_format", "")
         self.digest = props.get("asm_checkpoint_sha256", "")

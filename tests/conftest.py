@@ -34,3 +34,12 @@ def model_path(tmp_path_factory):
 def cropper():
     """A Cropper (torch, default preset) over the random model; modules may define their own."""
     return Cropper(_random_model())
+
+
+@pytest.fixture(autouse=True)
+def _cpu_threads_as_found(monkeypatch):
+    """A test that runs a batch worker in this process sets asm's thread count
+    (``asm.cpu_session.set_cpu_threads``); the next test starts without it."""
+    import asm.cpu_session
+
+    monkeypatch.setattr(asm.cpu_session, "_threads", asm.cpu_session._threads)

@@ -342,6 +342,24 @@ def test_detector_sessions_follow_torch_threads_and_run_concurrently():
     assert all(np.array_equal(f, expected) for f in found)
 
 
+def test_set_cpu_threads_rules_every_session_and_torch(monkeypatch):
+    """A batch worker sets its thread count once, torch loaded or not; it wins over torch's."""
+    from asm import cpu_session
+
+    n = torch.get_num_threads()
+    monkeypatch.setattr(cpu_session, "_threads", 0)
+    try:
+        assert cpu_session.cpu_threads() == n  # unset: torch's count (torch is loaded here)
+        cpu_session.set_cpu_threads(1)
+        assert cpu_session.cpu_threads() == 1 and torch.get_num_threads() == 1
+        detect_faces(load_image(DOG))
+        assert faces_mod._session().get_session_options().intra_op_num_threads == 1
+        torch.set_num_threads(2)  # torch changed behind asm's back: the set count still rules
+        assert cpu_session.cpu_threads() == 1
+    finally:
+        torch.set_num_threads(n)
+
+
 def test_the_model_loads_without_its_640_x_640_shapes():
     """The wire-format edit equals the same edit by the onnx package, and keeps everything else."""
     import onnx

@@ -63,7 +63,7 @@ def test_onnx_crop_path_loads_no_torch():
 def test_cli_crop_loads_no_torch(tmp_path):
     loaded = _modules_after(
         "from asm.cli import main\n"
-        f"assert main(['crop', {str(PHOTO)!r}, '--aspect', '16:9,1:1', '--json', '--out', {str(tmp_path)!r}]) == 0"
+        f"assert main(['crop', {str(PHOTO)!r}, '--aspect', '16:9', '--aspect', '1:1', '--json', '--out', {str(tmp_path)!r}]) == 0"
     )
     assert "torch" not in loaded and "onnxruntime" in loaded
     assert len(list(tmp_path.glob("*.jpg"))) == 2

@@ -30,16 +30,20 @@ def cpu_count() -> int:
 
 
 def make_cropper(model: str | os.PathLike | None, max_pixels: int, threads: int) -> Cropper:
-    """A Cropper for one worker, with ``threads`` torch and OpenCV threads."""
+    """A Cropper for one worker, whose networks (ONNX Runtime, or torch when the model runs
+    there) and OpenCV use ``threads`` threads. The ONNX path loads no torch in the worker."""
     import cv2
-    import torch
 
+    from asm.cpu_session import set_cpu_threads
     from asm.io import allow_pixels
 
-    torch.set_num_threads(max(1, threads))
+    set_cpu_threads(threads)
     cv2.setNumThreads(max(1, threads))
     allow_pixels(max_pixels)
-    return Cropper.from_pretrained(model, max_pixels=max_pixels)
+    cropper = Cropper.from_pretrained(model, max_pixels=max_pixels)
+    if cropper.runtime == "torch":  # torch was loaded for the network just now
+        set_cpu_threads(threads)
+    return cropper
 
 
 def _analyse(cropper: Cropper, source: object) -> tuple[Any, BaseException | None]:
@@ -113,7 +117,7 @@ def run_local(
 ) -> Iterator[list[dict[str, Any]]]:
     """Records for ``names`` (image paths), a chunk at a time, in the order chunks finish.
 
-    ``workers`` processes (default: the cores), each with ``cores // workers`` torch threads;
+    ``workers`` processes (default: the cores), each with ``cores // workers`` threads;
     one worker runs in this process. A worker that dies takes only the images it held: they
     are retried one by one in a fresh pool, and an image that kills a worker again is
     answered with an ``internal_error`` record.

@@ -29,7 +29,7 @@ READ_CPUS = 1.0
 
 
 def actor_plan(cluster_cpus: float, actors: int | None = None) -> tuple[int, float, int]:
-    """``(actors, CPUs per actor, torch threads per actor)`` for a cluster of ``cluster_cpus``:
+    """``(actors, CPUs per actor, threads per actor)`` for a cluster of ``cluster_cpus``:
     by default one actor per CPU, all of them sharing what the readers leave."""
     spare = max(cluster_cpus - READ_CPUS, 0.5)
     actors = max(1, actors or int(cluster_cpus))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from asm.cpu_session import cpu_session, torch_threads
+from asm.cpu_session import cpu_session, cpu_threads
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -116,8 +116,9 @@ def _encode_varint(value: int) -> bytes:
 
 
 def _session() -> onnxruntime.InferenceSession:
-    """The process's YuNet session for torch's current thread count (made once per count)."""
-    threads = torch_threads()
+    """The process's YuNet session for the current thread count (:func:`~asm.cpu_session.cpu_threads`;
+    made once per count)."""
+    threads = cpu_threads()
     session = _sessions.get(threads)
     if session is None:
         with _lock:
