@@ -66,7 +66,7 @@ def test_cli_crop_loads_no_torch(tmp_path):
         f"assert main(['crop', {str(PHOTO)!r}, '--aspect', '16:9', '--aspect', '1:1', '--json', '--out', {str(tmp_path)!r}]) == 0"
     )
     assert "torch" not in loaded and "onnxruntime" in loaded
-    assert len(list(tmp_path.glob("*.jpg"))) == 2
+    assert len(list(tmp_path.glob("*.jpg"))) == 3  # two crops and the overview
 
 
 @pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
