@@ -12,8 +12,9 @@ Names load their modules on first use: :mod:`asm.models.prior` and the serving p
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from asm.lazy import lazy_names
 
 __all__ = ["ASMNet", "ASMNet_Weights", "Weights", "WeightsMeta", "InferencePreset", "asm_net", "save_model",
            "DEFAULT_MODEL_PATH", "normalize", "theta_avg", "theta_std", "centre_prior"]
@@ -34,14 +35,4 @@ if TYPE_CHECKING:
     from asm.models.weights import (DEFAULT_MODEL_PATH, ASMNet_Weights, InferencePreset, Weights, WeightsMeta, asm_net,
                                     save_model)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        value = getattr(importlib.import_module(_HOMES[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'asm.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)

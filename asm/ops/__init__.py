@@ -13,9 +13,9 @@ on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from asm.lazy import lazy_names
 from asm.ops.reads import BOX_TOLERANCE, DISC_STRIPS
 
 __all__ = ["composition_pool", "circular_pool", "composition_pool_backward", "pool_boxes", "pool_numpy",
@@ -33,14 +33,4 @@ if TYPE_CHECKING:
     from asm.ops.kernel import pool_numpy
     from asm.ops.pool import circular_pool, composition_pool, composition_pool_backward, pool_boxes
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        value = getattr(importlib.import_module(_HOMES[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'asm.ops' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)
