@@ -27,6 +27,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import platform  # noqa: E402
+import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -52,20 +53,25 @@ MAP = (256, 384)
 
 
 BEST: dict[str, float] = {}  # fastest repeat of the last timeit() call, per name
+SHUFFLE = random.Random(0)  # the order of the functions in each round of timeit()
 
 
 def timeit(fns: dict, repeats: int = 7, warmup: int = 1) -> dict[str, float]:
     """Median wall time of each ``fns[name]()`` in milliseconds (the fastest in ``BEST``).
 
-    The functions take turns (round robin), so a change in the machine's load hits all of
-    them alike and the ratios between them stay fair.
+    The functions take turns, so a change in the machine's load hits all of them alike and
+    the ratios between them stay fair; the order is shuffled each round, so no function
+    always runs right after the same one (after the network's forward pass, say, whose
+    memory traffic leaves the caches cold for whatever comes next).
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns.items())
     for _ in range(repeats):
-        for name, fn in fns.items():
+        SHUFFLE.shuffle(order)
+        for name, fn in order:
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)

@@ -34,7 +34,7 @@ four bilinear reads of ``S``. Neighbouring cells share corners, and where two ce
 same partition meet their reads cancel, so a pattern needs few distinct signed reads per
 box (``cross_rectangle``: 64 instead of 4 x 36; the disc: about 330). One call costs one
 ``O(B L H W)`` table plus ``O(K * reads)`` gathers, whatever the crop sizes; boxes are
-processed in chunks whose work buffers stay in cache. Everything is plain torch code, so
+processed in chunks whose work buffers stay in cache. This module is plain torch code, so
 it runs unchanged on CUDA. On the CPU the forward runs the compiled C kernel of
 :mod:`asm.ops.kernel` instead (the same maths in one fused pass, over a table laid out
 channels-last) when it is built; ``ASM_NO_KERNEL=1`` forces the tensor code. Gradients
