@@ -329,7 +329,7 @@ def main() -> None:
         f"{THREADS} threads (one in the last table), {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
         "(the machine is shared, so absolute times are noisy; every ratio is taken within one run). "
-        f"Wall-clock medians; float32 map; boxes carry fractional coordinates; the C kernel: {kernel.describe().split(' (')[0]}; "
+        f"Wall-clock medians; float32 map; boxes carry fractional coordinates; the op's CPU path: {kernel.describe().split(' (')[0]}; "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')} (see the script).",
         "",
         f"Reference line: MobileNetV2 features forward on one 256x384 image, {THREADS} threads: "
