@@ -17,6 +17,11 @@ On validation photos only (OSIE val, ids 1401-1500, and the held-out photo sourc
    the largest boxes (min_scale 1) keep.
 4. Cost: face detection per photo, and a crop with faces on against off, same run; the
    faces YuNet still finds on smaller copies of the photo, and what that would save.
+5. Detector precision: asm's float YuNet against the same model with no declared shapes
+   (how asm loaded it before) and int8 versions of it (``benchmarks/yunet_int8.py``,
+   calibrated now on training photos): ``yunet()`` on 1 and 2 threads, interleaved in one
+   run, the faces each finds of the float model's, and the crops' face statistics (table 1)
+   with each int8 detector, scored against the float model's faces.
 
 Run: ``python benchmarks/bench_faces.py [--limit N]``.
 """
@@ -26,7 +31,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -43,7 +50,9 @@ from asm.evaluation.metrics import fixations_kept  # noqa: E402
 from asm.io import load_image  # noqa: E402
 from asm.search.candidates import box_iou  # noqa: E402
 from asm.search.constraints import contains, cuts, fits  # noqa: E402
-from asm.search.faces import DETECT_SIDE, detect_faces  # noqa: E402
+from asm.search.faces import DETECT_SIDE, MIN_CONFIDENCE, detect_faces, detector_copy, yunet  # noqa: E402
+from benchmarks.bench_crop import _median_ms  # noqa: E402
+from benchmarks.check_faces import detector  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "faces.md"
 PEERS = ["centre crop", "smartcrop.py", "libvips attention"]
@@ -51,6 +60,58 @@ SCALES = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 KEEP_TARGET = 0.998
 #: Smaller detector inputs tried against asm's (asm.search.faces.DETECT_SIDE).
 SMALLER_SIDES = [480, 400, 320]
+
+
+#: asm's float YuNet, as it loads it (the reference of "Detector precision").
+FLOAT = "float (asm)"
+#: The same model with no shape declared at all, as asm loaded it before.
+SHAPELESS = "float, no declared shapes (asm before)"
+#: Float faces this close above MIN_CONFIDENCE count as near the threshold.
+NEAR = 0.02
+#: Runs of yunet() per photo, detector and thread count (their median counts).
+DETECTOR_REPEAT = 5
+
+
+def detector_sessions(workdir: Path) -> tuple[dict[str, dict[int, object]], list[str]]:
+    """The YuNet sessions "Detector precision" compares, by label and thread count (1, 2):
+    :data:`FLOAT`, :data:`SHAPELESS` and the int8 recipes of ``benchmarks/yunet_int8.py``
+    (built into ``workdir`` now); and a note for each one that could not be built."""
+    import onnx
+
+    from asm.cpu_session import cpu_session
+    from asm.search.faces import any_size, yunet_model
+    from benchmarks import yunet_int8
+
+    shapeless = onnx.load_from_string(yunet_model())
+    for value in [*shapeless.graph.input, *shapeless.graph.output]:
+        value.type.tensor_type.ClearField("shape")
+    del shapeless.graph.value_info[:]
+    models, notes = {FLOAT: any_size(yunet_model()), SHAPELESS: shapeless.SerializeToString()}, []
+    try:
+        photos = yunet_int8.calibration_photos()
+        inputs = yunet_int8.yunet_inputs(photos)
+        for key, recipe in yunet_int8.RECIPES.items():
+            models[recipe.label] = yunet_int8.quantize_yunet(workdir / f"{key}.onnx", inputs, recipe).read_bytes()
+            print(f"built {recipe.label}", flush=True)
+        notes.append(f"The int8 models are calibrated on {len(photos)} training photos (OSIE 1001-1400 and the "
+                     "shared photos' training sources).")
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        notes.append(f"int8 models not built: {str(e)[:100]}.")
+    return {label: {t: cpu_session(data, t) for t in (1, 2)} for label, data in models.items()}, notes
+
+
+def match_faces(reference: np.ndarray, found: np.ndarray, min_iou: float = 0.5) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)`` of ``reference`` and ``found`` faces (``[F, 5]`` each) overlapping by
+    IoU above ``min_iou``, greedily from the most overlapping pair."""
+    if len(reference) == 0 or len(found) == 0:
+        return []
+    iou = box_iou(_tensor(reference[:, :4]), _tensor(found[:, :4])).numpy()
+    pairs = []
+    while iou.size and iou.max() > min_iou:
+        i, j = np.unravel_index(np.argmax(iou), iou.shape)
+        pairs.append((int(i), int(j)))
+        iou[i, :], iou[:, j] = -1, -1
+    return pairs
 
 
 def far_aspect(width: int, height: int) -> str:
@@ -96,6 +157,11 @@ def face_stats(box, faces: np.ndarray, ratio: float, width: int, height: int) ->
 
 
 def run(limit: int | None) -> str:
+    with tempfile.TemporaryDirectory() as workdir:
+        return _run(limit, Path(workdir))
+
+
+def _run(limit: int | None, workdir: Path) -> str:
     torch.set_num_threads(2)
     cropper = Cropper.from_pretrained()
     osie_items, photo_paths = validation_photos(limit)
@@ -107,7 +173,9 @@ def run(limit: int | None) -> str:
         return "\n".join(lines) + "\n"
     status = {p: peer_mod.available(p) for p in PEERS}
     peers = [p for p in PEERS if status[p][0]]
-    methods = ["asm", "asm (faces off)", *peers]
+    sessions, detector_notes = detector_sessions(workdir)
+    int8 = {label: f"asm, {label} YuNet" for label in sessions if label not in (FLOAT, SHAPELESS)}
+    methods = ["asm", "asm (faces off)", *int8.values(), *peers]
     aspects = ["1:1", "4:5", "far"]
     cut = {m: {a: [] for a in aspects} for m in methods}
     avoidable = {m: [] for m in methods}
@@ -119,6 +187,9 @@ def run(limit: int | None) -> str:
     size_ms: dict[int, list[float]] = {side: [] for side in SMALLER_SIDES}
     size_found = {side: 0 for side in SMALLER_SIDES}
     n_face_photos = n_faces = 0
+    yunet_ms = {label: {t: [] for t in (1, 2)} for label in sessions}
+    found = {label: {"found": 0, "extra": 0, "near_lost": 0, "conf": []} for label in sessions}
+    n_near = 0
     rng = np.random.default_rng(0)
     for i, (name, path, points) in enumerate(images):
         rgb = load_image(path)
@@ -132,6 +203,11 @@ def run(limit: int | None) -> str:
             size_ms[side].append(time.perf_counter() - t0)
             size_found[side] += sum(bool(len(small)) and float(box_iou(_tensor([f[:4]]), _tensor(small[:, :4])).max()) > 0.5
                                     for f in faces)
+        bgr = detector_copy(rgb)[..., ::-1]
+        for threads in (1, 2):  # every detector on the same photo in turn, the order alternating
+            for label in (list(sessions) if i % 2 == 0 else list(sessions)[::-1]):
+                run_once = partial(yunet, bgr, session=sessions[label][threads])
+                yunet_ms[label][threads].append(_median_ms(run_once, repeat=DETECTOR_REPEAT))
         analysis = cropper.analyse(rgb)
         labels = {"1:1": "1:1", "4:5": "4:5", "far": far_aspect(W, H)}
         t0 = time.perf_counter()
@@ -140,12 +216,27 @@ def run(limit: int | None) -> str:
         t0 = time.perf_counter()
         off = analysis.crops(CropOptions.parse(list(labels.values()), faces=False))
         t_off.append(time.perf_counter() - t0)
+        near = faces[:, 4] < MIN_CONFIDENCE + NEAR
+        n_near += int(near.sum())
+        crops_by = {}
+        for label in sessions:
+            with detector(partial(yunet, session=sessions[label][2])):
+                other = detect_faces(rgb)
+                if label in int8 and len(faces):
+                    crops_by[int8[label]] = analysis.crops(CropOptions.parse(list(labels.values())))
+            pairs = match_faces(faces, other)
+            matched = [k for k, _ in pairs]
+            found[label]["found"] += len(pairs)
+            found[label]["extra"] += len(other) - len(pairs)
+            found[label]["near_lost"] += int(near.sum()) - int(near[matched].sum())
+            found[label]["conf"] += [abs(other[j, 4] - faces[k, 4]) for k, j in pairs]
         if len(faces):
             n_face_photos += 1
             n_faces += len(faces)
             for a, label in labels.items():
                 boxes = {"asm": next(c.box for c in on.crops if c.aspect == label),
                          "asm (faces off)": next(c.box for c in off.crops if c.aspect == label)}
+                boxes.update({m: next(c.box for c in res.crops if c.aspect == label) for m, res in crops_by.items()})
                 for p in peers:
                     boxes[p] = peer_mod.PEERS[p].place(rgb, _ratio(label))
                 for m, box in boxes.items():
@@ -208,7 +299,8 @@ def run(limit: int | None) -> str:
         "it cuts a face that some crop of the aspect could hold whole (a face wider than the narrowest crop "
         "cannot be kept); 'far': 9:16 for "
         "a landscape photo, 16:9 for a portrait one. Only photos with at least one face count. Peers place the "
-        "largest box of the aspect; asm also chooses the size (down to min_scale).",
+        "largest box of the aspect; asm also chooses the size (down to min_scale). The 'int8 YuNet' rows: asm with "
+        "that detector in place of its float one (\"Detector precision\" below), scored against the float model's faces.",
     ]
     missing = [f"{p}: {status[p][1]}" for p in PEERS if not status[p][0]]
     if missing:
@@ -270,8 +362,46 @@ def run(limit: int | None) -> str:
         "",
         "A smaller copy would make detection cheaper, but faces near the confidence threshold and small faces "
         "drop out, so asm keeps the detector at its full input size.",
+        "",
+        *precision_table(sessions, yunet_ms, found, n_faces, n_near, detector_notes),
     ]
     return "\n".join(lines) + "\n"
+
+
+def precision_table(sessions: dict, yunet_ms: dict, found: dict, n_faces: int, n_near: int, notes: list[str]) -> list[str]:
+    """The "Detector precision" section: speed and faces of each detector against :data:`FLOAT`."""
+    base = {t: np.median(yunet_ms[FLOAT][t]) for t in (1, 2)}
+    lines = [
+        "## Detector precision",
+        "",
+        f"| YuNet | yunet() ms, 1 thread | 2 threads | speed vs float (asm), 1 / 2 threads | faces found of the {n_faces} "
+        f"(IoU > 0.5) | extra faces | lost of the {n_near} within {NEAR} of {MIN_CONFIDENCE} | confidence change, "
+        "largest / median |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    ships = []
+    for label in sessions:
+        ms = {t: np.median(yunet_ms[label][t]) for t in (1, 2)}
+        f = found[label]
+        conf = f["conf"] or [float("nan")]
+        lines.append(f"| {label} | {ms[1]:.1f} | {ms[2]:.1f} | {base[1] / ms[1]:.2f}x / {base[2] / ms[2]:.2f}x | "
+                     f"{f['found']} | {f['extra']} | {f['near_lost']} | {max(conf):.4f} / {np.median(conf):.4f} |")
+        if label not in (FLOAT, SHAPELESS) and f["found"] == n_faces and f["extra"] == 0 and base[1] / ms[1] >= 1.3:
+            ships.append(label)
+    verdict = (f"Int8 that holds every face at >= 1.3x on 1 thread: {', '.join(ships)}." if ships else
+               "No int8 model holds every face at >= 1.3x on 1 thread, so asm keeps the float model.")
+    lines += [
+        "",
+        "`asm.search.faces.yunet()` (network input, forward, decoding, NMS) on each photo's detector copy (long side "
+        f"<= 640), each detector in turn on the same photo (order alternating), median of {DETECTOR_REPEAT} runs per photo; the "
+        "table shows the median over photos. Faces: `detect_faces` with each detector against the float model's "
+        "(IoU > 0.5, greedy). The float model as asm loads it declares its input `[1, 3, height, width]` "
+        "(`asm.search.faces.any_size`), which lets ONNX Runtime keep the max-pools in its blocked NCHWc layout; "
+        "with no declared shapes they run in plain NCHW between layout conversions. int8 models: "
+        "`benchmarks/yunet_int8.py` (static, int8 weights per channel, uint8 activations, the objectness head "
+        "and output sigmoids in float). " + " ".join(notes) + " " + verdict,
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

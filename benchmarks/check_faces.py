@@ -20,10 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import contextmanager
-from importlib import resources
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -59,7 +58,7 @@ def opencv_yunet(bgr: np.ndarray) -> np.ndarray:
     from asm.search import faces
 
     h, w = bgr.shape[:2]
-    model = np.frombuffer(resources.files("asm").joinpath("weights", faces.YUNET_FILE).read_bytes(), np.uint8)
+    model = np.frombuffer(faces.yunet_model(), np.uint8)
     log = cv2.utils.logging
     level = log.getLogLevel()
     log.setLogLevel(log.LOG_LEVEL_ERROR)  # OpenCV 5 warns that its new engine ignores the target
@@ -73,17 +72,22 @@ def opencv_yunet(bgr: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def opencv_detector() -> Iterator[None]:
-    """Within it, :func:`asm.search.faces.detect_faces` runs YuNet through
-    :func:`opencv_yunet` (one thread at a time: it swaps a module attribute)."""
+def detector(yunet: Callable[[np.ndarray], np.ndarray]) -> Iterator[None]:
+    """Within it, :func:`asm.search.faces.detect_faces` (and so the cropper) runs ``yunet``
+    in place of :func:`asm.search.faces.yunet` (one thread at a time: it swaps a module attribute)."""
     from asm.search import faces
 
     saved = faces.yunet
-    faces.yunet = opencv_yunet
+    faces.yunet = yunet
     try:
         yield
     finally:
         faces.yunet = saved
+
+
+def opencv_detector() -> AbstractContextManager[None]:
+    """Within it, :func:`asm.search.faces.detect_faces` runs YuNet through :func:`opencv_yunet`."""
+    return detector(opencv_yunet)
 
 
 def detect_all(paths: list[Path]) -> dict[str, list[list[float]]]:

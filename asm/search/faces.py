@@ -5,10 +5,13 @@ MIT, credits in ``asm/weights/YUNET-LICENSE.txt``) and is read as bytes through
 :mod:`importlib.resources`, so it also loads from the zipped package a TorchServe archive
 carries. Nothing is ever downloaded.
 
-The file declares a fixed ``[1, 3, 640, 640]`` input, but its graph holds no size: the
-declared shapes are dropped when the model is loaded (:func:`without_shapes`), so the
-network runs on the image padded only to a multiple of 32, as OpenCV's
-``cv2.FaceDetectorYN`` does. The outputs are
+The file declares a fixed ``[1, 3, 640, 640]`` input, but its graph holds no size: when
+the model is loaded its input is declared ``[1, 3, height, width]`` and its other declared
+shapes are dropped (:func:`any_size`), so the network runs on the image padded only to a
+multiple of 32, as OpenCV's ``cv2.FaceDetectorYN`` does. (Declaring the input's rank and
+channels, rather than dropping its shape, lets ONNX Runtime keep the max-pools in its
+blocked NCHWc layout: the same outputs, bit for bit, in less time; see
+``benchmarks/results/faces.md``, "Detector precision".) The outputs are
 decoded here as ``FaceDetectorYN`` decodes them (same scores, boxes and NMS), so the faces
 are OpenCV's (``benchmarks/check_faces.py`` checks that).
 
@@ -33,7 +36,7 @@ from asm.cpu_session import cpu_session, cpu_threads
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["detect_faces", "yunet", "decode", "nms", "without_shapes", "prominence", "YUNET_FILE", "DETECT_SIDE", "MIN_CONFIDENCE"]
+__all__ = ["detect_faces", "yunet", "decode", "nms", "yunet_model", "any_size", "network_input", "detector_copy", "prominence", "YUNET_FILE", "DETECT_SIDE", "MIN_CONFIDENCE"]
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
@@ -54,24 +57,26 @@ _sessions: dict[int, onnxruntime.InferenceSession] = {}  # by intra-op thread co
 _lock = threading.Lock()
 
 
-def _model() -> bytes:
-    """The ONNX model, checked against its published hash, with no declared tensor sizes."""
+def yunet_model() -> bytes:
+    """The ONNX model as shipped, checked against its published hash."""
     data = resources.files("asm").joinpath("weights", YUNET_FILE).read_bytes()
     if hashlib.sha256(data).hexdigest() != YUNET_SHA256:
         raise RuntimeError(f"asm/weights/{YUNET_FILE} is damaged (sha256 mismatch); reinstall asm")
-    return without_shapes(data)
+    return data
 
 
-#: Where an ONNX ModelProto declares tensor shapes, by protobuf field number: graph (7) ->
-#: input (11) / output (12) -> type (2) -> tensor_type (1) -> shape (2), and graph ->
-#: value_info (13). ``None``: the field is dropped.
-_SHAPE_FIELDS: dict = {7: {11: {2: {1: {2: None}}}, 12: {2: {1: {2: None}}}, 13: None}}
+def any_size(model: bytes) -> bytes:
+    """A serialised single-input ONNX model whose input is declared ``[1, 3, height, width]``
+    and whose outputs and intermediate values declare no shape, so that ONNX Runtime takes
+    every size from the input. Edits the protobuf wire format directly (the ``onnx``
+    package is slow to import)."""
+    return _edit(model, _SHAPE_FIELDS)
 
 
-def without_shapes(model: bytes, fields: dict = _SHAPE_FIELDS) -> bytes:
-    """A serialised ONNX model with the shapes declared for the graph's inputs, outputs and
-    intermediate values dropped, so that ONNX Runtime takes every size from the input.
-    Edits the protobuf wire format directly (the ``onnx`` package is slow to import)."""
+def _edit(model: bytes, fields: dict) -> bytes:
+    """``model`` (protobuf wire format) with the length-delimited fields named in ``fields``
+    (by field number) edited: ``None`` drops the field, bytes replace its body, a dict
+    edits the body by the same rules."""
     out, i = bytearray(), 0
     while i < len(model):
         start = i
@@ -83,8 +88,8 @@ def without_shapes(model: bytes, fields: dict = _SHAPE_FIELDS) -> bytes:
             if (key >> 3) in fields:
                 rule = fields[key >> 3]
                 if rule is not None:
-                    body = without_shapes(body, rule)
-                    out += _encode_varint(key) + _encode_varint(len(body)) + body
+                    body = rule if isinstance(rule, bytes) else _edit(body, rule)
+                    out += _message(key >> 3, body)
                 continue
         elif wire == 0:
             i = _varint(model, i)[1]
@@ -115,6 +120,23 @@ def _encode_varint(value: int) -> bytes:
     return bytes(out)
 
 
+def _message(field: int, body: bytes) -> bytes:
+    return _encode_varint(field << 3 | 2) + _encode_varint(len(body)) + body
+
+
+def _dim(value: int | bytes) -> bytes:
+    """A TensorShapeProto's ``dim`` field: a size (dim_value, 1) or a name (dim_param, 2)."""
+    return _message(1, _message(2, value) if isinstance(value, bytes) else b"\x08" + _encode_varint(value))
+
+
+#: Where an ONNX ModelProto declares tensor shapes, by protobuf field number: graph (7) ->
+#: input (11) / output (12) -> type (2) -> tensor_type (1) -> shape (2), and graph ->
+#: value_info (13). ``None``: the field is dropped; bytes: its body is replaced (here by
+#: the shape ``[1, 3, height, width]``).
+_SHAPE_FIELDS: dict = {7: {11: {2: {1: {2: b"".join(map(_dim, (1, 3, b"height", b"width")))}}},
+                           12: {2: {1: {2: None}}}, 13: None}}
+
+
 def _session() -> onnxruntime.InferenceSession:
     """The process's YuNet session for the current thread count (:func:`~asm.cpu_session.cpu_threads`;
     made once per count)."""
@@ -123,24 +145,31 @@ def _session() -> onnxruntime.InferenceSession:
     if session is None:
         with _lock:
             if threads not in _sessions:
-                _sessions[threads] = cpu_session(_model(), threads)
+                _sessions[threads] = cpu_session(any_size(yunet_model()), threads)
             session = _sessions[threads]
     return session
 
 
-def yunet(bgr: np.ndarray) -> np.ndarray:
+def yunet(bgr: np.ndarray, session: onnxruntime.InferenceSession | None = None) -> np.ndarray:
     """YuNet's faces in an ``[h, w, 3]`` uint8 BGR image, as ``cv2.FaceDetectorYN.detect``
     finds them: ``[N, 5]`` float32 rows ``(x, y, width, height, score)`` in the image's
-    pixels, most confident first, after NMS (landmarks are not decoded)."""
+    pixels, most confident first, after NMS (landmarks are not decoded). ``session``: the
+    network to run (default: asm's, for torch's current thread count)."""
+    x = network_input(bgr)
+    names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox") for s in STRIDES]
+    outputs = dict(zip(names, (session if session is not None else _session()).run(names, {"input": x})))
+    return nms(decode(outputs, x.shape[3], x.shape[2], MIN_CONFIDENCE))
+
+
+def network_input(bgr: np.ndarray) -> np.ndarray:
+    """YuNet's input for an ``[h, w, 3]`` uint8 BGR image: ``[1, 3, H, W]`` float32, BGR,
+    0-255 (not normalised), zero-padded at the bottom and right to multiples of the
+    largest stride."""
     h, w = bgr.shape[:2]
     step = STRIDES[-1]
-    H, W = -(-h // step) * step, -(-w // step) * step
-    x = np.zeros((1, 3, H, W), np.float32)  # zero padding at the bottom and right
-    x[0, :, :h, :w] = bgr.transpose(2, 0, 1)  # BGR, 0-255, not normalised
-    session = _session()
-    names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox") for s in STRIDES]
-    outputs = dict(zip(names, session.run(names, {"input": x})))
-    return nms(decode(outputs, W, H, MIN_CONFIDENCE))
+    x = np.zeros((1, 3, -(-h // step) * step, -(-w // step) * step), np.float32)
+    x[0, :, :h, :w] = bgr.transpose(2, 0, 1)
+    return x
 
 
 def decode(outputs: dict[str, np.ndarray], width: int, height: int, min_score: float) -> np.ndarray:
@@ -188,9 +217,8 @@ def detect_faces(rgb: np.ndarray, max_side: int = DETECT_SIDE, size: tuple[int, 
     """
     ih, iw = rgb.shape[:2]
     W, H = size if size is not None else (iw, ih)
-    scale = min(1.0, max_side / max(iw, ih))
-    w, h = max(1, round(iw * scale)), max(1, round(ih * scale))
-    small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != (iw, ih) else rgb
+    small = detector_copy(rgb, max_side)
+    h, w = small.shape[:2]
     rows = yunet(small[..., ::-1])  # YuNet wants BGR
     if len(rows) == 0:
         return np.zeros((0, 5))
@@ -201,6 +229,15 @@ def detect_faces(rgb: np.ndarray, max_side: int = DETECT_SIDE, size: tuple[int, 
     faces[:, [1, 3]] = faces[:, [1, 3]].clip(0, H)
     faces = faces[(faces[:, 2] > faces[:, 0]) & (faces[:, 3] > faces[:, 1])]
     return faces[np.argsort(-prominence(faces), kind="stable")][:MAX_FACES]
+
+
+def detector_copy(rgb: np.ndarray, max_side: int = DETECT_SIDE) -> np.ndarray:
+    """The copy of an ``[h, w, 3]`` image the detector sees: its long side at most
+    ``max_side`` (area-averaged; never enlarged, the image itself when it fits)."""
+    ih, iw = rgb.shape[:2]
+    scale = min(1.0, max_side / max(iw, ih))
+    w, h = max(1, round(iw * scale)), max(1, round(ih * scale))
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if (w, h) != (iw, ih) else rgb
 
 
 def prominence(faces: np.ndarray) -> np.ndarray:
