@@ -79,14 +79,14 @@ def detector_sessions(workdir: Path) -> tuple[dict[str, dict[int, object]], list
     import onnx
 
     from asm.cpu_session import cpu_session
-    from asm.search.faces import any_size, yunet_model
+    from asm.search.faces import runtime_model, yunet_model
     from benchmarks import yunet_int8
 
     shapeless = onnx.load_from_string(yunet_model())
     for value in [*shapeless.graph.input, *shapeless.graph.output]:
         value.type.tensor_type.ClearField("shape")
     del shapeless.graph.value_info[:]
-    models, notes = {FLOAT: any_size(yunet_model()), SHAPELESS: shapeless.SerializeToString()}, []
+    models, notes = {FLOAT: runtime_model(yunet_model()), SHAPELESS: shapeless.SerializeToString()}, []
     try:
         photos = yunet_int8.calibration_photos()
         inputs = yunet_int8.yunet_inputs(photos)
@@ -395,9 +395,9 @@ def precision_table(sessions: dict, yunet_ms: dict, found: dict, n_faces: int, n
         "`asm.search.faces.yunet()` (network input, forward, decoding, NMS) on each photo's detector copy (long side "
         f"<= 640), each detector in turn on the same photo (order alternating), median of {DETECTOR_REPEAT} runs per photo; the "
         "table shows the median over photos. Faces: `detect_faces` with each detector against the float model's "
-        "(IoU > 0.5, greedy). The float model as asm loads it declares its input `[1, 3, height, width]` "
-        "(`asm.search.faces.any_size`), which lets ONNX Runtime keep the max-pools in its blocked NCHWc layout; "
-        "with no declared shapes they run in plain NCHW between layout conversions. int8 models: "
+        "(IoU > 0.5, greedy). The float model as asm loads it (`asm.search.faces.runtime_model`) declares its input "
+        "`[1, 3, height, width]`, which lets ONNX Runtime keep the max-pools in its blocked NCHWc layout (with no "
+        "declared shapes they run in plain NCHW between layout conversions), and has no landmark head. int8 models: "
         "`benchmarks/yunet_int8.py` (static, int8 weights per channel, uint8 activations, the objectness head "
         "and output sigmoids in float). " + " ".join(notes) + " " + verdict,
     ]

@@ -4,7 +4,7 @@
 confidence threshold and run slower than the float model on ONNX Runtime's CPU kernels.
 
 Each recipe is static quantisation (int8 weights per output channel, uint8 activations)
-of the float model as asm loads it (:func:`asm.search.faces.any_size`), with the
+of the float model as asm loads it (:func:`asm.search.faces.runtime_model`), with the
 objectness head and the output sigmoids left in float (quantised, the objectness collapses
 and no face scores 0.7). Activation ranges come from :func:`calibration_photos`: training
 photos only (OSIE 1001-1400 and the training sources of the shared photos), prepared as
@@ -74,7 +74,7 @@ def quantize_yunet(out: str | Path, inputs: list[np.ndarray], recipe: Recipe = R
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from asm.search.faces import any_size, yunet_model
+    from asm.search.faces import runtime_model, yunet_model
 
     class OneInput(CalibrationDataReader):
         def __init__(self, x: np.ndarray) -> None:
@@ -89,7 +89,7 @@ def quantize_yunet(out: str | Path, inputs: list[np.ndarray], recipe: Recipe = R
     root_log.setLevel(logging.ERROR)  # the quantiser logs every tensor it leaves in float
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            model = onnx.load_from_string(any_size(yunet_model()))
+            model = onnx.load_from_string(runtime_model(yunet_model()))
             if recipe.qdq:  # per-channel DequantizeLinear needs opset 13
                 model = onnx.version_converter.convert_version(model, 13)
             source, prepared, ranges = Path(tmp) / "float.onnx", Path(tmp) / "prepared.onnx", Path(tmp) / "ranges.json"

@@ -360,26 +360,51 @@ def test_set_cpu_threads_rules_every_session_and_torch(monkeypatch):
         torch.set_num_threads(n)
 
 
-def test_the_model_loads_for_any_size():
-    """The wire-format edit equals the same edit by the onnx package, and keeps everything else."""
+def _onnx_edit(data: bytes, input_shape: list | None, outputs=None):
+    """The model with the input's shape set (None: cleared), no other declared shape and,
+    if given, only ``outputs`` and the nodes they need, by the onnx package."""
     import onnx
 
-    data = (ROOT / "asm" / "weights" / faces_mod.YUNET_FILE).read_bytes()
-    expected = onnx.load_from_string(data)
-    dims = expected.graph.input[0].type.tensor_type.shape.dim
+    model = onnx.load_from_string(data)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [1, 3, 640, 640]
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for value in expected.graph.output:
+    if input_shape is None:
+        model.graph.input[0].type.tensor_type.ClearField("shape")
+    else:
+        for d, value in zip(dims, input_shape):
+            if isinstance(value, str):
+                d.dim_param = value
+    for value in model.graph.output:
         value.type.tensor_type.ClearField("shape")
-    del expected.graph.value_info[:]
-    assert faces_mod.any_size(data) == expected.SerializeToString()
-    assert len(expected.graph.initializer) > 50 and len(expected.graph.node) > 100
+    del model.graph.value_info[:]
+    if outputs is None:
+        return model
+    kept = [o for o in model.graph.output if o.name in outputs]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    needed, nodes = set(outputs), []
+    for node in reversed(model.graph.node):
+        if needed & set(node.output):
+            nodes.append(node)
+            needed.update(node.input)
+    del model.graph.node[:]
+    model.graph.node.extend(reversed(nodes))
+    return model
+
+
+def test_the_model_loads_for_any_size_without_its_landmark_head():
+    """The wire-format edit equals the same edit by the onnx package, and keeps everything else."""
+    data = (ROOT / "asm" / "weights" / faces_mod.YUNET_FILE).read_bytes()
+    expected = _onnx_edit(data, [1, 3, "height", "width"], faces_mod.OUTPUTS)
+    assert faces_mod.runtime_model(data) == expected.SerializeToString()
+    assert len(expected.graph.initializer) > 50 and 80 < len(expected.graph.node) < 100
+    assert [o.name for o in expected.graph.output] == list(faces_mod.OUTPUTS)  # no kps_*
 
 
 def test_the_detector_runs_at_any_multiple_of_32_with_its_max_pools_blocked(tmp_path):
     """Declaring the input's rank and channels (not dropping its shape) lets ONNX Runtime
     run the max-pools in its blocked NCHWc layout with the convolutions (where the CPU has
-    that layout), with the same outputs as the model with no declared shapes."""
+    that layout), with the same outputs as the whole model with no declared shapes."""
     import onnx
     import onnxruntime as ort
 
@@ -387,22 +412,20 @@ def test_the_detector_runs_at_any_multiple_of_32_with_its_max_pools_blocked(tmp_
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
     options.log_severity_level = 3  # it warns that the saved graph holds this CPU's layouts
-    session = ort.InferenceSession(faces_mod.any_size(data), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(faces_mod.runtime_model(data), options, providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape == [1, 3, "height", "width"]
     nodes = onnx.load(options.optimized_model_filepath).graph.node
     if not any(n.domain == "com.microsoft.nchwc" for n in nodes):
         pytest.skip("this CPU has no NCHWc layout in ONNX Runtime")
     assert sorted({n.domain for n in nodes if n.op_type == "MaxPool"}) == ["com.microsoft.nchwc"]
-    shapeless = onnx.load_from_string(data)  # the model with no declared shape at all (asm before)
-    for value in [*shapeless.graph.input, *shapeless.graph.output]:
-        value.type.tensor_type.ClearField("shape")
-    del shapeless.graph.value_info[:]
-    reference = ort.InferenceSession(shapeless.SerializeToString(), providers=["CPUExecutionProvider"])
+    # the model with no declared shape at all and all its outputs (as asm loaded it before)
+    reference = ort.InferenceSession(_onnx_edit(data, None).SerializeToString(), providers=["CPUExecutionProvider"])
     rgb = load_image(DOG)
     for side in (640, 320, 200):
         x = faces_mod.network_input(faces_mod.detector_copy(rgb, side)[..., ::-1])
         assert x.shape[2] % 32 == 0 and x.shape[3] % 32 == 0 and x.shape[2] != x.shape[3]
-        for a, b in zip(session.run(None, {"input": x}), reference.run(None, {"input": x})):
+        names = list(faces_mod.OUTPUTS)
+        for a, b in zip(session.run(names, {"input": x}), reference.run(names, {"input": x})):
             np.testing.assert_array_equal(a, b)
 
 

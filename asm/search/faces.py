@@ -7,11 +7,12 @@ carries. Nothing is ever downloaded.
 
 The file declares a fixed ``[1, 3, 640, 640]`` input, but its graph holds no size: when
 the model is loaded its input is declared ``[1, 3, height, width]`` and its other declared
-shapes are dropped (:func:`any_size`), so the network runs on the image padded only to a
-multiple of 32, as OpenCV's ``cv2.FaceDetectorYN`` does. (Declaring the input's rank and
+shapes are dropped (:func:`runtime_model`), so the network runs on the image padded only to
+a multiple of 32, as OpenCV's ``cv2.FaceDetectorYN`` does. (Declaring the input's rank and
 channels, rather than dropping its shape, lets ONNX Runtime keep the max-pools in its
-blocked NCHWc layout: the same outputs, bit for bit, in less time; see
-``benchmarks/results/faces.md``, "Detector precision".) The outputs are
+blocked NCHWc layout; the landmark head, which asm does not use, is cut off: the same
+outputs, bit for bit, in less time; see ``benchmarks/results/faces.md``, "Detector
+precision".) The outputs are
 decoded here as ``FaceDetectorYN`` decodes them (same scores, boxes and NMS), so the faces
 are OpenCV's (``benchmarks/check_faces.py`` checks that).
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ from asm.cpu_session import cpu_session, cpu_threads
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["detect_faces", "yunet", "decode", "nms", "yunet_model", "any_size", "network_input", "detector_copy", "prominence", "YUNET_FILE", "DETECT_SIDE", "MIN_CONFIDENCE"]
+__all__ = ["detect_faces", "yunet", "decode", "nms", "yunet_model", "runtime_model", "network_input", "detector_copy", "prominence", "YUNET_FILE", "DETECT_SIDE", "MIN_CONFIDENCE"]
 
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
@@ -52,6 +53,8 @@ NMS_TOP_K = 5000
 MAX_FACES = 32
 #: YuNet's output strides; the input is padded to a multiple of the largest.
 STRIDES = (8, 16, 32)
+#: The outputs asm decodes (:func:`decode`): scores and boxes, stride by stride (not the landmarks).
+OUTPUTS = tuple(f"{kind}_{s}" for kind in ("cls", "obj", "bbox") for s in STRIDES)
 
 _sessions: dict[int, onnxruntime.InferenceSession] = {}  # by intra-op thread count
 _lock = threading.Lock()
@@ -65,40 +68,64 @@ def yunet_model() -> bytes:
     return data
 
 
-def any_size(model: bytes) -> bytes:
-    """A serialised single-input ONNX model whose input is declared ``[1, 3, height, width]``
-    and whose outputs and intermediate values declare no shape, so that ONNX Runtime takes
-    every size from the input. Edits the protobuf wire format directly (the ``onnx``
-    package is slow to import)."""
-    return _edit(model, _SHAPE_FIELDS)
+def runtime_model(model: bytes) -> bytes:
+    """YuNet as asm runs it: the serialised ONNX ``model`` with its input declared
+    ``[1, 3, height, width]`` and no other shape declared, so that ONNX Runtime takes every
+    size from the input, and with only the :data:`OUTPUTS` that :func:`yunet` decodes and
+    the nodes they need (the landmark head goes). Edits the protobuf wire format directly
+    (the ``onnx`` package is slow to import)."""
+    return _edit(model, _RUNTIME_EDIT)
 
 
-def _edit(model: bytes, fields: dict) -> bytes:
-    """``model`` (protobuf wire format) with the length-delimited fields named in ``fields``
-    (by field number) edited: ``None`` drops the field, bytes replace its body, a dict
-    edits the body by the same rules."""
-    out, i = bytearray(), 0
-    while i < len(model):
+def _fields(message: bytes) -> Iterator[tuple[int, bytes, bytes | None]]:
+    """A protobuf message's fields in order: ``(number, the field's bytes, its body)``, the
+    body for length-delimited fields (bytes, strings, messages), else ``None``."""
+    i = 0
+    while i < len(message):
         start = i
-        key, i = _varint(model, i)
-        wire = key & 7
-        if wire == 2:  # length-delimited: bytes, strings and messages
-            n, i = _varint(model, i)
-            body, i = model[i:i + n], i + n
-            if (key >> 3) in fields:
-                rule = fields[key >> 3]
-                if rule is not None:
-                    body = rule if isinstance(rule, bytes) else _edit(body, rule)
-                    out += _message(key >> 3, body)
-                continue
+        key, i = _varint(message, i)
+        wire, body = key & 7, None
+        if wire == 2:
+            n, i = _varint(message, i)
+            body, i = message[i:i + n], i + n
         elif wire == 0:
-            i = _varint(model, i)[1]
+            i = _varint(message, i)[1]
         elif wire in (1, 5):  # fixed 64 and 32 bits
             i += 8 if wire == 1 else 4
         else:
             raise ValueError(f"unexpected protobuf wire type {wire} in the ONNX model")
-        out += model[start:i]
+        yield key >> 3, message[start:i], body
+
+
+def _edit(message: bytes, rules: dict) -> bytes:
+    """``message`` with its length-delimited fields edited by field number: a rule ``None``
+    drops the field, bytes replace its body, a function maps its body, a dict edits the
+    body by the same rules."""
+    out = bytearray()
+    for number, raw, body in _fields(message):
+        if body is None or number not in rules:
+            out += raw
+        elif (rule := rules[number]) is not None:
+            body = rule if isinstance(rule, bytes) else rule(body) if callable(rule) else _edit(body, rule)
+            out += _message(number, body)
     return bytes(out)
+
+
+def _only_outputs(graph: bytes, names: set[bytes]) -> bytes:
+    """A GraphProto keeping of its outputs (field 12) those ``names`` and of its nodes
+    (field 1; inputs 1, outputs 2) those they need."""
+    fields = list(_fields(graph))
+    needed, keep = set(names), set()
+    for k in reversed(range(len(fields))):  # nodes are in topological order
+        number, _, body = fields[k]
+        if number == 1:
+            node = list(_fields(body))
+            if any(f == 2 and value in needed for f, _, value in node):
+                keep.add(k)
+                needed.update(value for f, _, value in node if f == 1)
+        elif number == 12 and next(value for f, _, value in _fields(body) if f == 1) in names:
+            keep.add(k)
+    return b"".join(raw for k, (number, raw, _) in enumerate(fields) if number not in (1, 12) or k in keep)
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:
@@ -129,12 +156,12 @@ def _dim(value: int | bytes) -> bytes:
     return _message(1, _message(2, value) if isinstance(value, bytes) else b"\x08" + _encode_varint(value))
 
 
-#: Where an ONNX ModelProto declares tensor shapes, by protobuf field number: graph (7) ->
-#: input (11) / output (12) -> type (2) -> tensor_type (1) -> shape (2), and graph ->
-#: value_info (13). ``None``: the field is dropped; bytes: its body is replaced (here by
-#: the shape ``[1, 3, height, width]``).
-_SHAPE_FIELDS: dict = {7: {11: {2: {1: {2: b"".join(map(_dim, (1, 3, b"height", b"width")))}}},
-                           12: {2: {1: {2: None}}}, 13: None}}
+#: Where a GraphProto declares tensor shapes, by protobuf field number: input (11) / output
+#: (12) -> type (2) -> tensor_type (1) -> shape (2), and value_info (13). The input's shape
+#: becomes ``[1, 3, height, width]``, the others are dropped.
+_SHAPE_EDIT: dict = {11: {2: {1: {2: b"".join(map(_dim, (1, 3, b"height", b"width")))}}}, 12: {2: {1: {2: None}}}, 13: None}
+#: :func:`runtime_model`'s edit of a ModelProto: its graph (field 7).
+_RUNTIME_EDIT: dict = {7: lambda graph: _only_outputs(_edit(graph, _SHAPE_EDIT), {name.encode() for name in OUTPUTS})}
 
 
 def _session() -> onnxruntime.InferenceSession:
@@ -145,7 +172,7 @@ def _session() -> onnxruntime.InferenceSession:
     if session is None:
         with _lock:
             if threads not in _sessions:
-                _sessions[threads] = cpu_session(any_size(yunet_model()), threads)
+                _sessions[threads] = cpu_session(runtime_model(yunet_model()), threads)
             session = _sessions[threads]
     return session
 
@@ -156,8 +183,7 @@ def yunet(bgr: np.ndarray, session: onnxruntime.InferenceSession | None = None) 
     pixels, most confident first, after NMS (landmarks are not decoded). ``session``: the
     network to run (default: asm's, for torch's current thread count)."""
     x = network_input(bgr)
-    names = [f"{kind}_{s}" for kind in ("cls", "obj", "bbox") for s in STRIDES]
-    outputs = dict(zip(names, (session if session is not None else _session()).run(names, {"input": x})))
+    outputs = dict(zip(OUTPUTS, (session if session is not None else _session()).run(list(OUTPUTS), {"input": x})))
     return nms(decode(outputs, x.shape[3], x.shape[2], MIN_CONFIDENCE))
 
 
