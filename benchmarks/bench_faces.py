@@ -174,7 +174,7 @@ def _run(limit: int | None, workdir: Path) -> str:
     status = {p: peer_mod.available(p) for p in PEERS}
     peers = [p for p in PEERS if status[p][0]]
     sessions, detector_notes = detector_sessions(workdir)
-    int8 = {label: f"asm, {label} YuNet" for label in sessions if label not in (FLOAT, SHAPELESS)}
+    int8 = {label: f"asm, YuNet {label}" for label in sessions if label not in (FLOAT, SHAPELESS)}
     methods = ["asm", "asm (faces off)", *int8.values(), *peers]
     aspects = ["1:1", "4:5", "far"]
     cut = {m: {a: [] for a in aspects} for m in methods}
@@ -299,7 +299,7 @@ def _run(limit: int | None, workdir: Path) -> str:
         "it cuts a face that some crop of the aspect could hold whole (a face wider than the narrowest crop "
         "cannot be kept); 'far': 9:16 for "
         "a landscape photo, 16:9 for a portrait one. Only photos with at least one face count. Peers place the "
-        "largest box of the aspect; asm also chooses the size (down to min_scale). The 'int8 YuNet' rows: asm with "
+        "largest box of the aspect; asm also chooses the size (down to min_scale). The 'asm, YuNet int8' rows: asm with "
         "that detector in place of its float one (\"Detector precision\" below), scored against the float model's faces.",
     ]
     missing = [f"{p}: {status[p][1]}" for p in PEERS if not status[p][0]]
