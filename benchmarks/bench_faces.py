@@ -105,7 +105,7 @@ def match_faces(reference: np.ndarray, found: np.ndarray, min_iou: float = 0.5) 
     IoU above ``min_iou``, greedily from the most overlapping pair."""
     if len(reference) == 0 or len(found) == 0:
         return []
-    iou = box_iou(_tensor(reference[:, :4]), _tensor(found[:, :4])).numpy()
+    iou = box_iou(reference[:, :4], found[:, :4])
     pairs = []
     while iou.size and iou.max() > min_iou:
         i, j = np.unravel_index(np.argmax(iou), iou.shape)
