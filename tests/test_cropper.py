@@ -253,7 +253,9 @@ def test_an_aspects_crops_do_not_depend_on_the_aspects_asked_with_it(cropper, ph
     boxes that several aspects share (a free crop's 16:9 anchors) are scored once for all."""
     alone = cropper.crop(photo, aspect="16:9", faces=False, top_k=3).crops
     together = [c for c in cropper.crop(photo, aspect=[*others, "16:9"], faces=False, top_k=3).crops if c.aspect == "16:9"]
-    assert [(c.box, c.score) for c in together] == [(c.box, c.score) for c in alone]
+    assert [c.box for c in together] == [c.box for c in alone]
+    # equal up to the summation order of the pooling's numpy fallback (no compiled kernel)
+    assert [c.score for c in together] == pytest.approx([c.score for c in alone], rel=1e-12)
 
 
 def test_snap_box_keeps_ratio():
