@@ -200,6 +200,20 @@ class Server(TorchServe):
                 pass
         return total
 
+    def memory_mb(self) -> dict[str, list[float]]:
+        """Resident memory (RSS, MB) of the frontend (java) and of each Python worker."""
+        import psutil
+
+        out: dict[str, list[float]] = {"frontend": [], "workers": []}
+        for pid in self.pids():
+            try:
+                proc = psutil.Process(pid)
+                kind = "frontend" if "java" in proc.name() else "workers"
+                out[kind].append(proc.memory_info().rss / 2**20)
+            except psutil.Error:
+                pass
+        return out
+
     def predict(self, data: bytes, key: str) -> tuple[int, float]:
         t = time.perf_counter()
         try:
@@ -275,7 +289,7 @@ def main() -> int:
               f"({', '.join(f'{k} {v:.0f} ms' for k, v in r['parts'].items())})", flush=True)
     inproc = min(inprocs, key=lambda r: r["p50"])
 
-    rows = []
+    rows, memory = [], {}
     for name in [c.strip() for c in args.configs.split(",") if c.strip()]:
         overrides, label = CONFIGS[name], describe(CONFIGS[name])
         with tempfile.TemporaryDirectory(prefix="asm-bench-") as tmp, Server(Path(tmp), overrides) as server:
@@ -284,6 +298,7 @@ def main() -> int:
                 rows.append((name, label, c, r))
                 print(f"{name} c={c}: {r['n']} ok, {r['lost']} lost, {r['rps']:.1f} req/s, "
                       f"p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms, {r['cpu_ms']:.0f} CPU ms/req", flush=True)
+            memory[name] = server.memory_mb()  # after the load: what a warm server holds
     load_after = os.getloadavg()
     elapsed = time.monotonic() - t_start
 
@@ -313,6 +328,9 @@ def main() -> int:
         lines.append(f"| TorchServe `{name}` | {c} | {r['n']} | {r['lost']} | {r['rps']:.1f} | {r['p50']:.0f} | "
                      f"{r['p99']:.0f} | {r['cpu_ms']:.0f} |")
     lines += ["", "Setups:", ""] + [f"- `{n}`: {label}" for n, label in dict.fromkeys((r[0], r[1]) for r in rows)]
+    lines += ["", "Memory after the load (resident, MB):", ""] + [
+        f"- `{n}`: {len(m['workers'])} worker(s) of {', '.join(f'{v:.0f}' for v in m['workers'])} MB; frontend (java) "
+        f"{', '.join(f'{v:.0f}' for v in m['frontend'])} MB" for n, m in memory.items()]
     lines += [""] + [f"In-process split, {r['threads']} torch thread(s) (median per image): prepare {r['parts']['prepare']:.0f} ms, "
                      f"forward {r['parts']['forward']:.0f} ms, search {r['parts']['search']:.0f} ms." for r in inprocs]
     b4, s4 = inproc["batch4_vs_single"]
