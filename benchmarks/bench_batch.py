@@ -91,7 +91,7 @@ def main() -> None:
     lines = [
         "# asm batch throughput",
         "",
-        f"`python benchmarks/bench_batch.py` ({platform.machine()}, {cpu_count()} cores, torch threads per worker = "
+        f"`python benchmarks/bench_batch.py` ({platform.machine()}, {cpu_count()} cores, threads per worker = "
         f"cores / workers). {IMAGES} JPEG photos 640x427, one aspect (free), default model, local engine, "
         f"{ROUNDS} alternating rounds, median. Steady state: from the first record written to the last.",
         "",
