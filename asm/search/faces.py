@@ -182,7 +182,7 @@ def yunet(bgr: np.ndarray, session: onnxruntime.InferenceSession | None = None) 
     """YuNet's faces in an ``[h, w, 3]`` uint8 BGR image, as ``cv2.FaceDetectorYN.detect``
     finds them: ``[N, 5]`` float32 rows ``(x, y, width, height, score)`` in the image's
     pixels, most confident first, after NMS (landmarks are not decoded). ``session``: the
-    network to run (default: asm's, for torch's current thread count)."""
+    network to run (default: asm's, for the current thread count, :func:`~asm.cpu_session.cpu_threads`)."""
     x = network_input(bgr)
     outputs = dict(zip(OUTPUTS, (session if session is not None else _session()).run(list(OUTPUTS), {"input": x})))
     return nms(decode(outputs, x.shape[3], x.shape[2], MIN_CONFIDENCE))
