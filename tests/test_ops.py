@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import asm.ops.pool  # noqa: F401  (registers torch.ops.asm)
-from asm.ops import BOX_TOLERANCE, pool_boxes
+from asm.ops import BOX_TOLERANCE
 from asm.patterns import PATTERN_NAMES, get_pattern
 
 pool = torch.ops.asm.composition_pool
@@ -247,13 +247,6 @@ def test_chunked_reads_match_one_chunk(op, monkeypatch):
         torch.testing.assert_close(one[:5], naive_pool(m.detach(), boxes[:5], CROSS), rtol=0, atol=1e-9)
 
 
-def test_pool_boxes_dispatch():
-    m = torch.rand(1, 12, 6, 8, dtype=torch.float64)
-    b = torch.tensor([[0, 1, 1, 7, 5]], dtype=torch.float64)
-    assert torch.equal(pool_boxes(m, b, CROSS), pool(m, b, CROSS))
-    assert torch.equal(pool_boxes(m, b, CROSS, circular=True), circ(m, b, CROSS))
-
-
 # --------------------------------------------------------------------------------------
 # circular crops
 # --------------------------------------------------------------------------------------
@@ -444,17 +437,3 @@ def test_device_mismatch():
     with pytest.raises(ValueError, match="partition is on"):
         pool(m, b, p.to(other))
 
-
-def test_pool_boxes_skips_the_dispatcher_only_where_nothing_needs_it():
-    """Inference takes the direct path (same numbers); a map that wants a gradient gets one."""
-    g = torch.Generator().manual_seed(7)
-    m = torch.rand(1, 12, 9, 11, generator=g, dtype=torch.float64)
-    boxes = torch.tensor([[0, 0.5, 1.0, 8.0, 7.5], [0, 2.0, 0.0, 11.0, 9.0]], dtype=torch.float64)
-    with torch.inference_mode():
-        for circular, op in ((False, pool), (True, circ)):
-            torch.testing.assert_close(pool_boxes(m, boxes, CROSS, circular), op(m, boxes, CROSS))
-    x = m.clone().requires_grad_()
-    pool_boxes(x, boxes, CROSS).sum().backward()
-    y = m.clone().requires_grad_()
-    pool(y, boxes, CROSS).sum().backward()
-    torch.testing.assert_close(x.grad, y.grad)

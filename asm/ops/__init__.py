@@ -18,19 +18,18 @@ from typing import TYPE_CHECKING
 from asm.lazy import lazy_names
 from asm.ops.reads import BOX_TOLERANCE, DISC_STRIPS
 
-__all__ = ["composition_pool", "circular_pool", "composition_pool_backward", "pool_boxes", "pool_numpy",
+__all__ = ["composition_pool", "circular_pool", "composition_pool_backward", "pool_numpy",
            "BOX_TOLERANCE", "DISC_STRIPS"]
 
 _HOMES = {
     "composition_pool": "asm.ops.pool",
     "circular_pool": "asm.ops.pool",
     "composition_pool_backward": "asm.ops.pool",
-    "pool_boxes": "asm.ops.pool",
     "pool_numpy": "asm.ops.kernel",
 }
 
 if TYPE_CHECKING:
     from asm.ops.kernel import pool_numpy
-    from asm.ops.pool import circular_pool, composition_pool, composition_pool_backward, pool_boxes
+    from asm.ops.pool import circular_pool, composition_pool, composition_pool_backward
 
 __getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)

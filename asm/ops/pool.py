@@ -56,7 +56,7 @@ from torch import Tensor
 from asm.ops import kernel
 from asm.ops.reads import DISC_STRIPS, check_shapes, check_values, partition_key, terms
 
-__all__ = ["composition_pool", "circular_pool", "composition_pool_backward", "pool_boxes"]
+__all__ = ["composition_pool", "circular_pool", "composition_pool_backward"]
 
 
 # --------------------------------------------------------------------------------------
@@ -278,16 +278,3 @@ def _backward_backward(ctx, grad_grad_map):
 
 
 composition_pool_backward.register_autograd(_backward_backward, setup_context=_backward_setup_context)
-
-
-def pool_boxes(score_map: Tensor, boxes: Tensor, partition: Tensor, circular: bool = False) -> Tensor:
-    """Call :func:`composition_pool` or :func:`circular_pool`, whichever ``circular`` names.
-
-    Where no gradient is wanted and nothing is being compiled (inference), the same maths
-    run without the dispatcher: the custom op's wrapper imports ``torch._dynamo`` on its first
-    call (about 1.5 s and 200 MB), which a one-off crop should not pay.
-    """
-    if not (torch.is_grad_enabled() and score_map.requires_grad) and not torch.compiler.is_compiling():
-        return _forward(score_map, boxes, partition, circular)
-    op = torch.ops.asm.circular_pool if circular else torch.ops.asm.composition_pool
-    return op(score_map, boxes, partition)
