@@ -38,12 +38,13 @@ __all__ = ["Pattern", "get_pattern", "PATTERN_NAMES", "DEFAULT_PATTERN"]
 DEFAULT_PATTERN = "cross_rectangle"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pattern:
     """A composition pattern: ``table[gy, gx]`` (int64) with values in ``0..num_partitions-1``.
 
     ``table`` is a read-only numpy array (the crop search needs no torch); ``partition`` is
-    the same table as a torch tensor, for the network and the pooling ops.
+    the same table as a torch tensor, for the network and the pooling ops. Patterns compare
+    and hash by identity (:func:`get_pattern` makes one per name).
     """
 
     name: str

@@ -138,3 +138,11 @@ def test_get_pattern_is_cached_and_unknown_raises():
         get_pattern("nope")
     with pytest.raises(ValueError, match="cross_rectangle"):  # the message lists the choices
         get_pattern("Cross_Rectangle")
+
+
+def test_patterns_are_hashable_singletons_with_a_read_only_table():
+    p = get_pattern(DEFAULT_PATTERN)
+    assert {p: 1}[get_pattern(DEFAULT_PATTERN)] == 1 and p != get_pattern("grid3x3")
+    with pytest.raises(ValueError):
+        p.table[0, 0] = 5
+    assert p.partition is p.partition and p.partition.tolist() == p.table.tolist()
