@@ -458,3 +458,16 @@ def test_anchor_scales_are_torch_linspace_to_the_last_bit():
         for n in (2, 3, 7, 8, 9):
             assert list(_scales(float(smallest), n)) == torch.linspace(1.0, float(smallest), n).tolist()
     assert _scales(0.5, 1) == (1.0,)
+
+
+def test_crops_without_the_compiled_kernel_are_the_same(cropper, photo, monkeypatch):
+    """A machine without a C compiler runs the pooling's numpy fallback: same crops."""
+    import asm.ops.kernel
+
+    options = CropOptions.parse(["16:9", "1:1", "free"], top_k=2)
+    analysis = cropper.analyse(photo)
+    with_kernel = analysis.crops(options).crops
+    monkeypatch.setattr(asm.ops.kernel, "library", lambda: None)
+    without = analysis.crops(options).crops
+    assert [c.box for c in without] == [c.box for c in with_kernel]
+    assert [c.score for c in without] == pytest.approx([c.score for c in with_kernel], rel=1e-12)
