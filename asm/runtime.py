@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asm.cache import cache_dir
+from asm.cache import cache_dir, write_atomic
 from asm.cpu_session import cpu_session, cpu_threads
 from asm.models.weights import InferencePreset
 from asm.patterns import Pattern, get_pattern
@@ -120,7 +120,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, digest: str = "
     for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    _write_atomic(path, proto.SerializeToString())
+    write_atomic(path, proto.SerializeToString())
     return path
 
 
@@ -185,7 +185,7 @@ def quantize_int8(float_twin: str | os.PathLike, path: str | os.PathLike, calibr
         proto.metadata_props.add(key=entry.key, value=entry.value)
     proto.metadata_props.add(key="asm_precision", value="int8")
     proto.metadata_props.add(key="asm_calibration", value=f"{len(inputs)} inputs")
-    _write_atomic(path, proto.SerializeToString())
+    write_atomic(path, proto.SerializeToString())
     return path
 
 
@@ -224,23 +224,6 @@ def export_int8(checkpoint: str | os.PathLike, photos: Iterable[str | os.PathLik
     cropper = Cropper.from_pretrained(checkpoint, runtime="onnx")  # the float twin (exported on first use)
     inputs = [cropper.prepare(Path(p)).input for p in photos]
     return quantize_int8(cropper.model.path, out or int8_path(checkpoint), inputs)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it private)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class OnnxNet:

@@ -23,7 +23,6 @@ import hashlib
 import importlib.machinery
 import importlib.resources
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -101,21 +100,12 @@ def _find(package):
 
 def _unzipped(name: str, data: bytes) -> Path:
     """A file holding ``data`` in the user's cache, named by its hash; written atomically once."""
-    from asm.cache import cache_dir
+    from asm.cache import cache_dir, write_atomic
 
     digest = hashlib.sha256(data).hexdigest()
     path = cache_dir() / "kernels" / f"{digest[:32]}-{name}"
-    if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not (path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest):
+        write_atomic(path, data)
     return path
 
 
