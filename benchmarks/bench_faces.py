@@ -126,7 +126,7 @@ def _ratio(label: str) -> float:
 
 def validation_photos(limit: int | None) -> tuple[list, list[Path]]:
     """OSIE val items (with fixations) and the held-out photo paths; empty if the data are absent."""
-    from asm.data.osie import OSIE
+    from asm.data.fixations import OSIE
     from asm.data.photos import photo_folder, split_by_source
 
     try:

@@ -60,7 +60,7 @@ def speed_table() -> list[str]:
 
 def quality_table() -> list[str]:
     from asm.cropper import Cropper, CropOptions
-    from asm.data.osie import OSIE
+    from asm.data.fixations import OSIE
     from asm.evaluation import peers as peer_mod
     from asm.evaluation.border import border_bias, photo_vs_cut, validation_photos
     from asm.evaluation.metrics import fixations_kept

@@ -50,7 +50,7 @@ def calibration_photos(osie: int = 100, photos: int = 50) -> list[Path]:
     """``osie`` OSIE training photos (ids 1001-1400, evenly spread: people, faces) and
     ``photos`` from the training split of the shared photos; never a validation photo.
     :class:`FileNotFoundError` when the shared data are absent."""
-    from asm.data.osie import OSIE
+    from asm.data.fixations import OSIE
     from asm.runtime import calibration_photos as shared_training_photos
 
     train = OSIE(split="train")

@@ -31,7 +31,7 @@ KERNEL_LIB    = $(wildcard asm/ops/_kernel.*)
 define ASM_ZIP_PY
 import pathlib, sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
-    for p in sorted([*pathlib.Path("asm").rglob("*.py"), *pathlib.Path("asm/weights").glob("*.onnx"), *pathlib.Path("asm/weights").glob("*.txt"), *pathlib.Path("asm/ops").glob("_kernel.*")]):
+    for p in sorted([*pathlib.Path("asm").rglob("*.py"), *pathlib.Path("asm/weights").glob("*.onnx"), *pathlib.Path("asm/weights").glob("*.txt"), *pathlib.Path("asm/search").glob("*.json"), *pathlib.Path("asm/ops").glob("_kernel.*")]):
         if "__pycache__" not in p.parts and not p.name.endswith(".int8.onnx"):
             z.write(p, p.as_posix())
 endef
@@ -44,7 +44,7 @@ comma := ,
 archive: $(MAR)
 	@echo "archive: $(MAR) (asm $(ASM_VERSION), model $(MODEL_FILE))"
 
-$(MAR): $(MODEL_FILE) $(MODEL_INT8) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py asm/*/*.py) $(wildcard asm/weights/*.onnx) $(KERNEL_LIB)
+$(MAR): $(MODEL_FILE) $(MODEL_INT8) handler/asm_handler.py handler/kserve_v2.py $(MODEL_CONFIG) handler/serve.mk $(wildcard asm/*.py asm/*/*.py) $(wildcard asm/weights/*.onnx) $(wildcard asm/search/*.json) $(KERNEL_LIB)
 	@mkdir -p $(MODEL_STORE) $(SERVE_BUILD)
 	@rm -f $(SERVE_BUILD)/asm.zip
 	$(PY) -c "$$ASM_ZIP_PY" $(SERVE_BUILD)/asm.zip

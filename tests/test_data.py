@@ -11,7 +11,7 @@ import torch
 
 from asm.data.annotations import read_gaicd_txt
 from asm.data.cropping import FCDB, FLMS, GAICD
-from asm.data.osie import OSIE
+from asm.data.fixations import OSIE
 from asm.data.photos import DEFAULT_VAL_SOURCES, LICENCE_CLASSES, photo_folder, read_photo_manifest, split_by_source
 from asm.data.shared import data_dir, shared_dir
 

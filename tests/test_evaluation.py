@@ -10,7 +10,7 @@ from PIL import Image
 from asm.cli import main
 from asm.cropper import Cropper
 from asm.data.cropping import FCDB, FLMS, GAICD
-from asm.data.osie import FixationItem
+from asm.data.fixations import FixationItem
 from asm.data.shared import shared_dir
 from asm.evaluation import peers
 from asm.evaluation.border import border_bias, photo_vs_cut

@@ -138,7 +138,7 @@ def test_fixations_kept_box():
 
 @needs_shared
 def test_fixations_kept_on_osie():
-    from asm.data.osie import OSIE
+    from asm.data.fixations import OSIE
 
     item = OSIE(split="val")[0]
     H, W = item.size

@@ -6,7 +6,7 @@ coordinates: ``(0, 0, W, H)`` is the whole image), as ``float32`` tensors.
 
 The annotation files are read from ``<shared>/data/<dataset>/`` (:mod:`asm.data.shared`);
 the images are the user's (they are not redistributable) and are looked up under the
-``root`` passed to each reader. Eye fixations are in :mod:`asm.data.osie`, photographs in
+``root`` passed to each reader. Eye fixations are in :mod:`asm.data.fixations`, photographs in
 :mod:`asm.data.photos`.
 
 Cropping data sets

@@ -3,8 +3,8 @@
 Each :class:`GazeSample` holds a photo (long side at most :data:`STORE_SIDE`, all training
 ever sees) and two densities over it, each ``[h, w]`` float32 summing to 1:
 
-* ``target``: where people look. Human eye fixations (OSIE, blurred with the dataset's own
-  sigma of 24 px) where they exist; elsewhere the teacher's density times the centre prior
+* ``target``: where people look. Human eye fixations (OSIE, EyeCrowd, NUS Scene, each blurred
+  with its dataset's own sigma) where they exist; elsewhere the teacher's density times the centre prior
   (FastGaze x centre Gaussian: NSS 2.54 / AUC 0.885 against OSIE's viewers, the best
   estimate here of human looks). Crops are ranked by the share of it they keep.
 * ``teacher``: the teacher's density alone (content, no centre bias): ``S`` of the
@@ -26,15 +26,13 @@ import numpy as np
 from asm.models.fastgaze import FastGaze, density_on_image, with_centre_prior
 from asm.saliency import cached, fixation_density, image_cache_key
 
-__all__ = ["GazeSample", "osie_gaze", "photo_gaze", "teacher_path", "default_cache_dir", "STORE_SIDE", "MAP_STRIDE"]
+__all__ = ["GazeSample", "fixation_gaze", "photo_gaze", "teacher_path", "default_cache_dir", "STORE_SIDE", "MAP_STRIDE"]
 
 #: Training photos are kept with their long side at most this long (the network input's
 #: long side is 288; the outer crop keeps at least 85 % of a side).
 STORE_SIDE = 384
 #: Density maps have one cell per this many stored pixels.
 MAP_STRIDE = 8
-#: OSIE's fixation blur, in pixels of its 800 x 600 photos.
-OSIE_SIGMA = 24.0
 
 
 @dataclass
@@ -103,24 +101,27 @@ def _bar(items, desc: str, progress: bool):
     return tqdm(items, desc=desc, unit="photo", disable=not progress, mininterval=2.0)
 
 
-def osie_gaze(split: str, teacher: FastGaze, limit: int | None = None, cache_dir: Path | None = None,
-              progress: bool = False, store_side: int = STORE_SIDE) -> list[GazeSample]:
-    """OSIE photos of ``split`` (stored at long side ``store_side``) with their human fixations as the target."""
-    from asm.data.osie import OSIE
+def fixation_gaze(name: str, split: str, teacher: FastGaze, limit: int | None = None, cache_dir: Path | None = None,
+                  progress: bool = False, store_side: int = STORE_SIDE) -> list[GazeSample]:
+    """Photos of the fixation set ``name`` (:data:`asm.data.fixations.FIXATION_SETS`) and ``split``,
+    stored at long side ``store_side``, with their human fixations (blurred with the set's own
+    sigma) as the target."""
+    from asm.data.fixations import fixation_set
     from asm.io import load_image
 
-    data = OSIE(split=split)
+    data = fixation_set(name, split)
     out = []
-    for i in _bar(range(len(data) if limit is None else min(limit, len(data))), f"OSIE {split}", progress):
+    for i in _bar(range(len(data) if limit is None else min(limit, len(data))), f"{name} {split}", progress):
         item = data[i]
         rgb = load_image(item.path)
         image = _store(rgb, store_side)
         scale = image.shape[1] / rgb.shape[1]
         grid = _grid(image)
         pts = item.points * scale
-        human = fixation_density(pts / MAP_STRIDE, grid, sigma=OSIE_SIGMA * scale / MAP_STRIDE, normalize="sum")
+        sigma = data.sigma(rgb.shape[1], rgb.shape[0]) * scale
+        human = fixation_density(pts / MAP_STRIDE, grid, sigma=sigma / MAP_STRIDE, normalize="sum")
         content = _on_grid(_teacher_density(teacher, item.path, rgb, cache_dir), grid)
-        out.append(GazeSample(image, human, content, f"osie/{item.image_id}", pts.astype(np.float32)))
+        out.append(GazeSample(image, human, content, f"{name}/{item.image_id}", pts.astype(np.float32)))
     return out
 
 

@@ -67,7 +67,7 @@ def _load_teacher(path):
 def run(args: argparse.Namespace) -> int:
     from asm.cropper import Cropper
     from asm.data.cropping import FCDB, FLMS, GAICD
-    from asm.data.osie import OSIE
+    from asm.data.fixations import OSIE
     from asm.data.shared import data_dir
 
     import torch

@@ -45,7 +45,8 @@ class TrainConfig:
     max_view_scale: float = 0.9
     outer_crop: float = 0.85  # random outer crop keeps at least this much of each side
     store_side: int = STORE_SIDE  # photos are kept at this long side (--write-pack stores them so); cuts of larger copies stay sharp
-    data: str = "gaze"  # "gaze" (OSIE fixations + teacher-labelled photos), "osie" (fixations only), "synthetic", or a pack file (.pkl)
+    data: str = "gaze"  # "gaze" (OSIE, EyeCrowd, NUS fixations + teacher-labelled photos), "fixations" (the three
+    # fixation sets only), "osie" (OSIE only), "synthetic", or a pack file (.pkl)
     limit: int | None = None  # train on N images: the first N of each source, or N drawn at random (seeded) from a pack
     teacher: str | None = None  # FastGaze weights (default: the shared weights folder)
     fixation_repeats: int = 1  # photos with human fixations appear this many times per epoch
@@ -60,8 +61,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
-        if self.data not in ("gaze", "osie", "synthetic") and not str(self.data).endswith(".pkl"):
-            raise ValueError(f"unknown training data {self.data!r}; use 'gaze', 'osie', 'synthetic' or a pack file (.pkl)")
+        if self.data not in ("gaze", "fixations", "osie", "synthetic") and not str(self.data).endswith(".pkl"):
+            raise ValueError(f"unknown training data {self.data!r}; use 'gaze', 'fixations', 'osie', 'synthetic' or a pack file (.pkl)")
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise ValueError(f"limit must be a whole number >= 1 (or null for all photos), got {self.limit!r}")
         if len(self.input_size) != 2 or not all(isinstance(v, int) and v >= 32 for v in self.input_size):

@@ -8,7 +8,11 @@ import numpy as np
 from asm.data.gaze import GazeSample
 from asm.training.config import TrainConfig
 
-__all__ = ["load_gaze", "synthetic_samples"]
+__all__ = ["load_gaze", "synthetic_samples", "FIXATION_DATA"]
+
+#: Training data by name -> the eye-fixation sets (:mod:`asm.data.fixations`) it trains on
+#: (their ``train`` splits; their ``val`` splits validate). "gaze" adds the teacher-labelled photos.
+FIXATION_DATA = {"gaze": ("osie", "eyecrowd", "nus"), "fixations": ("osie", "eyecrowd", "nus"), "osie": ("osie",)}
 
 
 def synthetic_samples(n: int, seed: int = 0, size: tuple[int, int] = (180, 240)) -> list[GazeSample]:
@@ -44,17 +48,20 @@ def load_gaze(cfg: TrainConfig, progress: bool = False) -> tuple[list[GazeSample
             keep = np.random.default_rng(cfg.seed).permutation(len(train_set))[: cfg.limit]
             train_set = [train_set[i] for i in sorted(keep)]
         return train_set, sets
-    if cfg.data not in ("gaze", "osie"):
-        raise ValueError(f"unknown training data {cfg.data!r}; use 'gaze', 'osie', 'synthetic' or a pack file (.pkl)")
+    if cfg.data not in FIXATION_DATA:
+        raise ValueError(f"unknown training data {cfg.data!r}; use {', '.join(map(repr, FIXATION_DATA))}, 'synthetic' or a pack file (.pkl)")
     from asm.data.photos import photo_folder, split_by_source
     from asm.models.fastgaze import FastGaze
-    from asm.data.gaze import default_cache_dir, osie_gaze, photo_gaze, teacher_path
+    from asm.data.gaze import default_cache_dir, fixation_gaze, photo_gaze, teacher_path
 
     teacher = FastGaze.from_file(teacher_path(cfg.teacher))
     cache = default_cache_dir()
     side = cfg.store_side
-    train_set = osie_gaze("train", teacher, cfg.limit, cache, progress, side)
-    val = {"osie": osie_gaze("val", teacher, None if cfg.limit is None else max(4, cfg.limit // 4), cache, progress, side)}
+    train_set: list[GazeSample] = []
+    val: dict[str, list[GazeSample]] = {}
+    for name in FIXATION_DATA[cfg.data]:
+        train_set += fixation_gaze(name, "train", teacher, cfg.limit, cache, progress, side)
+        val[name] = fixation_gaze(name, "val", teacher, None if cfg.limit is None else max(4, cfg.limit // 4), cache, progress, side)
     if cfg.data == "gaze":
         train_photos, val_photos = split_by_source(photo_folder())
         lim = (lambda xs: xs) if cfg.limit is None else (lambda xs: xs[: cfg.limit])
