@@ -42,7 +42,7 @@ train: install
 	@echo "the shipped model: cp runs/finetune/final.pt asm/weights/asm_default.pt && $(PY) -m asm.cli export --int8"
 
 eval: install
-	$(PY) -m asm.cli eval --osie --sheet docs/comparison.png --placements docs/placements.png --out benchmarks/results/eval.md
+	$(PY) -m asm.cli eval --fixations --sheet docs/comparison.png --placements docs/placements.png --out benchmarks/results/eval.md
 
 -include handler/serve.mk
 -include gradio_demo/demo.mk

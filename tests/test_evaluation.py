@@ -17,7 +17,7 @@ from asm.evaluation.border import border_bias, photo_vs_cut
 from asm.evaluation.cropping import best_crop_section, gaicd_section
 from asm.evaluation.metrics import gaicd_evaluate, iou
 from asm.evaluation.report import shown
-from asm.evaluation.retention import RETENTION_ASPECTS, best_possible_kept, osie_retention
+from asm.evaluation.retention import RETENTION_ASPECTS, best_possible_kept, fixation_retention
 from asm.io import load_image
 
 ASPECT_LABELS = [a for a, _ in RETENTION_ASPECTS]
@@ -57,17 +57,18 @@ def test_gaicd_section_on_the_real_image(cropper):
     assert "302166.jpg" in ds.available()
     asm = res["asm"]
     assert asm["images"] == len(ds.available())
-    # asm's row is the cropper's scores of the annotated crops against their MOS
-    ann = ds.annotation("302166.jpg")
-    b = ann.boxes.numpy().astype(np.float64)
-    mine = cropper.score(load_image(ann.path), b)
+    # asm's row is the cropper's scores of the annotated crops against their MOS, averaged over the images
+    anns = [ds.annotation(n) for n in ds.available()]
+    boxes = [a.boxes.numpy().astype(np.float64) for a in anns]
+    mine = [cropper.score(load_image(a.path), b) for a, b in zip(anns, boxes)]
+    mos = [a.scores.numpy() for a in anns]
     scipy_stats = pytest.importorskip("scipy.stats")
-    assert asm["SRCC"] == pytest.approx(scipy_stats.spearmanr(mine, ann.scores.numpy()).statistic)
-    by_hand = gaicd_evaluate([mine], [ann.scores.numpy()])
+    assert asm["SRCC"] == pytest.approx(np.mean([scipy_stats.spearmanr(m, g).statistic for m, g in zip(mine, mos)]))
+    by_hand = gaicd_evaluate(mine, mos)
     for k in ("Acc1/5", "Acc4/5", "Acc5", "Acc1/10", "Acc10"):
         assert asm[k] == pytest.approx(by_hand[k]), k
     # the area baseline is computed, and computed right
-    expected = gaicd_evaluate([(b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])], [ann.scores.numpy()])
+    expected = gaicd_evaluate([(b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) for b in boxes], mos)
     assert res["area (bigger is better)"]["SRCC"] == pytest.approx(expected["SRCC"])
     assert res["area (bigger is better)"]["Acc5"] == pytest.approx(expected["Acc5"])
     # peers that cannot score a crop get a dash
@@ -75,7 +76,7 @@ def test_gaicd_section_on_the_real_image(cropper):
     row = next(r for r in table.rows if r[0] == "centre crop")
     assert row[3:] == ["–"] * 11
     md = table.markdown()
-    assert "| asm | 1 | 87 |" in md and "area (bigger is better)" in md
+    assert f"| asm | {len(anns)} | {sum(len(b) for b in boxes)} |" in md and "area (bigger is better)" in md
 
 
 # ------------------------------------------------------------------- FCDB / FLMS
@@ -177,8 +178,8 @@ def test_centre_crop_and_smartcrop_score():
 
 
 # ------------------------------------------------------- border-free checks
-class _FakeOSIE:
-    split, root = "val", "synthetic"
+class _FakeFixations:
+    name, split, root = "fake", "val", "synthetic"
 
     def __init__(self, items):
         self.items = items
@@ -193,8 +194,8 @@ class _FakeOSIE:
 def test_fixation_retention_of_the_centre_crop_by_hand(cropper, tmp_path):
     _save_noise(tmp_path / "f.png", 200, 100, 0)
     pts = np.array([[10, 50], [60, 50], [100, 10], [149.5, 99.5], [160, 50], [150, 50]], np.float32)
-    osie = _FakeOSIE([FixationItem(1, tmp_path / "f.png", pts, (100, 200))])
-    table, res = osie_retention(cropper, osie)
+    data = _FakeFixations([FixationItem(1, tmp_path / "f.png", pts, (100, 200))])
+    table, res = fixation_retention(cropper, data)
     # 1:1 centre box [50, 0, 150, 100] keeps x = 60, 100, 149.5, 150 (edges count): 4 of 6
     assert res["centre crop"]["1:1"] == pytest.approx(4 / 6)
     # 9:16 centre box: w = round(100 * 9 / 16) = 56 -> [72, 0, 128, 100] keeps x = 100 only
@@ -208,10 +209,11 @@ def test_fixation_retention_of_the_centre_crop_by_hand(cropper, tmp_path):
     # asm's rows by hand: its 1:1 crop, and the best-scored of the 1:1 largest boxes (100 x 100, every 4 px)
     x1, y1, x2, y2 = next(c.box for c in cropper.crop(load_image(tmp_path / "f.png"), aspect=ASPECT_LABELS).crops if c.aspect == "1:1")
     assert res["asm"]["1:1"] == pytest.approx(np.mean([x1 <= x <= x2 and y1 <= y <= y2 for x, y in pts]))
-    slide = [[x, 0, x + 100, 100] for x in range(0, 101, 4)]
-    x1, _, x2, _ = slide[int(np.argmax(cropper.score(load_image(tmp_path / "f.png"), slide)))]
-    assert res["asm (largest box)"]["1:1"] == pytest.approx(np.mean([x1 <= x <= x2 for x, _ in pts]))
-    assert res["asm (largest box)"]["1:1"] <= res["best possible box"]["1:1"]
+    x1, y1, x2, y2 = next(c.box for c in cropper.crop(load_image(tmp_path / "f.png"), aspect=ASPECT_LABELS, faces=False).crops
+                          if c.aspect == "1:1")
+    assert res["asm, faces off"]["1:1"] == pytest.approx(np.mean([x1 <= x <= x2 and y1 <= y <= y2 for x, y in pts]))
+    assert res["asm, faces off"]["1:1"] <= res["best possible box"]["1:1"]
+    assert res["faces"]["crops"] == len(ASPECT_LABELS) and res["faces"]["cut"] == 0
     # 4:5 centre box [60, 0, 140, 100] keeps x = 60 and 100
     assert "| centre crop | 1 | 0.667 | 0.333 |" in table.markdown()
 
@@ -254,16 +256,19 @@ def test_asm_eval_end_to_end(model_path, tmp_path, capsys):
     out = tmp_path / "res" / "eval.md"
     sheet = tmp_path / "sheet.png"
     rc = main(["eval", "--model", str(model_path), "--limit", "1", "--cuts", "1", "--photos", str(photos),
-               "--fcdb", str(tmp_path), "--osie", "--sheet", str(sheet), "--sheet-rows", "2", "--out", str(out), "--no-progress", "--threads", "1"])
+               "--fcdb", str(tmp_path), "--fixations", "osie", "--sheet", str(sheet), "--sheet-rows", "2", "--out", str(out), "--no-progress", "--threads", "1"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "| method |" in text and "| asm |" in text
-    assert f"no FCDB images under {shown(tmp_path)}" in text
+    if shared_dir() is not None:  # the FCDB annotations are in the shared folder; without it the section says so
+        assert f"no FCDB images under {shown(tmp_path)}" in text
+    else:
+        assert "FCDB protocol" in text and "skipped" in text
     assert "Border-free check (a)" in text and "Timings" in text
     assert out.read_text().startswith("# asm eval") and "| asm |" in out.read_text()
     assert sheet.is_file() and sheet.stat().st_size > 1000
     if shared_dir() is not None:
-        assert "GAICD protocol" in text and "kept 1:1" in text
+        assert "GAICD protocol" in text and "kept 1:1" in text and "Free crops next to people's" in text
 
 
 def test_asm_eval_refuses_a_missing_model(tmp_path, capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asm.data.annotations import read_gaicd_json, read_gaicd_split
+from asm.data.annotations import best_rated, gaicd_photo_size as photo_size, read_gaicd_json, read_gaicd_split
 from asm.data.shared import data_dir
 from asm.evaluation.metrics import srcc
 from asm.search.framing import FEATURES, features, framing_prior
@@ -25,16 +25,6 @@ from asm.search.framing import FEATURES, features, framing_prior
 
 #: The 95 % quantile of the chi-square distribution with 4 degrees of freedom.
 CHI2_95_4DOF = 9.4877
-
-
-def photo_size(boxes: np.ndarray) -> tuple[int, int]:
-    """A GAICD photo's ``(W, H)`` from its crop grid: the largest right / bottom edge is 23/24 of the side."""
-    return round(float(boxes[:, 2].max()) * 24 / 23), round(float(boxes[:, 3].max()) * 24 / 23)
-
-
-def best_rated(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``[B, 4]`` the crops with the highest mean opinion score (ties: all)."""
-    return boxes[scores >= scores.max() - 1e-9]
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ import os
 
 import numpy as np
 
-__all__ = ["read_gaicd_json", "read_gaicd_split", "read_gaicd_txt", "read_fcdb_cropping", "read_flms", "GAICD_UNRATED"]
+__all__ = ["read_gaicd_json", "read_gaicd_split", "read_gaicd_txt", "read_fcdb_cropping", "read_flms", "GAICD_UNRATED",
+           "gaicd_photo_size", "best_rated"]
 
 #: GAICD's marker for a crop that was not rated (release ``.txt`` files only).
 GAICD_UNRATED = -2.0
@@ -42,6 +43,17 @@ def read_gaicd_json(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.n
         keep = scores != GAICD_UNRATED
         out[name] = (boxes[keep], scores[keep])
     return out
+
+
+def gaicd_photo_size(boxes: np.ndarray) -> tuple[int, int]:
+    """A GAICD photo's ``(W, H)`` from its rated crops ``[N, 4]``: they lie on a grid whose
+    largest right / bottom edge is 23/24 of the side."""
+    return round(float(boxes[:, 2].max()) * 24 / 23), round(float(boxes[:, 3].max()) * 24 / 23)
+
+
+def best_rated(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``[B, 4]`` the crops with the highest mean opinion score (ties: all of them)."""
+    return boxes[scores >= scores.max() - 1e-6]
 
 
 def read_gaicd_split(path: str | os.PathLike) -> dict[str, list[str]]:

@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "rankdata",
+    "ks_distance",
     "srcc",
     "gaicd_acc",
     "gaicd_evaluate",
@@ -236,3 +237,12 @@ def density_kept(density: np.ndarray, boxes) -> np.ndarray:
     mean = torch.ops.asm.composition_pool(d, rows, get_pattern("grid1x1").partition)
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return (mean * area).numpy() / max(float(d.sum()), 1e-300)
+
+
+def ks_distance(a, b) -> float:
+    """Two-sample Kolmogorov-Smirnov distance: the largest gap between the empirical CDFs of ``a`` and ``b``."""
+    a, b = np.sort(_np(a).reshape(-1)), np.sort(_np(b).reshape(-1))
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    grid = np.concatenate([a, b])
+    return float(np.abs(np.searchsorted(a, grid, side="right") / len(a) - np.searchsorted(b, grid, side="right") / len(b)).max())

@@ -16,9 +16,11 @@ Sections (each skipped with a clear line when its data are missing):
    the real photo scores higher (target >= 0.80);
    (b) *border bias* of the score map per channel: (mean of the outer ring of map pixels -
    interior mean) / map std, averaged over the photos (near 0 is good);
-   (c) with ``--osie``: *content retention* on OSIE validation (ids 1401-1500): share of
-   human eye fixations kept by the top-1 crop at 1:1 and 9:16 for asm, the centre crop and
-   the peers, plus the best possible box of that aspect and the largest size.
+   (c) with ``--fixations``: *content retention* on the validation splits of OSIE, EyeCrowd
+   and NUS Scene (:mod:`asm.data.fixations`): share of human eye fixations kept by the top-1
+   crop at six aspects for asm (faces on and off), the centre crop and the peers, plus the
+   best possible box; how often asm's crops cut a face that matters; and the free crops'
+   shapes next to people's (:mod:`asm.evaluation.free`).
 4. ``--sheet PATH``: a comparison sheet (rows: validation photos; columns: asm, centre crop,
    smartcrop.py, libvips attention; each cell the photo with its 1:1, 9:16 and 16:9 crops).
 5. Timings per method and image.
@@ -37,9 +39,10 @@ from pathlib import Path
 
 from asm.evaluation.border import border_bias, photo_vs_cut, validation_photos
 from asm.evaluation.cropping import best_crop_section, gaicd_section
+from asm.evaluation.free import free_section
 from asm.evaluation.placement import placement_histogram, placement_table
 from asm.evaluation.report import Table, Timer, _peer_status, shown
-from asm.evaluation.retention import osie_retention, photo_retention
+from asm.evaluation.retention import fixation_retention, photo_retention
 from asm.evaluation.sheets import comparison_sheet, sheet_images
 from asm.evaluation.teacher import teacher_section
 
@@ -67,7 +70,7 @@ def _load_teacher(path):
 def run(args: argparse.Namespace) -> int:
     from asm.cropper import Cropper
     from asm.data.cropping import FCDB, FLMS, GAICD
-    from asm.data.fixations import OSIE
+    from asm.data.fixations import fixation_set
     from asm.data.shared import data_dir
 
     import torch
@@ -146,25 +149,35 @@ def run(args: argparse.Namespace) -> int:
         t_a, _, maps = photo_vs_cut(cropper, photos_used, args.cuts, args.seed, progress, timer, status)
         emit(t_a)
         emit(border_bias(maps)[0])
-    osie = None
-    if args.osie or args.sheet:
+    sets = [n.strip() for n in args.fixations.split(",") if n.strip()] if args.fixations else []
+    fixation_sets = {}
+    for name in sets or (["osie"] if args.sheet else []):
         try:
-            osie = OSIE(args.osie_root, split="val")
+            fixation_sets[name] = fixation_set(name, "val")
         except (FileNotFoundError, ValueError) as e:
-            if args.osie:
-                emit(Table("Border-free check (c): eye fixations kept", [], notes=[f"no OSIE validation images ({e}): skipped."]))
-    if args.osie and osie is not None:
-        table, retention = osie_retention(cropper, osie, args.limit, progress, timer, status)
-        emit(table)
-        emit(placement_table(retention, "Placement: how far from the centre top-1 crops sit (OSIE val, all aspects)"))
+            if name in sets:
+                emit(Table(f"Check (c): eye fixations kept on {name}", [], notes=[f"no {name} validation photos ({e}): skipped."]))
+    retentions = {}
+    for name in sets:
+        if name in fixation_sets:
+            table, retentions[name] = fixation_retention(cropper, fixation_sets[name], args.limit, progress, timer, status)
+            emit(table)
+    if retentions:
+        offsets = {m: sum((r[m]["offsets"] for r in retentions.values() if r.get(m)), []) for m in next(iter(retentions.values()))
+                   if m != "faces"}
+        merged = {m: {"offsets": o} for m, o in offsets.items() if o}
+        emit(placement_table(merged, f"Placement: how far from the centre top-1 crops sit ({', '.join(retentions)} val, all aspects)"))
         if args.placements:
-            print(f"placement histogram: {placement_histogram(retention, args.placements)}\n", flush=True)
+            print(f"placement histogram: {placement_histogram(merged, args.placements)}\n", flush=True)
+        emit(free_section(cropper, list(fixation_sets.values()), args.limit, progress)[0])
+    osie = fixation_sets.get("osie")
+    if osie is not None and "osie" in sets:
         teacher = _load_teacher(args.teacher)
         if isinstance(teacher, str):
             emit(Table("Saliency maps against OSIE fixations", [], notes=[f"no teacher ({teacher}): skipped."]))
         else:
             emit(teacher_section(cropper, osie, teacher, args.limit, progress)[0])
-    if args.osie and photos and args.photos is None:
+    if sets and photos and args.photos is None:
         teacher = _load_teacher(args.teacher)
         if not isinstance(teacher, str):
             from asm.data.gaze import photo_gaze
@@ -176,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
 
     # 4. sheet
     if args.sheet:
-        picks = sheet_images(photos, osie, args.sheet_rows)
+        picks = sheet_images(photos, list(fixation_sets.values()), args.sheet_rows)
         if picks:
             path = comparison_sheet(cropper, picks, args.sheet, status=status,
                                     title=f"Top-1 crops at 1:1, 9:16, 16:9 -- model {shown(cropper.weights.file)}")
@@ -203,10 +216,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluate a model next to the centre crop and heuristic peers",
         description="Evaluate asm next to the centre crop and the heuristic peers (smartcrop.py, libvips\n"
         "attention and entropy) on the same images: GAICD protocol, FCDB/FLMS protocol, border-free\n"
-        "checks (photo vs re-framed cut, score-map border bias, OSIE fixation retention with --osie),\n"
+        "checks (photo vs re-framed cut, score-map border bias, fixations kept with --fixations),\n"
         "an optional comparison sheet, timings. Prints markdown tables; --out writes them to a file.\n"
         "Sections whose images are missing say so and are skipped.",
-        epilog="example:\n  asm eval --model runs/v1/best.pt --osie --sheet docs/comparison.png --out benchmarks/results/eval.md",
+        epilog="example:\n  asm eval --model runs/v1/best.pt --fixations --sheet docs/comparison.png --out benchmarks/results/eval.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
@@ -216,12 +229,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--photos", type=Path, metavar="DIR",
                    help="photos for the border-free checks: a photo folder with MANIFEST.txt (its validation sources "
                    "are used) or any folder of images (default: the shared photos)")
-    p.add_argument("--osie", action="store_true", help="also measure eye fixations kept on OSIE validation (ids 1401-1500)")
-    p.add_argument("--osie-root", type=Path, metavar="DIR", help="OSIE folder (default: the shared osie)")
+    p.add_argument("--fixations", nargs="?", const="osie,eyecrowd,nus", metavar="SETS",
+                   help="also measure eye fixations kept, and free crops, on the validation splits of these fixation sets "
+                   "(default when given alone: osie,eyecrowd,nus)")
     p.add_argument("--teacher", type=Path, metavar="PATH", help="FastGaze weights (default: the shared weights folder)")
-    p.add_argument("--placements", type=Path, metavar="PATH", help="with --osie: draw the placement-offset histogram PNG here")
+    p.add_argument("--placements", type=Path, metavar="PATH", help="with --fixations: draw the placement-offset histogram PNG here")
     p.add_argument("--sheet", type=Path, metavar="PATH", help="draw a comparison sheet PNG here")
-    p.add_argument("--sheet-rows", type=int, default=6, metavar="N", help="photos on the sheet (default 6)")
+    p.add_argument("--sheet-rows", type=int, default=8, metavar="N", help="photos on the sheet (default 8: two of each fixation set, then held-out photos)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N images per section")
     p.add_argument("--cuts", type=int, default=3, metavar="K", help="random cuts per photo in check (a) (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random cuts (default 0)")

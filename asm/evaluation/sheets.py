@@ -93,15 +93,15 @@ def comparison_sheet(cropper, images: Sequence[tuple[str, str | os.PathLike]], o
     return out
 
 
-def sheet_images(photos: Sequence[Path], osie=None, rows: int = 6) -> list[tuple[str, Path]]:
-    """About ``rows`` validation images: half OSIE val, half photo-folder val, evenly spread."""
+def sheet_images(photos: Sequence[Path], fixation_sets: Sequence = (), rows: int = 6, per_set: int = 2) -> list[tuple[str, Path]]:
+    """Validation images for the sheet: ``per_set`` from each fixation set (OSIE, crowds, scenes),
+    evenly spread over its ids, then photo-folder validation photos up to ``rows`` in all (at least one)."""
     picks: list[tuple[str, Path]] = []
-    n_osie = rows // 2 if osie is not None and len(osie) else 0
-    n_photo = rows - n_osie
-    if osie is not None and n_osie:
-        for k in range(n_osie):
-            image_id = osie.ids[int((k + 0.5) * len(osie) / n_osie)]
-            picks.append((f"OSIE {image_id}", osie.image_path(image_id)))
+    for data in fixation_sets:
+        for k in range(min(per_set, len(data))):
+            image_id = data.ids[int((k + 0.5) * len(data) / per_set)]
+            picks.append((f"{data.name} {image_id}", data.image_path(image_id)))
+    n_photo = max(1, rows - len(picks))
     if photos:
         for k in range(min(n_photo, len(photos))):
             p = Path(photos[int((k + 0.5) * len(photos) / n_photo) if n_photo <= len(photos) else k])
