@@ -10,13 +10,13 @@ from asm.data.cropping import GAICD
 from asm.data.shared import shared_dir
 from asm.evaluation.metrics import (
     boundary_displacement,
-    fixations_kept,
     gaicd_acc,
     gaicd_evaluate,
     iou,
     rankdata,
     srcc,
 )
+from asm.geometry import fixations_kept
 
 SHARED = shared_dir()
 needs_shared = pytest.mark.skipif(
@@ -148,7 +148,8 @@ def test_fixations_kept_on_osie():
 
 
 # ---------------------------------------------------------------- saliency and retention
-from asm.evaluation.metrics import auc_all_pixels, density_kept, nss, placement_offset  # noqa: E402
+from asm.evaluation.metrics import auc_all_pixels, nss, placement_offset  # noqa: E402
+from asm.geometry import density_kept  # noqa: E402
 
 
 def test_nss_and_auc_by_hand():

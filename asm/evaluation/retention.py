@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from asm.evaluation import peers as peer_mod
-from asm.evaluation.metrics import VALIDATION_ASPECTS, fixations_kept, placement_offset
+from asm.evaluation.metrics import placement_offset
 from asm.evaluation.report import Table, Timer, _bar, _f, _load, _na_notes, _peer_status
+from asm.geometry import VALIDATION_ASPECTS, density_kept, fixations_kept
 
 __all__ = ["osie_retention", "photo_retention", "best_possible_kept", "RETENTION_ASPECTS"]
 
@@ -32,7 +33,7 @@ def best_possible_kept(points: np.ndarray, width: int, height: int, ratio: float
 def osie_retention(cropper, osie, limit: int | None = None, progress: bool = False, timer: Timer | None = None,
                    status: dict | None = None) -> tuple[Table, dict[str, dict[str, float] | None]]:
     """Check (c): share of eye fixations kept by the top-1 crop at each of
-    :data:`asm.evaluation.metrics.VALIDATION_ASPECTS`.
+    :data:`asm.geometry.VALIDATION_ASPECTS`.
 
     Rows: asm's own crop (its size is its choice), asm restricted to the largest box of the
     aspect (placement only), the centre crop and peers (largest box), and the best possible
@@ -107,7 +108,6 @@ def photo_retention(cropper, samples, progress: bool = False) -> tuple[Table, di
     teacher-labelled photos (:func:`asm.data.gaze.photo_gaze`): asm, the centre crop, and
     the largest box that keeps the most (the best possible placement)."""
     from asm.cropper import CropOptions
-    from asm.evaluation.metrics import density_kept
 
     labels = [a for a, _ in RETENTION_ASPECTS]
     options = CropOptions.parse(labels)
