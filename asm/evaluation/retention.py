@@ -40,7 +40,7 @@ def osie_retention(cropper, osie, limit: int | None = None, progress: bool = Fal
     largest box. Returns ``{method: {"1:1": kept, ..., "mean": ..., "area 1:1": ...,
     "offsets": [placement offsets]}}``.
     """
-    from asm.cropper import CropOptions
+    from asm.options import CropOptions
 
     timer = timer or Timer()
     status = status or _peer_status()
@@ -107,7 +107,7 @@ def photo_retention(cropper, samples, progress: bool = False) -> tuple[Table, di
     """Share of the teacher x centre density kept at each validation aspect on held-out,
     teacher-labelled photos (:func:`asm.data.gaze.photo_gaze`): asm, the centre crop, and
     the largest box that keeps the most (the best possible placement)."""
-    from asm.cropper import CropOptions
+    from asm.options import CropOptions
 
     labels = [a for a, _ in RETENTION_ASPECTS]
     options = CropOptions.parse(labels)
