@@ -181,6 +181,15 @@ def test_bad_options_are_refused(kwargs, match):
         CropOptions.parse(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, match", [(dict(top_k=0), "top_k"), (dict(nms_iou=1.5), "nms_iou"),
+                                           (dict(min_scale=0.05), "min_scale"), (dict(aspects=()), "aspect"),
+                                           (dict(circular=True), "circular")])
+def test_options_built_directly_are_checked(kwargs, match):
+    with pytest.raises(InvalidOption, match=match):
+        CropOptions(**kwargs)
+    assert CropOptions.parse("1:1", circular=True).circular  # what parse builds passes the same checks
+
+
 def test_options_from_mapping():
     opts = CropOptions.from_mapping({"aspect": "16:9,1:1", "top_k": "2", "circular": "false"})
     assert [a.label for a in opts.aspects] == ["16:9", "1:1"] and opts.top_k == 2

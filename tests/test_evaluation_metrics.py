@@ -170,6 +170,16 @@ def test_density_kept_is_exact_for_fractional_boxes():
     assert kept == pytest.approx([0.75, 1.0, 0.375, 0.25])
 
 
+def test_map_rows_scale_boxes_into_map_cells_for_numpy_and_torch():
+    from asm.geometry import map_rows
+
+    boxes = np.array([[0.0, 0.0, 640.0, 480.0], [160.0, 120.0, 320.0, 240.0]])
+    rows = map_rows(boxes, (640, 480), (80, 60), batch=3)
+    np.testing.assert_array_equal(rows, [[3, 0, 0, 80, 60], [3, 20, 15, 40, 30]])
+    t = map_rows(torch.from_numpy(boxes).float(), (640, 480), (80, 60), batch=3)
+    assert t.dtype == torch.float32 and t.tolist() == rows.tolist()
+
+
 def test_placement_offset_by_hand():
     assert placement_offset([0, 0, 600, 600], 800, 600) == -1.0
     assert placement_offset([200, 0, 800, 600], 800, 600) == 1.0
