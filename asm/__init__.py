@@ -19,9 +19,9 @@ _HOMES = {
     "ops": "asm.ops",
     "Cropper": "asm.cropper",
     "Analysis": "asm.analysis",
-    "CropOptions": "asm.cropper",
-    "CropResult": "asm.cropper",
-    "Crop": "asm.cropper",
+    "CropOptions": "asm.options",
+    "CropResult": "asm.results",
+    "Crop": "asm.results",
     "Pattern": "asm.patterns",
     "get_pattern": "asm.patterns",
     "PATTERN_NAMES": "asm.patterns",
@@ -30,7 +30,9 @@ _HOMES = {
 if TYPE_CHECKING:
     from asm import ops
     from asm.analysis import Analysis
-    from asm.cropper import Crop, CropOptions, Cropper, CropResult
+    from asm.cropper import Cropper
+    from asm.options import CropOptions
     from asm.patterns import PATTERN_NAMES, Pattern, get_pattern
+    from asm.results import Crop, CropResult
 
 __getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)

@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from asm.cropper import CropOptions, CropResult, Heatmaps, Prepared, _parse_bool
 from asm.errors import InvalidOption, echo
+from asm.options import CropOptions, parse_bool
+from asm.results import CropResult, Heatmaps
+from asm.search.scorer import Scorer
+from asm.search.search import search
 
 if TYPE_CHECKING:
-    from asm.cropper import Cropper
+    from asm.prepare import Prepared
 
 __all__ = ["Analysis", "OVERLAY_NAMES"]
 
@@ -33,14 +36,17 @@ OVERLAY_NAMES = ("theta_avg", "theta_std")
 
 
 class Analysis:
-    """An image as the network saw it: ``score_map`` ``[1, L, h, w]`` (float32 numpy) covering the
-    ``width x height`` image, and the decoded pixels (``image``, ``[H, W, 3]`` uint8 RGB,
-    decoded in full on first use)."""
+    """An image as the network saw it: the :class:`~asm.search.scorer.Scorer` of its score map
+    (``score_map`` ``[1, L, h, w]``, float32 numpy, covering the ``width x height`` image), and
+    the decoded pixels (``image``, ``[H, W, 3]`` uint8 RGB, decoded in full on first use)."""
 
-    def __init__(self, cropper: Cropper, prepared: Prepared, score_map: np.ndarray) -> None:
-        self.cropper = cropper
+    def __init__(self, prepared: Prepared, scorer: Scorer) -> None:
         self.prepared = prepared
-        self.score_map = score_map
+        self.scorer = scorer
+
+    @property
+    def score_map(self) -> np.ndarray:
+        return self.scorer.score_map
 
     @property
     def width(self) -> int:
@@ -60,7 +66,7 @@ class Analysis:
         :meth:`Cropper.crop <asm.cropper.Cropper.crop>`: ``aspect=``, ``top_k=``, ...)."""
         if options is not None and kwargs:
             raise TypeError("give either CropOptions or keyword options, not both")
-        return self.cropper.search(self.prepared, self.score_map, CropOptions.parse(**kwargs) if options is None else options)
+        return search(self.scorer, self.prepared, CropOptions.parse(**kwargs) if options is None else options)
 
     def heatmaps(self, at_image_size: bool = False) -> Heatmaps:
         """θ_avg and θ_std (paper eqs. 5-6) at the score map's size, or upsampled to the
@@ -91,7 +97,7 @@ class Analysis:
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
             raise InvalidOption(f"box {k} {b[k].tolist()} must satisfy 0 <= x1 < x2 <= {W} and 0 <= y1 < y2 <= {H}")
-        return self.cropper.score_boxes(self.score_map, b, W, H, _parse_bool("circular", circular))
+        return self.scorer.score(b, W, H, parse_bool("circular", circular))
 
 
 def _parse_boxes(boxes: object) -> np.ndarray:

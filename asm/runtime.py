@@ -42,19 +42,24 @@ import numpy as np
 
 from asm.cache import cache_dir, write_atomic
 from asm.cpu_session import cpu_session, cpu_threads
-from asm.models.weights import InferencePreset
+from asm.errors import InvalidOption
+from asm.models.weights import InferencePreset, Weights, as_weights
 from asm.patterns import Pattern, get_pattern
 
 if TYPE_CHECKING:  # exporting needs torch; running a twin does not
     import torch
 
-__all__ = ["ONNX_FORMAT", "OnnxNet", "export_onnx", "export_checkpoint", "quantize_int8", "export_int8", "calibration_photos", "load_onnx_net", "int8_path", "onnx_cache_path",
+    from asm.models import ASMNet
+
+__all__ = ["RUNTIMES", "load_net", "served_preset", "device_type", "ONNX_FORMAT", "OnnxNet", "export_onnx", "export_checkpoint", "quantize_int8", "export_int8", "calibration_photos", "load_onnx_net", "int8_path", "onnx_cache_path",
            "cache_dir", "file_digest"]
 
 #: Export format tag; bump it when the export changes, so cached twins are rebuilt.
 ONNX_FORMAT = "asm-onnx/3"
 #: ONNX opset of the export (ONNX Runtime >= 1.14 runs it).
 OPSET = 17
+#: Where the network runs (:func:`load_net`): "auto", "int8", "onnx" or "torch".
+RUNTIMES = ("auto", "int8", "onnx", "torch")
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -218,12 +223,15 @@ def calibration_photos(folder: str | os.PathLike | None = None, count: int = CAL
 
 def export_int8(checkpoint: str | os.PathLike, photos: Iterable[str | os.PathLike], out: str | os.PathLike | None = None) -> Path:
     """Write the int8 twin of ``checkpoint`` (default: :func:`int8_path`), calibrated on
-    ``photos`` prepared exactly as the model's :class:`~asm.cropper.Cropper` prepares them."""
-    from asm.cropper import Cropper  # the cropper builds on this module
+    ``photos`` prepared exactly as a cropper serving the model prepares them."""
+    from asm.io import DEFAULT_MAX_PIXELS
+    from asm.prepare import prepare
 
-    cropper = Cropper.from_pretrained(checkpoint, runtime="onnx")  # the float twin (exported on first use)
-    inputs = [cropper.prepare(Path(p)).input for p in photos]
-    return quantize_int8(cropper.model.path, out or int8_path(checkpoint), inputs)
+    weights = as_weights(checkpoint)
+    net = load_net(weights, runtime="onnx")  # the float twin (exported on first use)
+    preset = served_preset(net, weights)
+    inputs = [prepare(Path(p), preset, DEFAULT_MAX_PIXELS).input for p in photos]
+    return quantize_int8(net.path, out or int8_path(checkpoint), inputs)  # type: ignore[union-attr]
 
 
 class OnnxNet:
@@ -290,3 +298,60 @@ def load_onnx_net(checkpoint: str | os.PathLike, export: bool = True, threads: i
         raise FileNotFoundError(f"no ONNX export of {checkpoint}; run `asm export --model {checkpoint}`")
     export_checkpoint(checkpoint, cached, digest)
     return OnnxNet(cached, threads)
+
+
+def device_type(device: object) -> str:
+    """``"cpu"``, ``"cuda"``, ... of a device given as a string (``"cuda:1"``) or a
+    ``torch.device``, without importing torch."""
+    return str(getattr(device, "type", device)).split(":")[0].strip().lower()
+
+
+def load_net(weights: Weights, runtime: str = "auto", device: object = "cpu") -> ASMNet | OnnxNet:
+    """The network of ``weights`` on ``runtime``:
+
+    * "auto": on the CPU with onnxruntime installed, the int8 twin when there is one next
+      to the model file (the shipped model has one), else the float ONNX twin (exported to
+      the user's cache on first use); otherwise torch.
+    * "int8", "onnx" (the float twin, equal to torch within 1e-3) or "torch" insist.
+
+    Raises :class:`~asm.errors.InvalidOption` (no such runtime),
+    :class:`~asm.errors.ModelNotFound` (no such file) or :class:`~asm.errors.InvalidModel`
+    (not an asm model, unreadable).
+    """
+    if runtime not in RUNTIMES:
+        raise InvalidOption(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if not weights.file.is_file():
+        weights.preset  # raises ModelNotFound, with the message every caller shows
+    model: ASMNet | OnnxNet | None = None
+    fast_cpu = runtime == "auto" and device_type(device) == "cpu" and _onnxruntime_installed()
+    if runtime == "int8" or (fast_cpu and int8_path(weights.file).is_file()):
+        try:
+            model = load_onnx_net(weights.file, precision="int8")
+        except FileNotFoundError as e:  # a stale twin (the model file changed): the float path
+            if runtime == "int8":
+                raise
+            warnings.warn(f"asm: {e}", stacklevel=3)
+    if model is None and (runtime == "onnx" or fast_cpu):
+        try:
+            model = load_onnx_net(weights.file)
+        except (ImportError, OSError) as e:  # no exporter installed, a read-only cache, ...
+            if runtime == "onnx":
+                raise
+            warnings.warn(f"asm: running the network on torch: no ONNX export of {weights.file.name} ({e})", stacklevel=3)
+    if model is None:
+        from asm.models import asm_net
+
+        model = asm_net(weights=weights)
+    return model
+
+
+def served_preset(model: ASMNet | OnnxNet, weights: Weights) -> InferencePreset:
+    """The preset ``model`` is served with: a twin carries its checkpoint's (reading the
+    checkpoint itself needs torch), else the weights'."""
+    return model.preset if isinstance(model, OnnxNet) and model.preset is not None else weights.preset
+
+
+def _onnxruntime_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from matplotlib import colormaps
 
-from asm.cropper import Crop
+from asm.results import Crop
 
 __all__ = ["colorize", "overlay_heatmap", "draw_crops", "label_boxes", "cut_crop", "PALETTE"]
 

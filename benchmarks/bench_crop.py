@@ -61,9 +61,10 @@ def _median_ms(fn, repeat: int = 15) -> float:
 
 
 def speed_table(data: bytes) -> list[str]:
-    from asm.cropper import Cropper, CropOptions
-    from asm.search.faces import detect_faces
+    from asm.cropper import Cropper
     from asm.io import load_image
+    from asm.options import CropOptions
+    from asm.search.faces import detect_faces
 
     cropper = Cropper.from_pretrained()  # the default: the int8 twin on ONNX Runtime
     float_cropper = Cropper.from_pretrained(runtime="onnx")

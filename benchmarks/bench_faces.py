@@ -44,10 +44,11 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asm.cropper import DEFAULT_MIN_SCALE, CropOptions, Cropper  # noqa: E402
+from asm.cropper import Cropper  # noqa: E402
 from asm.evaluation import peers as peer_mod  # noqa: E402
-from asm.evaluation.metrics import fixations_kept  # noqa: E402
+from asm.geometry import fixations_kept  # noqa: E402
 from asm.io import load_image  # noqa: E402
+from asm.options import DEFAULT_MIN_SCALE, CropOptions  # noqa: E402
 from asm.search.candidates import box_iou  # noqa: E402
 from asm.search.constraints import contains, cuts, fits  # noqa: E402
 from asm.search.faces import DETECT_SIDE, MIN_CONFIDENCE, detect_faces, detector_copy, yunet  # noqa: E402

@@ -59,12 +59,13 @@ def speed_table() -> list[str]:
 
 
 def quality_table() -> list[str]:
-    from asm.cropper import Cropper, CropOptions
+    from asm.cropper import Cropper
     from asm.data.fixations import OSIE
     from asm.evaluation import peers as peer_mod
     from asm.evaluation.border import border_bias, photo_vs_cut, validation_photos
-    from asm.evaluation.metrics import fixations_kept
+    from asm.geometry import fixations_kept
     from asm.evaluation.report import _load
+    from asm.options import CropOptions
 
     try:
         osie = OSIE(split="val")
@@ -106,8 +107,8 @@ def quality_table() -> list[str]:
 
 
 def main() -> None:
-    from asm.runtime import load_onnx_net
     from asm.models import DEFAULT_MODEL_PATH
+    from asm.runtime import load_onnx_net
 
     import onnxruntime
 

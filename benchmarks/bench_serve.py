@@ -107,7 +107,8 @@ def bench_in_process(images: list[bytes], n: int, threads: int) -> dict:
     """The same work without a server: bytes -> ``Cropper.analyse`` -> crops -> JSON, one at a time."""
     import torch
 
-    from asm.cropper import Cropper, CropOptions
+    from asm.cropper import Cropper
+    from asm.options import CropOptions
 
     torch.set_num_threads(threads)
     cropper = Cropper.from_pretrained()

@@ -43,9 +43,11 @@ import gradio as gr
 import numpy as np
 
 from asm import viz
-from asm.cropper import DEFAULT_MIN_SCALE, CropOptions, Cropper, CropResult
+from asm.cropper import Cropper
 from asm.errors import AsmError, echo
 from asm.io import load_image
+from asm.options import DEFAULT_MIN_SCALE, CropOptions
+from asm.results import CropResult
 from asm.serving import wire
 
 __all__ = [

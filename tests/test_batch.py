@@ -18,8 +18,8 @@ from PIL import Image
 from asm.batch import Progress, expand_inputs, open_results, run_batch
 from asm.batch.ray_engine import actor_plan
 from asm.cli import main
-from asm.cropper import CropOptions
 from asm.errors import BadRequest
+from asm.options import CropOptions
 
 REPO = Path(__file__).resolve().parents[1]
 

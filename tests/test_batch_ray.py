@@ -10,7 +10,7 @@ import pytest
 
 from asm.batch import expand_inputs, run_batch
 from asm.cli import main
-from asm.cropper import CropOptions
+from asm.options import CropOptions
 from tests.test_serve import _photo
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -8,10 +8,12 @@ import torch
 from PIL import Image
 from torchvision.ops import box_iou
 
-from asm.cropper import DEFAULT_MIN_SCALE, Cropper, CropOptions
+from asm.cropper import Cropper
 from asm.errors import InvalidImage, InvalidOption
+from asm.options import DEFAULT_MIN_SCALE, CropOptions
 from asm.search.candidates import (coarse_candidates, first_rows, parse_aspect, parse_aspects, refine_candidates, snap_box,
                                    unique_boxes)
+from asm.search.search import search
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +87,12 @@ def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
     L = cropper.model.num_partitions
     m = np.zeros((1, L, h, w), np.float32)
     m[..., h // 4 : 3 * h // 4, w // 2 :] = 1.0  # right half, middle band is good
-    crop = cropper.search(prepared, m, CropOptions.parse("1:1")).crops[0]
+    crop = search(cropper.scorer(m), prepared, CropOptions.parse("1:1")).crops[0]
     cx = (crop.box[0] + crop.box[2]) / 2
     assert cx > 640 * 0.6
     # and stage 2 never loses to stage 1: the final score is at least the best anchor
     boxes, _ = coarse_candidates([1.0], 640, 427)
-    best_anchor = float(cropper.score_boxes(m, boxes, 640, 427, False).max())
+    best_anchor = float(cropper.scorer(m).score(boxes, 640, 427, False).max())
     assert crop.score >= best_anchor - 1e-3
 
 
@@ -177,6 +179,15 @@ def test_exif_orientation_is_applied(cropper, tmp_path):
 def test_bad_options_are_refused(kwargs, match):
     with pytest.raises(InvalidOption, match=match):
         CropOptions.parse(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(top_k=0), "top_k"), (dict(nms_iou=1.5), "nms_iou"),
+                                           (dict(min_scale=0.05), "min_scale"), (dict(aspects=()), "aspect"),
+                                           (dict(circular=True), "circular")])
+def test_options_built_directly_are_checked(kwargs, match):
+    with pytest.raises(InvalidOption, match=match):
+        CropOptions(**kwargs)
+    assert CropOptions.parse("1:1", circular=True).circular  # what parse builds passes the same checks
 
 
 def test_options_from_mapping():

@@ -12,6 +12,7 @@ from PIL import Image
 from asm.cropper import Cropper
 from asm.errors import ImageTooLarge, InvalidImage
 from asm.io import load_image, load_image_draft
+from asm.search.search import search
 
 
 def _jpeg(w: int, h: int, orientation: int | None = None, seed: int = 0) -> bytes:
@@ -65,7 +66,7 @@ def test_json_only_never_decodes_the_full_photo(cropper, tmp_path):
     prepared = cropper.prepare(path)
     assert (prepared.width, prepared.height) == (4000, 3000)
     assert prepared._image is None  # noqa: SLF001  (the point of the test)
-    result = cropper.search(prepared, cropper.score_maps([prepared])[0], cropper_options())
+    result = search(cropper.scorer(cropper.score_maps([prepared])[0]), prepared, cropper_options())
     assert prepared._image is None and result.width == 4000  # noqa: SLF001
     full = prepared.image  # cutting a crop decodes it, once
     assert full.shape == (3000, 4000, 3) and prepared.image is full
@@ -73,7 +74,7 @@ def test_json_only_never_decodes_the_full_photo(cropper, tmp_path):
 
 
 def cropper_options():
-    from asm.cropper import CropOptions
+    from asm.options import CropOptions
 
     return CropOptions.parse("16:9")
 
@@ -99,7 +100,7 @@ def test_draft_decode_keeps_the_scores_of_a_full_decode(cropper):
     """Real photos enlarged to ~4800 px: the reduced decode scores crops about as the full one
     does, and the crop it picks is as good, scored on the full decode, as the full decode's own.
 
-    Bounds from 20 held-out photos at 4000 px, 3 aspects (see ``DRAFT_MARGIN``): scores differ
+    Bounds from 20 held-out photos at 4000 px, 3 aspects (benchmarks/results/settings.md): scores differ
     by 0.65 % (median) and 4.0 % at most; the picked crop scores at most 0.3 % below the full
     decode's best."""
     from pathlib import Path

@@ -10,13 +10,13 @@ from asm.data.cropping import GAICD
 from asm.data.shared import shared_dir
 from asm.evaluation.metrics import (
     boundary_displacement,
-    fixations_kept,
     gaicd_acc,
     gaicd_evaluate,
     iou,
     rankdata,
     srcc,
 )
+from asm.geometry import fixations_kept
 
 SHARED = shared_dir()
 needs_shared = pytest.mark.skipif(
@@ -148,7 +148,8 @@ def test_fixations_kept_on_osie():
 
 
 # ---------------------------------------------------------------- saliency and retention
-from asm.evaluation.metrics import auc_all_pixels, density_kept, nss, placement_offset  # noqa: E402
+from asm.evaluation.metrics import auc_all_pixels, nss, placement_offset  # noqa: E402
+from asm.geometry import density_kept  # noqa: E402
 
 
 def test_nss_and_auc_by_hand():
@@ -167,6 +168,16 @@ def test_density_kept_is_exact_for_fractional_boxes():
     d[2, 3] = 1.0
     kept = density_kept(d, [[1, 1, 2, 2], [0, 0, 4, 4], [1.5, 1, 2, 2], [2, 2, 4, 3]])
     assert kept == pytest.approx([0.75, 1.0, 0.375, 0.25])
+
+
+def test_map_rows_scale_boxes_into_map_cells_for_numpy_and_torch():
+    from asm.geometry import map_rows
+
+    boxes = np.array([[0.0, 0.0, 640.0, 480.0], [160.0, 120.0, 320.0, 240.0]])
+    rows = map_rows(boxes, (640, 480), (80, 60), batch=3)
+    np.testing.assert_array_equal(rows, [[3, 0, 0, 80, 60], [3, 20, 15, 40, 30]])
+    t = map_rows(torch.from_numpy(boxes).float(), (640, 480), (80, 60), batch=3)
+    assert t.dtype == torch.float32 and t.tolist() == rows.tolist()
 
 
 def test_placement_offset_by_hand():

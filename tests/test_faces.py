@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-import asm.cropper as cropper_mod
+import asm.search.search as search_mod
 from asm.cli import main
-from asm.cropper import DEFAULT_MIN_SCALE, CropOptions
 from asm.errors import ECHO_LIMIT, InvalidOption
 from asm.io import load_image
+from asm.options import DEFAULT_MIN_SCALE, CropOptions
 from asm.search.constraints import (
     Wishes,
     clear_of,
@@ -164,7 +164,7 @@ def photo():
 
 
 def _stub_faces(monkeypatch, faces):
-    monkeypatch.setattr(cropper_mod, "detect_faces", lambda rgb, size=None: np.asarray(faces, dtype=np.float64).reshape(-1, 5))
+    monkeypatch.setattr(search_mod, "detect_faces", lambda rgb, size=None: np.asarray(faces, dtype=np.float64).reshape(-1, 5))
 
 
 FACE_SPOTS = [[20, 40, 90, 130, 0.9], [560, 30, 630, 120, 0.9], [280, 330, 360, 420, 0.9], [300, 150, 380, 250, 0.9]]

@@ -471,7 +471,9 @@ def test_batch_isolation_in_process(handler_module, tmp_path, monkeypatch):
     assert all(ctx.types[i] == "application/json" for i in range(5))
 
     # an unexpected exception is that request's 500, not the batch's
-    original = h.cropper.search
+    import asm.analysis
+
+    original = asm.analysis.search
     calls = {"n": 0}
 
     def flaky(*a, **k):
@@ -480,7 +482,7 @@ def test_batch_isolation_in_process(handler_module, tmp_path, monkeypatch):
             raise RuntimeError("boom")
         return original(*a, **k)
 
-    monkeypatch.setattr(h.cropper, "search", flaky)
+    monkeypatch.setattr(asm.analysis, "search", flaky)
     ctx.status.clear()
     out = h.handle([{"body": bytearray(GOOD)}, {"body": bytearray(GOOD2)}], ctx)
     assert ctx.status[0][0] == 500 and json.loads(out[0])["error"] == "internal_error"

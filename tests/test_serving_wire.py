@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from asm.options import CropOptions
 from asm.serving import wire
-from asm.cropper import CropOptions
 from asm.errors import (AsmError, BadRequest, ImageTooLarge, ImageTooSmall, InvalidImage, InvalidModel, InvalidOption,
                         ModelNotFound)
 from asm.io import encode_png

@@ -84,10 +84,9 @@ def test_lazy_command_help_lines_match_their_parsers(name):
 
 @pytest.mark.parametrize("module", ["asm.cli.crop", "asm.evaluation.run"])
 def test_runtime_choices_are_the_croppers(module):
-    """The CLI spells the runtimes out (importing asm.cropper would load numpy, OpenCV and
-    ONNX Runtime for --help);
-    they must stay Cropper.from_pretrained's."""
-    from asm.cropper import RUNTIMES
+    """The CLI spells the runtimes out (importing asm.runtime would load numpy for --help);
+    they must stay asm.runtime's."""
+    from asm.runtime import RUNTIMES
 
     parser = argparse.ArgumentParser()
     importlib.import_module(module).add_parser(parser.add_subparsers())
@@ -98,7 +97,7 @@ def test_runtime_choices_are_the_croppers(module):
 
 def test_crop_help_states_the_croppers_min_scale():
     """``asm crop --help`` spells the default zoom limit out; it must stay the Cropper's."""
-    from asm.cropper import DEFAULT_MIN_SCALE
+    from asm.options import DEFAULT_MIN_SCALE
 
     parser = argparse.ArgumentParser()
     importlib.import_module("asm.cli.crop").add_parser(parser.add_subparsers())

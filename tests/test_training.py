@@ -191,7 +191,7 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 def test_border_trend_sees_a_ring_and_ignores_a_flat_map():
-    from asm.evaluation.metrics import border_trend
+    from asm.models import border_trend
 
     m = torch.zeros(1, 2, 6, 8)
     m[0, 0, 0, :] = m[0, 0, -1, :] = m[0, 0, :, 0] = m[0, 0, :, -1] = 1.0  # channel 0 rises at the border

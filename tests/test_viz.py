@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from asm.cropper import Crop
+from asm.results import Crop
 from asm.viz import _overlap, draw_crops, label_boxes
 
 

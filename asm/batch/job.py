@@ -16,7 +16,7 @@ from asm.batch.results import open_results
 from asm.errors import BadRequest
 
 if TYPE_CHECKING:  # the cropper (and torch) load when a job runs, not for `asm --help`
-    from asm.cropper import CropOptions
+    from asm.options import CropOptions
 
 __all__ = ["run_batch", "Summary", "Progress", "ENGINES"]
 
@@ -119,7 +119,8 @@ def run_batch(
         raise BadRequest(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise BadRequest(f"--workers must be at least 1, got {workers}")
-    from asm.cropper import Cropper, CropOptions
+    from asm.cropper import Cropper
+    from asm.options import CropOptions
 
     options = options or CropOptions()
     names = expand_inputs(inputs)

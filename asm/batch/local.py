@@ -12,8 +12,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from asm.cropper import Cropper, CropOptions
+from asm.cropper import Cropper
 from asm.errors import describe
+from asm.options import CropOptions
 
 __all__ = ["crop_chunk", "make_cropper", "run_local", "cpu_count"]
 

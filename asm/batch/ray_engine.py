@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from asm.cropper import CropOptions
 from asm.errors import BadRequest, describe
+from asm.options import CropOptions
 
 __all__ = ["run_ray", "actor_plan"]
 

@@ -54,8 +54,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from asm.batch import run_batch
     from asm.cli.crop import check_max_pixels
-    from asm.cropper import OPTION_KEYS, CropOptions
     from asm.errors import AsmError
+    from asm.options import OPTION_KEYS, CropOptions
 
     if args.engine != "ray" and args.ray_address:
         fail("--ray-address", "joins a Ray cluster; add --engine ray")

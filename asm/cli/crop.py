@@ -138,9 +138,10 @@ def _open_out(out: Path) -> bool:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from asm.cropper import Cropper, CropOptions
+    from asm.cropper import Cropper
     from asm.errors import AsmError, describe
     from asm.io import allow_pixels
+    from asm.options import CropOptions
 
     if args.heatmap and args.out is None:
         fail("--heatmap", "heatmaps are written as files; add --out DIR")

@@ -9,5 +9,6 @@
 * :mod:`asm.evaluation.sheets` -- the comparison sheet;
 * :mod:`asm.evaluation.report` -- tables, timings and what the sections share;
 * :mod:`asm.evaluation.peers` -- the centre crop and the heuristic peers;
-* :mod:`asm.evaluation.metrics` -- the measures (pure functions), also used by training.
+* :mod:`asm.evaluation.metrics` -- the measures (pure functions); those training shares live
+  in :mod:`asm.geometry`.
 """

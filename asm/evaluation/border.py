@@ -137,8 +137,7 @@ def border_bias(maps: PhotoMaps | Sequence) -> tuple[Table, dict[str, object]]:
     """
     import torch
 
-    from asm.evaluation.metrics import border_trend
-    from asm.models import theta_avg, theta_std
+    from asm.models import border_trend, theta_avg, theta_std
 
     table = Table("Border-free check (b): score-map border bias", [])
     if not len(maps):

@@ -91,7 +91,7 @@ def best_crop_section(cropper, dataset, name: str, limit: int | None = None, pro
     count, as in the usual FLMS protocol. Methods that need an aspect get the median aspect of
     the annotated crops. Returns the table and ``{method: {"IoU", "Disp", "images"}}``.
     """
-    from asm.cropper import CropOptions
+    from asm.options import CropOptions
 
     timer = timer or Timer()
     status = status or _peer_status()

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from asm.evaluation.metrics import fixations_kept, iou, ks_distance
+from asm.evaluation.metrics import iou, ks_distance
+from asm.geometry import fixations_kept
 from asm.evaluation.report import Table, _bar, _f, _load
 
 __all__ = ["free_section", "human_free_crops", "same_area_centre_crop"]

@@ -1,5 +1,6 @@
-"""Evaluation metrics: GAICD ranking (SRCC, Acc_K/N), best-crop (IoU, displacement),
-pair accuracy, and fixation retention.
+"""Evaluation metrics: GAICD ranking (SRCC, Acc_K/N), best-crop (IoU, displacement), where a
+box sits, and saliency (NSS, AUC). The shares of fixations a box keeps are in :mod:`asm.geometry`
+(training uses them too).
 
 All functions take numpy arrays, tensors or lists and return Python floats (or dicts of them).
 Boxes are ``x1, y1, x2, y2``.
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from asm.geometry import as_boxes
+
 __all__ = [
     "rankdata",
     "ks_distance",
@@ -19,13 +22,9 @@ __all__ = [
     "gaicd_evaluate",
     "iou",
     "boundary_displacement",
-    "fixations_kept",
-    "density_kept",
-    "border_trend",
     "placement_offset",
     "nss",
     "auc_all_pixels",
-    "VALIDATION_ASPECTS",
 ]
 
 
@@ -113,19 +112,12 @@ def gaicd_evaluate(preds: Sequence, gts: Sequence) -> dict[str, float]:
     return out
 
 
-def _boxes(b) -> np.ndarray:
-    a = _np(b)
-    if a.shape[-1:] != (4,):
-        raise ValueError(f"boxes must end in 4 coordinates, got shape {a.shape}")
-    return a
-
-
 def iou(box_a, box_b):
     """Intersection over union of ``x1y1x2y2`` boxes; broadcasts over leading dims.
 
     A float for single boxes, an array otherwise. Empty union gives 0.
     """
-    a, b = _boxes(box_a), _boxes(box_b)
+    a, b = as_boxes(box_a), as_boxes(box_b)
     iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = iw * ih
@@ -139,7 +131,7 @@ def boundary_displacement(pred, gt, width: float, height: float):
     """Mean of ``|dx1|/W, |dx2|/W, |dy1|/H, |dy2|/H`` (Disp of Chen et al. 2017); broadcasts."""
     if width <= 0 or height <= 0:
         raise ValueError(f"width and height must be positive, got {width} x {height}")
-    p, g = _boxes(pred), _boxes(gt)
+    p, g = as_boxes(pred), as_boxes(gt)
     d = np.abs(p - g) / np.array([width, height, width, height], dtype=np.float64)
     r = d.mean(-1)
     return float(r) if r.ndim == 0 else r
@@ -150,25 +142,10 @@ def _points(points) -> np.ndarray:
     return p
 
 
-def fixations_kept(box, points) -> float:
-    """Share of fixation points ``(N, 2)`` xy inside the box (edges included). ``nan`` for no point."""
-    x1, y1, x2, y2 = _boxes(box).reshape(4)
-    p = _points(points)
-    if len(p) == 0:
-        return float("nan")
-    inside = (p[:, 0] >= x1) & (p[:, 0] <= x2) & (p[:, 1] >= y1) & (p[:, 1] <= y2)
-    return float(inside.mean())
-
-
-#: The aspects (label, width / height) at which crops are validated: square, the portrait and
-#: landscape formats of social media and print.
-VALIDATION_ASPECTS = (("1:1", 1.0), ("4:5", 0.8), ("2:3", 2 / 3), ("9:16", 9 / 16), ("3:2", 1.5), ("16:9", 16 / 9))
-
-
 def placement_offset(box, width: int, height: int) -> float:
     """Where a box sits along the axis it has most room on: ``-1`` / ``+1`` at the left/top
     and right/bottom ends, ``0`` centred; ``nan`` if it fills the image."""
-    x1, y1, x2, y2 = (float(v) for v in _boxes(box).reshape(4))
+    x1, y1, x2, y2 = (float(v) for v in as_boxes(box).reshape(4))
     room_x, room_y = width - (x2 - x1), height - (y2 - y1)
     if max(room_x, room_y) <= 0:
         return float("nan")
@@ -204,39 +181,6 @@ def auc_all_pixels(saliency: np.ndarray, points) -> float:
     below = np.searchsorted(flat, v, "left")
     ties = np.searchsorted(flat, v, "right") - below
     return float(((below + 0.5 * ties) / len(flat)).mean())
-
-
-def border_trend(maps):
-    """``[B, C, h, w]`` maps -> ``[B, C]``: (mean over the outer ring of map pixels - mean over
-    the interior) / std of the map, per channel: check (b) of ``asm eval``, 0 where a map has
-    no image-border trend (or is flat), NaN where it has no interior. Differentiable (a
-    training loss uses it)."""
-    import torch
-
-    ring = torch.zeros(maps.shape[-2:], dtype=torch.bool, device=maps.device)
-    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
-    if bool(ring.all()):
-        return torch.full(maps.shape[:2], float("nan"), dtype=maps.dtype, device=maps.device)
-    flat, r = maps.flatten(2), ring.flatten()
-    d = flat[..., r].mean(-1) - flat[..., ~r].mean(-1)
-    sd = flat.std(-1, correction=0)
-    return torch.where(sd > 0, d / sd.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(d))
-
-
-def density_kept(density: np.ndarray, boxes) -> np.ndarray:
-    """Share of ``density [h, w]`` (non-negative, any scale) inside each box ``[N, 4]``, the
-    boxes given in cells of the density (fractions of a cell count by their area), exactly."""
-    import torch
-
-    import asm.ops.pool  # noqa: F401  (registers torch.ops.asm)
-    from asm.patterns import get_pattern
-
-    d = torch.from_numpy(np.asarray(density, dtype=np.float64))[None, None]
-    b = torch.from_numpy(_boxes(boxes).reshape(-1, 4))
-    rows = torch.cat([torch.zeros(len(b), 1, dtype=torch.float64), b], 1)
-    mean = torch.ops.asm.composition_pool(d, rows, get_pattern("grid1x1").partition)
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return (mean * area).numpy() / max(float(d.sum()), 1e-300)
 
 
 def ks_distance(a, b) -> float:

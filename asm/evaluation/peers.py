@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asm.search import candidates
+from asm.geometry import centre_crop, largest_box, place_box
 
 __all__ = [
     "Peer",
@@ -62,27 +62,6 @@ __all__ = [
 #: smartcrop.py analyses the image prescaled to this long side (its analysis is slow in
 #: pure numpy/PIL at full resolution; the library itself recommends prescaling).
 SMARTCROP_ANALYSIS_SIDE = 320
-
-
-def largest_box(width: int, height: int, ratio: float) -> tuple[int, int]:
-    """``(w, h)`` of the largest integer box of ``ratio`` (w/h) inside ``width x height``
-    (the same rounding as :func:`asm.search.candidates.snap_box`)."""
-    if ratio <= 0 or width < 1 or height < 1:
-        raise ValueError(f"need a positive ratio and image size, got {ratio} for {width}x{height}")
-    bw, bh = candidates.largest_box(ratio, width, height)  # one side is the image's, exactly
-    return max(1, min(width, round(bw))), max(1, min(height, round(bh)))
-
-
-def _place(left: float, top: float, w: int, h: int, width: int, height: int) -> list[int]:
-    x = int(min(max(0, round(left)), width - w))
-    y = int(min(max(0, round(top)), height - h))
-    return [x, y, x + w, y + h]
-
-
-def centre_crop(width: int, height: int, ratio: float) -> list[int]:
-    """The largest box of ``ratio`` in the middle of a ``width x height`` image."""
-    w, h = largest_box(width, height, ratio)
-    return _place((width - w) / 2, (height - h) / 2, w, h, width, height)
 
 
 def _rgb(rgb: np.ndarray) -> np.ndarray:
@@ -106,7 +85,7 @@ def smartcrop_py(rgb: np.ndarray, ratio: float, analysis_side: int = SMARTCROP_A
     c = res["top_crop"]
     # smartcrop returns floor-rounded coordinates of a box of about our size: keep its centre
     cx, cy = c["x"] + c["width"] / 2, c["y"] + c["height"] / 2
-    return _place(cx - w / 2, cy - h / 2, w, h, W, H)
+    return place_box(cx - w / 2, cy - h / 2, w, h, W, H)
 
 
 def smartcrop_score(rgb: np.ndarray, boxes: Sequence[Sequence[float]], analysis_side: int = SMARTCROP_ANALYSIS_SIDE) -> np.ndarray:
@@ -156,7 +135,7 @@ def vips_crop(rgb: np.ndarray, ratio: float, interesting: str = "attention") -> 
     out = pyvips.Image.new_from_array(rgb).smartcrop(w, h, interesting=interesting)
     if (out.width, out.height) != (w, h):
         raise RuntimeError(f"libvips smartcrop returned {out.width}x{out.height}, asked for {w}x{h}")
-    return _place(-out.xoffset, -out.yoffset, w, h, W, H)
+    return place_box(-out.xoffset, -out.yoffset, w, h, W, H)
 
 
 _TEACHER: list = []
@@ -185,11 +164,11 @@ def fastgaze_centre(rgb: np.ndarray, ratio: float) -> list[int]:
         cols = np.concatenate([[0.0], np.cumsum(d.sum(0, dtype=np.float64))])
         bw = max(1, min(fw, round(w * fw / W)))
         best = int(np.argmax(cols[bw:] - cols[:-bw]))
-        return _place((best + bw / 2) * W / fw - w / 2, 0, w, h, W, H)
+        return place_box((best + bw / 2) * W / fw - w / 2, 0, w, h, W, H)
     rows = np.concatenate([[0.0], np.cumsum(d.sum(1, dtype=np.float64))])
     bh = max(1, min(fh, round(h * fh / H)))
     best = int(np.argmax(rows[bh:] - rows[:-bh]))
-    return _place(0, (best + bh / 2) * H / fh - h / 2, w, h, W, H)
+    return place_box(0, (best + bh / 2) * H / fh - h / 2, w, h, W, H)
 
 
 def _teacher_available() -> None:

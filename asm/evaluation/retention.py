@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from asm.evaluation import peers as peer_mod
-from asm.evaluation.metrics import VALIDATION_ASPECTS, fixations_kept, placement_offset
+from asm.evaluation.metrics import placement_offset
 from asm.evaluation.report import Table, Timer, _bar, _f, _load, _na_notes, _peer_status
+from asm.geometry import VALIDATION_ASPECTS, density_kept, fixations_kept
 
 __all__ = ["fixation_retention", "photo_retention", "best_possible_kept", "RETENTION_ASPECTS"]
 
@@ -32,8 +33,7 @@ def best_possible_kept(points: np.ndarray, width: int, height: int, ratio: float
 def fixation_retention(cropper, data, limit: int | None = None, progress: bool = False, timer: Timer | None = None,
                        status: dict | None = None) -> tuple[Table, dict[str, dict[str, float] | None]]:
     """Check (c): share of eye fixations kept by the top-1 crop at each of
-    :data:`asm.evaluation.metrics.VALIDATION_ASPECTS` on a fixation set ``data``
-    (:mod:`asm.data.fixations`).
+    :data:`asm.geometry.VALIDATION_ASPECTS` on a fixation set ``data`` (:mod:`asm.data.fixations`).
 
     Rows: asm with its defaults (faces on), asm with faces off, the centre crop and the peers
     (largest box), and the best possible largest box. Returns ``{method: {"1:1": kept, ...,
@@ -41,7 +41,7 @@ def fixation_retention(cropper, data, limit: int | None = None, progress: bool =
     often asm's crops cut a face that matters (:func:`asm.search.constraints.face_matters`):
     ``{"crops", "cut", "cut_heads"}`` (drawn head boxes, where the set has them).
     """
-    from asm.cropper import CropOptions
+    from asm.options import CropOptions
     from asm.search.constraints import cuts, face_matters
 
     timer = timer or Timer()
@@ -124,8 +124,7 @@ def photo_retention(cropper, samples, progress: bool = False) -> tuple[Table, di
     """Share of the teacher x centre density kept at each validation aspect on held-out,
     teacher-labelled photos (:func:`asm.data.gaze.photo_gaze`): asm, the centre crop, and
     the largest box that keeps the most (the best possible placement)."""
-    from asm.cropper import CropOptions
-    from asm.evaluation.metrics import density_kept
+    from asm.options import CropOptions
 
     labels = [a for a, _ in RETENTION_ASPECTS]
     options = CropOptions.parse(labels)

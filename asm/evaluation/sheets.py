@@ -23,7 +23,7 @@ def _draw(rgb: np.ndarray, boxes: Sequence[tuple[str, list[int]]], target_h: int
     (colours in order, as the sheet's legend), labelled with its aspect."""
     import cv2
 
-    from asm.cropper import Crop
+    from asm.results import Crop
     from asm.viz import draw_crops
 
     s = target_h / rgb.shape[0]

@@ -24,6 +24,7 @@ from asm.patterns import DEFAULT_PATTERN, Pattern, get_pattern
 
 __all__ = [
     "ASMNet",
+    "border_trend",
     "BACKBONES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -69,6 +70,21 @@ def theta_avg(score_map: Tensor) -> Tensor:
 def theta_std(score_map: Tensor) -> Tensor:
     """Eq. 6: population std over partitions, ``[B, L, H, W] -> [B, H, W]`` (composition sensitivity)."""
     return score_map.std(1, correction=0)
+
+
+def border_trend(maps: Tensor) -> Tensor:
+    """``[B, C, h, w]`` maps -> ``[B, C]``: (mean over the outer ring of map pixels - mean over
+    the interior) / std of the map, per channel: check (b) of ``asm eval``, 0 where a map has
+    no image-border trend (or is flat), NaN where it has no interior. Differentiable (a
+    training loss uses it)."""
+    ring = torch.zeros(maps.shape[-2:], dtype=torch.bool, device=maps.device)
+    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = True
+    if bool(ring.all()):
+        return torch.full(maps.shape[:2], float("nan"), dtype=maps.dtype, device=maps.device)
+    flat, r = maps.flatten(2), ring.flatten()
+    d = flat[..., r].mean(-1) - flat[..., ~r].mean(-1)
+    sd = flat.std(-1, correction=0)
+    return torch.where(sd > 0, d / sd.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(d))
 
 
 class ASMNet(nn.Module):

@@ -1,7 +1,7 @@
 """Geometry of the user's and the detector's wishes: faces, keep-regions, a focus point, zoom.
 
 Pure numpy functions on ``[N, 4]`` float64 boxes ``(x1, y1, x2, y2)`` in image pixels (the same
-frame as :mod:`asm.search.candidates`). :meth:`asm.cropper.Cropper.search` uses them to
+frame as :mod:`asm.search.candidates`). :func:`asm.search.search.search` uses them to
 
 * move and grow candidate crops so they hold what must stay inside (:func:`fit_around`),
 * tell which regions a crop keeps whole (:func:`contains`) or cuts through (:func:`cuts`),
@@ -134,7 +134,7 @@ def focus_prior(boxes: np.ndarray, point: tuple[float, float], sigma: float = 0.
 
 def smallest_side_share(boxes: np.ndarray, ratios: np.ndarray, width: int, height: int) -> np.ndarray:
     """Each box's width as a share of the width of the largest box of its ratio ``[N]``
-    (the zoom level :attr:`asm.cropper.CropOptions.min_scale` bounds)."""
+    (the zoom level :attr:`asm.options.CropOptions.min_scale` bounds)."""
     largest_w = np.minimum(float(width), height * ratios)
     return (boxes[:, 2] - boxes[:, 0]) / largest_w
 

@@ -16,10 +16,10 @@ Client side (the Gradio demo's TorchServe backend)::
 Options (every format): ``aspect`` (comma-separated or a repeated form field; a list in
 JSON), ``circular``, ``top_k``, ``nms_iou``, ``faces``, ``keep`` (``x1,y1,x2,y2``, boxes
 separated by ``;`` or a repeated field; ``[[x1, y1, x2, y2], ...]`` as JSON), ``focus``
-(``x,y``; ``[x, y]``), ``min_scale`` (:class:`~asm.cropper.CropOptions`), and the output
+(``x,y``; ``[x, y]``), ``min_scale`` (:class:`~asm.options.CropOptions`), and the output
 choice ``heatmap``.
 
-Answer: :meth:`CropResult.to_json <asm.cropper.CropResult.to_json>` plus, with
+Answer: :meth:`CropResult.to_json <asm.results.CropResult.to_json>` plus, with
 ``heatmap=true``, ``"heatmaps": {"theta_avg": <base64 PNG>, "theta_std": <base64 PNG>}``
 (:meth:`Analysis.overlays <asm.analysis.Analysis.overlays>`). A refusal is the error's
 ``http_status`` with ``{"error": code, "message": text}`` (:mod:`asm.errors`).
@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from asm.analysis import OVERLAY_NAMES, Analysis
-from asm.cropper import OPTION_KEYS, CropOptions, CropResult, _parse_bool, refuse_unknown
 from asm.errors import AsmError, BadRequest, echo, from_dict
+from asm.options import OPTION_KEYS, CropOptions, parse_bool, refuse_unknown
+from asm.results import CropResult
 
 __all__ = ["Request", "ServerError", "parse_form", "parse_json", "parse_body", "request", "b64decode",
            "encode_form", "answer", "error_answer", "is_error", "read_answer", "IMAGE_FIELDS", "OUTPUT_KEYS", "HOW_TO_SEND"]
@@ -77,8 +78,8 @@ def request(image: bytes, fields: Mapping[str, Any]) -> Request:
     """A :class:`Request` from the image and the option fields (any format); unknown names
     are refused (:class:`~asm.errors.InvalidOption`), so a misspelt option is never ignored."""
     refuse_unknown(fields, OPTION_KEYS + OUTPUT_KEYS)
-    heatmap = _parse_bool("heatmap", fields.get("heatmap", False))
-    return Request(image, CropOptions.parse(**{k: fields[k] for k in OPTION_KEYS if k in fields}), heatmap)
+    heatmap = parse_bool("heatmap", fields.get("heatmap", False))
+    return Request(image, CropOptions.from_mapping({k: v for k, v in fields.items() if k not in OUTPUT_KEYS}), heatmap)
 
 
 def parse_form(fields: Mapping[str, Any], content_type: str = "") -> Request:
@@ -194,7 +195,7 @@ def error_answer(error: BaseException, request_id: str = "?") -> tuple[int, dict
 
 def encode_form(options: CropOptions, heatmap: bool = False) -> dict[str, str]:
     """The text fields that carry ``options`` (and the heatmap choice) in a form; the
-    server's :func:`parse_form` gives the same :class:`~asm.cropper.CropOptions` back
+    server's :func:`parse_form` gives the same :class:`~asm.options.CropOptions` back
     (aspects travel by their labels, numbers exactly)."""
     fields = {
         "aspect": ",".join(a.label for a in options.aspects),

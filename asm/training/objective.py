@@ -8,8 +8,8 @@ from torch import Tensor
 from torch.nn import functional as F
 
 import asm.ops.pool  # noqa: F401  (registers torch.ops.asm, used below)
-from asm.evaluation.metrics import border_trend
-from asm.models import normalize
+from asm.geometry import map_rows
+from asm.models import border_trend, normalize
 from asm.models.prior import centre_prior
 from asm.training.config import TrainConfig
 from asm.training.losses import pair_ranking_loss, saliency_loss
@@ -73,7 +73,7 @@ def batch_loss(model: torch.nn.Module, examples: list[dict], cfg: TrainConfig) -
         rows, prior = [], []
         for b, e in enumerate(group):
             boxes = e["boxes"].to(device)
-            rows.append(torch.cat([torch.full((len(boxes), 1), float(b), device=device), boxes * boxes.new_tensor([w / iw, h / ih] * 2)], 1))
+            rows.append(map_rows(boxes, (iw, ih), (w, h), batch=b))
             prior.append(centre_prior(boxes, iw, ih))
             n = len(e["group"])
             i, j = _pairs(e["kept"], e["group"], cfg.delta, cfg.nested, _grown(e["boxes"], n))

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from asm.data.gaze import GazeSample
-from asm.evaluation.metrics import VALIDATION_ASPECTS as VAL_ASPECTS, border_trend, density_kept
-from asm.models import ASMNet
+from asm.geometry import VALIDATION_ASPECTS as VAL_ASPECTS, centre_crop, density_kept, fixations_kept
+from asm.models import ASMNet, border_trend
 from asm.search.candidates import random_cut
 from asm.training.config import TrainConfig, serving_preset
 
@@ -22,8 +22,6 @@ def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) 
     by the centre crop, per validation set (human fixation points where known, else the
     target density); ``<set>_kept`` / ``<set>_centre`` are the means over the aspects."""
     from asm.cropper import Cropper
-    from asm.evaluation.metrics import fixations_kept
-    from asm.evaluation.peers import centre_crop
 
     model.eval()
     cropper = Cropper(model, **asdict(serving_preset(cfg)), device=next(model.parameters()).device)

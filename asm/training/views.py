@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from asm.data.gaze import GazeSample
-from asm.evaluation.metrics import density_kept
+from asm.geometry import density_kept
 from asm.search.candidates import largest_box, random_cut
 from asm.training.config import TrainConfig, serving_preset
 

@@ -1,0 +1,158 @@
+"""The crop search (paper §3.3): the best boxes of each requested aspect on one image's score
+map, in two stages (coarse anchors, then a fine search around the best), each scored in one
+call of the :class:`~asm.search.scorer.Scorer`.
+
+Faces, keep-regions and the focus point (:mod:`asm.search.constraints`) add candidates fitted
+around them and terms to each candidate's score.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from asm.errors import InvalidOption
+from asm.options import CropOptions
+from asm.results import Crop, CropResult
+from asm.search.candidates import (FREE_ASPECTS, box_iou, coarse_candidates, first_rows, iter_nms, nms, refine_candidates,
+                                   snap_box, unique_boxes)
+from asm.search.constraints import Wishes, smallest_side_share
+from asm.search.faces import detect_faces, prominence
+from asm.search.scorer import Scorer
+
+if TYPE_CHECKING:
+    from asm.prepare import Prepared
+
+__all__ = ["search", "image_wishes", "REFINE_SEEDS"]
+
+#: The second stage refines this many of the best coarse candidates of each aspect (kept
+#: apart by suppression) per crop asked for, up to two crops, or 3 per crop when more (the
+#: measurement behind 5: benchmarks/results/settings.md).
+REFINE_SEEDS = 5
+
+
+def image_wishes(prepared: Prepared, options: CropOptions) -> tuple[Wishes, np.ndarray]:
+    """Faces (detected unless ``options.faces`` is off; ``[F, 5]`` as
+    :func:`asm.search.faces.detect_faces` gives them), keep-regions and focus point of one
+    image, checked against its size (:class:`~asm.errors.InvalidOption` if outside)."""
+    W, H = prepared.width, prepared.height
+    for i, (x1, y1, x2, y2) in enumerate(options.keep):
+        if x2 > W or y2 > H:
+            raise InvalidOption(f"keep box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] lies outside the {W}x{H} image")
+    if options.focus is not None and not (options.focus[0] <= W and options.focus[1] <= H):
+        raise InvalidOption(f"focus [{options.focus[0]:g}, {options.focus[1]:g}] lies outside the {W}x{H} image")
+    faces = detect_faces(prepared.preview, size=(W, H)) if options.faces else np.zeros((0, 5))
+    return Wishes(W, H, faces[:, :4].copy(), prominence(faces),
+                  np.array(options.keep, dtype=np.float64).reshape(-1, 4), options.focus), faces
+
+
+def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResult:
+    """Two-stage search (coarse anchors, then a fine search around the best) for every
+    aspect in ``options``, each stage scored in one call of the pooling op.
+
+    Faces, keep-regions and the focus point (:mod:`asm.search.constraints`) add candidates
+    fitted around them and terms to each candidate's score: first no keep-region left
+    out and no face cut through wherever some candidate manages it, then the model's
+    score plus the faces held whole (by prominence) and the pull of the focus point.
+    """
+    W, H = prepared.width, prepared.height
+    wishes, faces = image_wishes(prepared, options)
+    ratios, owner = [], []  # candidate ratio -> index of the requested aspect
+    for a, aspect in enumerate(options.aspects):
+        for r in ([aspect.ratio] if aspect.ratio is not None else [w / h for w, h in FREE_ASPECTS] + [W / H]):
+            ratios.append(r)
+            owner.append(a)
+    boxes, group = coarse_candidates(ratios, W, H, min_scale=options.min_scale)
+    aspect_of = np.array(owner)[group]
+    if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
+        boxes, source = wishes.variants(boxes)
+        aspect_of = aspect_of[source]
+    boxes, aspect_of, objective, spread = _rank(scorer, boxes, aspect_of, wishes, options.circular)
+
+    # stage 2: refine the best few (kept diverse) of each aspect, all in one call
+    n_seeds = max(REFINE_SEEDS * min(options.top_k, 2), 3 * options.top_k)
+    seeds = [np.flatnonzero(aspect_of == a) for a in range(len(options.aspects))]
+    # (suppression in float32, as the search always ranked its seeds)
+    seeds = [s[nms(boxes[s].astype(np.float32), objective[s].astype(np.float32), 0.7, n_seeds)] for s in seeds]
+    seed_idx = np.concatenate(seeds)
+    free = np.array([a.free for a in options.aspects])[aspect_of[seed_idx]]
+    fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
+    fine, fine_aspects, fine_objective, _ = _rank(scorer, wishes.project(fine), aspect_of[seed_idx][from_seed], wishes,
+                                                  options.circular, spread)
+    all_boxes = np.concatenate([boxes, fine])
+    all_objective = np.concatenate([objective, fine_objective])
+    all_aspects = np.concatenate([aspect_of, fine_aspects])
+    all_ratios = (all_boxes[:, 2] - all_boxes[:, 0]) / (all_boxes[:, 3] - all_boxes[:, 1])
+    too_small = smallest_side_share(all_boxes, all_ratios, W, H) < options.min_scale - 0.01
+    all_objective[too_small] = -float("inf")  # refinement shrank them past the zoom limit
+
+    # the best top_k of each aspect, kept apart by non-maximum suppression on the pixel
+    # boxes actually returned (snapping moves boxes; equal boxes are never returned twice)
+    picked: list[tuple[int, list[int]]] = []
+    for a, aspect in enumerate(options.aspects):
+        sel = np.flatnonzero((all_aspects == a) & ~too_small)
+        kept: list[list[int]] = []
+        for j in iter_nms(all_boxes[sel].astype(np.float32), all_objective[sel].astype(np.float32), options.nms_iou):
+            i = int(sel[j])
+            box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
+            if not kept or (box not in kept and float(box_iou(np.array([box]), np.array(kept)).max()) <= options.nms_iou):
+                kept.append(box)
+                if len(kept) == options.top_k:
+                    break
+        picked += [(a, b) for b in kept]
+    snapped = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
+    model_scores = scorer.score(snapped, W, H, options.circular)
+    final = (model_scores + wishes.soft(snapped, spread)).tolist()
+    rank = (wishes.hard(snapped) + np.array(final, dtype=np.float64)).tolist()
+    shape = "circle" if options.circular else "rect"
+    crops = []
+    for (a, b), s in zip(picked, final):
+        faces_kept, keep_kept = wishes.kept(b)
+        crops.append(Crop(b, float(s), options.aspects[a].label, shape,
+                          faces_kept if options.faces else None, keep_kept if options.keep else None))
+    order = sorted(range(len(crops)), key=lambda j: (picked[j][0], -rank[j]))  # best first per aspect
+    return CropResult(W, H, [crops[j] for j in order], faces.tolist() if options.faces else None,
+                      _warnings(wishes, options, ratios, owner))
+
+
+def _rank(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, wishes: Wishes, circular: bool,
+          spread: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """One stage of the search: the objective of candidates ``boxes [N, 4]`` of the aspects
+    ``aspect_of [N]``, each distinct box scored once (candidates repeat: equal aspects, boxes
+    pushed against the image's edges or fitted around the same face).
+
+    Returns the first row of each distinct (aspect, box) pair, in order (a repeat changes
+    no search result: suppression drops it): ``boxes [M, 4]``, ``aspect_of [M]``,
+    ``objective [M]``; and the spread (standard deviation) of the scores of all N rows,
+    which sets the scale of the soft terms (``spread`` when given).
+    """
+    distinct, inverse = unique_boxes(boxes)
+    scores = scorer.score(distinct, wishes.width, wishes.height, circular)
+    if spread is None:
+        spread = float(scores[inverse].std(ddof=1)) if len(inverse) > 1 else 1.0
+    objective = _objective(wishes, distinct, scores, spread)
+    if len(distinct) == len(boxes):  # no repeats (one fixed aspect, no faces)
+        return boxes, aspect_of, objective[inverse], spread
+    rows = first_rows(aspect_of * len(distinct) + inverse)
+    return boxes[rows], aspect_of[rows], objective[inverse[rows]], spread
+
+
+def _objective(wishes: Wishes, boxes: np.ndarray, scores: np.ndarray, spread: float) -> np.ndarray:
+    """What the search maximises: the hard terms (keep-regions, faces cut) dominate."""
+    if wishes.empty:
+        return scores
+    return scores + wishes.soft(boxes, spread) + wishes.hard(boxes)
+
+
+def _warnings(wishes: Wishes, options: CropOptions, ratios: list[float], owner: list[int]) -> list[str]:
+    """One sentence per aspect whose crop cannot hold every keep-region and the focus point."""
+    if len(wishes.required) == 0:
+        return []
+    fit = wishes.required_fits(np.array(ratios, dtype=np.float64))
+    out = []
+    for a, aspect in enumerate(options.aspects):
+        if not any(bool(fit[i]) for i, o in enumerate(owner) if o == a):
+            out.append(f"the keep-regions and focus point do not fit together in a {aspect.label} crop of this "
+                       "image; the crop holds as much of them as it can")
+    return out
