@@ -21,9 +21,11 @@ __all__ = ["CropOptions", "OPTION_KEYS", "DEFAULT_MIN_SCALE", "MAX_TOP_K", "MAX_
 MAX_TOP_K = 20
 #: Options accepted by :meth:`CropOptions.from_mapping` (servers and forms).
 OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "faces", "keep", "focus", "min_scale")
-#: The smallest crop side, as a share of the largest box of the aspect, by default (chosen on
-#: held-out photos: benchmarks/results/faces.md).
-DEFAULT_MIN_SCALE = 0.6
+#: The smallest crop side of a fixed aspect, as a share of the largest box of the aspect, by
+#: default: 1, the largest box (as smartcrop, libvips, Thumbor, Cloudinary and imgix place it);
+#: zoom only when asked. Free crops choose their own size (asm.search.framing). Zooming by
+#: default (0.6) kept fewer fixations on every validation set: benchmarks/results/eval.md.
+DEFAULT_MIN_SCALE = 1.0
 #: The most keep-regions one request may give.
 MAX_KEEP = 16
 
@@ -135,7 +137,7 @@ class CropOptions:
     faces: bool = True  # detect faces, keep them whole and let them weigh in the score
     keep: tuple[tuple[float, float, float, float], ...] = ()  # regions x1, y1, x2, y2 every crop must hold
     focus: tuple[float, float] | None = None  # a point x, y the crops are pulled towards (and hold)
-    min_scale: float = DEFAULT_MIN_SCALE  # smallest crop side, as a share of the largest box's
+    min_scale: float = DEFAULT_MIN_SCALE  # fixed aspects: smallest crop side, as a share of the largest box's
 
     def __post_init__(self) -> None:
         _parse_int("top_k", self.top_k, 1, MAX_TOP_K)

@@ -30,7 +30,7 @@ ASPECTS = ["9:16", "3:4", "1:1", "4:3", "16:9", "1.91:1", (3, 2), "21:9"]
 @pytest.mark.parametrize("shape", [(427, 640), (640, 427), (300, 300), (200, 1500), (1500, 120)])
 def test_every_aspect_exact_and_inside(cropper, shape):
     img = np.full((*shape, 3), 128, np.uint8)
-    result = cropper.crop(img, aspect=ASPECTS, top_k=2)
+    result = cropper.crop(img, aspect=ASPECTS, top_k=2, min_scale=0.6)  # zoom allowed: two distinct crops of each
     assert (result.width, result.height) == (shape[1], shape[0])
     assert len(result.crops) == 2 * len(ASPECTS)
     for crop in result.crops:
@@ -45,7 +45,7 @@ def test_every_aspect_exact_and_inside(cropper, shape):
 
 
 def test_aspect_labels_in_request_order(cropper, photo):
-    result = cropper.crop(photo, aspect=["16:9", "1:1"], top_k=3)
+    result = cropper.crop(photo, aspect=["16:9", "1:1"], top_k=3, min_scale=0.6)
     assert [c.aspect for c in result.crops] == ["16:9"] * 3 + ["1:1"] * 3
     for first in (0, 3):  # each aspect's top-k, best first
         scores = [c.score for c in result.crops[first:first + 3]]
@@ -56,13 +56,13 @@ def test_free_aspect_within_sane_bounds(cropper, photo):
     crop = cropper.crop(photo).crops[0]
     w, h = crop.box[2] - crop.box[0], crop.box[3] - crop.box[1]
     assert crop.aspect == "free"
-    assert 0.45 <= w / h <= 2.2
-    largest_w = min(640, 427 * w / h)  # the crop's side is at least min_scale of the largest box of its shape
-    assert w >= DEFAULT_MIN_SCALE * largest_w - 2
+    # a shape people pick (asm.search.framing): near the photo's aspect, most of its area
+    assert 0.5 <= (w / h) / (640 / 427) <= 2.0
+    assert 0.3 <= w * h / (640 * 427) <= 1.0
 
 
 def test_circular_crops_are_square_and_inside(cropper, photo):
-    result = cropper.crop(photo, circular=True, top_k=3)
+    result = cropper.crop(photo, circular=True, top_k=3, min_scale=0.6)
     assert len(result.crops) == 3
     for c in result.crops:
         x1, y1, x2, y2 = c.box
@@ -80,6 +80,21 @@ def test_top_k_is_diverse(cropper, photo):
     assert (iou[~torch.eye(len(crops), dtype=torch.bool)] <= 0.4 + 0.02).all()
 
 
+def test_largest_box_by_default_and_fewer_crops_said_in_words(cropper, photo):
+    """A fixed aspect places the largest box unless min_scale asks for zoom; when the largest
+    box leaves room for fewer than top_k distinct crops, the answer says so."""
+    result = cropper.crop(photo, aspect=["16:9", "1:1"], top_k=3)
+    by_aspect = {a: [c.box for c in result.crops if c.aspect == a] for a in ("16:9", "1:1")}
+    assert [b[2] - b[0] for b in by_aspect["16:9"]] == [640] * len(by_aspect["16:9"])  # 640 x 360: the largest box
+    assert all(b[3] - b[1] == 427 for b in by_aspect["1:1"])
+    # 67 px of room hold no second 16:9 crop; 213 px hold two 1:1 crops with IoU <= 0.5, not three
+    assert len(by_aspect["16:9"]) == 1 and len(by_aspect["1:1"]) == 2
+    assert result.warnings == [f"only {n} distinct {a} crop(s) of this image at min_scale 1 (the largest box has little "
+                               "room to move); a lower min_scale gives more" for a, n in (("16:9", 1), ("1:1", 2))]
+    zoomed = cropper.crop(photo, aspect="16:9", top_k=3, min_scale=0.6)
+    assert len(zoomed.crops) == 3 and not zoomed.warnings and min(c.box[2] - c.box[0] for c in zoomed.crops) < 640
+
+
 def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
     """With a map that rewards one region, the search must pick a crop around it."""
     prepared = cropper.prepare(photo)
@@ -91,7 +106,7 @@ def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
     cx = (crop.box[0] + crop.box[2]) / 2
     assert cx > 640 * 0.6
     # and stage 2 never loses to stage 1: the final score is at least the best anchor
-    boxes, _ = coarse_candidates([1.0], 640, 427)
+    boxes, _ = coarse_candidates([1.0], 640, 427, min_scale=DEFAULT_MIN_SCALE)  # the anchors of the default search
     best_anchor = float(cropper.scorer(m).score(boxes, 640, 427, False).max())
     assert crop.score >= best_anchor - 1e-3
 
@@ -302,7 +317,7 @@ def test_returned_boxes_obey_nms_and_come_best_first(cropper, seed, aspect, nms_
     rng = np.random.default_rng(seed)
     h, w = rng.integers(97, 400, 2)
     img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
-    crops = cropper.crop(img, aspect=aspect, top_k=6, nms_iou=nms_iou).crops
+    crops = cropper.crop(img, aspect=aspect, top_k=6, nms_iou=nms_iou, min_scale=0.6).crops
     assert len(crops) >= 2
     scores = [c.score for c in crops]
     assert scores == sorted(scores, reverse=True)
@@ -314,7 +329,7 @@ def test_returned_boxes_obey_nms_and_come_best_first(cropper, seed, aspect, nms_
 @pytest.mark.parametrize("aspect", [None, "1:1", "16:9"])
 def test_nms_iou_one_still_gives_distinct_boxes(cropper, aspect):
     img = (np.random.default_rng(0).random((427, 640, 3)) * 60).astype(np.uint8)  # near-flat: equal boxes tie
-    crops = cropper.crop(img, aspect=aspect, top_k=3, nms_iou=1).crops
+    crops = cropper.crop(img, aspect=aspect, top_k=3, nms_iou=1, min_scale=0.6).crops
     assert len(crops) == 3 and len({tuple(c.box) for c in crops}) == 3
 
 

@@ -18,6 +18,7 @@ from asm.errors import ECHO_LIMIT, InvalidOption
 from asm.io import load_image
 from asm.options import DEFAULT_MIN_SCALE, CropOptions
 from asm.search.constraints import (
+    face_matters,
     Wishes,
     clear_of,
     contains,
@@ -172,38 +173,61 @@ FACE_SPOTS = [[20, 40, 90, 130, 0.9], [560, 30, 630, 120, 0.9], [280, 330, 360, 
 
 @pytest.mark.parametrize("face", FACE_SPOTS)
 @pytest.mark.parametrize("aspect", ["1:1", "4:5", "9:16", "16:9", "free"])
-def test_a_face_is_never_cut_and_is_kept(cropper, photo, monkeypatch, face, aspect):
+def test_a_face_that_matters_is_never_cut(cropper, photo, monkeypatch, face, aspect):
     _stub_faces(monkeypatch, [face])
-    result = cropper.crop(photo, aspect=aspect, top_k=3)
+    result = cropper.crop(photo, aspect=aspect, top_k=3, min_scale=0.6)
     boxes = T([c.box for c in result.crops])
-    assert not cuts(boxes, T([face[:4]])).any()
-    assert result.crops[0].faces_kept == [0]  # it fits every aspect here, so the best crop holds it
-    assert len(result.crops) == 3  # the alternatives (kept apart by NMS) may leave it out, never cut it
+    assert face_matters(boxes, T([face[:4]])).all()  # a 70 x 90 face is over 1 % of any of these crops
+    assert not cuts(boxes, T([face[:4]])).any()  # every crop holds it whole or leaves it out
+    assert len(result.crops) == 3
     assert result.to_json()["faces"] == [{"box": face[:4], "score": 0.9}]
 
 
+def test_a_face_is_held_where_the_map_agrees_not_for_its_size(cropper, photo, monkeypatch):
+    """The photo's interest is the orange block at x 380-520: a face on it is held whole; a face
+    in the far corner is not cut, but does not drag the crop there."""
+    on_block = [400, 160, 470, 250, 0.9]
+    _stub_faces(monkeypatch, [on_block])
+    assert cropper.crop(photo, aspect="9:16").crops[0].faces_kept == [0]
+    corner = FACE_SPOTS[0]
+    _stub_faces(monkeypatch, [corner])
+    plain = cropper.crop(photo, aspect="9:16", faces=False).crops[0].box
+    crop = cropper.crop(photo, aspect="9:16").crops[0]
+    assert crop.faces_kept == [] and not cuts(T([crop.box]), T([corner[:4]])).any()
+    assert crop.box == plain  # the model's crop already leaves the corner face out whole
+
+
+def test_in_a_crowd_the_crop_follows_the_content(cropper, photo, monkeypatch):
+    """Twenty small faces spread over the photo: none matters to a 9:16 crop (each is 0.6 % of
+    it, under 1 % x sqrt(20 / 4)), so the crop is the model's, not a face-free strip."""
+    crowd = [[x, y, x + 24, y + 26, 0.9] for x in range(10, 640, 64) for y in (40, 300)]
+    _stub_faces(monkeypatch, crowd)
+    box = cropper.crop(photo, aspect="9:16").crops[0].box
+    assert not face_matters(T([box]), T([f[:4] for f in crowd])).any()
+    assert box == cropper.crop(photo, aspect="9:16", faces=False).crops[0].box
+
+
 def test_faces_off_ignores_them(cropper, photo, monkeypatch):
-    _stub_faces(monkeypatch, [FACE_SPOTS[0]])
+    _stub_faces(monkeypatch, [[300, 150, 380, 250, 0.9]])  # where the model's crop would cut it
     result = cropper.crop(photo, aspect="9:16", faces=False)
     answer = result.to_json()
     assert "faces" not in answer and "faces_kept" not in answer["crops"][0]
-    # the same search with faces on moves the crop to the face (the model alone goes elsewhere)
-    assert not contains(T([result.crops[0].box]), T([FACE_SPOTS[0][:4]]))[0, 0]
-    assert cropper.crop(photo, aspect="9:16").crops[0].faces_kept == [0]
+    assert cuts(T([result.crops[0].box]), T([[300, 150, 380, 250]]))[0, 0]  # the model alone cuts it
+    assert not cuts(T([cropper.crop(photo, aspect="9:16").crops[0].box]), T([[300, 150, 380, 250]]))[0, 0]
 
 
-def test_when_not_all_faces_fit_the_most_prominent_is_kept(cropper, photo, monkeypatch):
+def test_when_not_all_faces_fit_none_is_cut(cropper, photo, monkeypatch):
     big, small = [20, 60, 140, 200, 0.95], [540, 80, 600, 150, 0.9]  # too far apart for one 9:16 crop
     _stub_faces(monkeypatch, [big, small])
     crop = cropper.crop(photo, aspect="9:16").crops[0]
-    assert crop.faces_kept == [0]
+    assert len(crop.faces_kept) <= 1
     assert not cuts(T([crop.box]), T([big[:4], small[:4]])).any()
 
 
 def test_keep_regions_stay_inside_or_the_answer_says_why(cropper, photo, monkeypatch):
     _stub_faces(monkeypatch, [])
     corner = [560, 350, 630, 420]
-    result = cropper.crop(photo, aspect=["1:1", "9:16", "free"], keep=[corner], top_k=2)
+    result = cropper.crop(photo, aspect=["1:1", "9:16", "free"], keep=[corner], top_k=2, min_scale=0.6)
     assert all(c.keep_kept == [0] for c in result.crops) and not result.warnings
     assert contains(T([c.box for c in result.crops]), T([corner])).all()
     apart = [[5, 5, 60, 60], [580, 5, 635, 60]]  # no 9:16 crop spans both

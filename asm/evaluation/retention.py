@@ -42,7 +42,7 @@ def fixation_retention(cropper, data, limit: int | None = None, progress: bool =
     ``{"crops", "cut", "cut_heads"}`` (drawn head boxes, where the set has them).
     """
     from asm.options import CropOptions
-    from asm.search.constraints import cuts, face_matters
+    from asm.search.constraints import cuts_faces_that_matter
 
     timer = timer or Timer()
     status = status or _peer_status()
@@ -80,7 +80,7 @@ def fixation_retention(cropper, data, limit: int | None = None, progress: bool =
         cut["photos_with_faces"] += int(len(faces) > 0)
         for key, regions in (("cut", faces), ("cut_heads", heads)):
             if len(regions):
-                cut[key] += int((cuts(boxes, regions) & face_matters(boxes, regions)).any(axis=1).sum())
+                cut[key] += int(cuts_faces_that_matter(boxes, regions).any(axis=1).sum())
         for a, ratio in RETENTION_ASPECTS:
             for pname, peer in peer_mod.PEERS.items():
                 if status[pname][0]:

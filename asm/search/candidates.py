@@ -21,7 +21,6 @@ from asm.errors import InvalidOption, echo
 
 __all__ = [
     "Aspect",
-    "FREE_ASPECTS",
     "largest_box",
     "parse_aspect",
     "parse_aspects",
@@ -39,8 +38,6 @@ __all__ = [
 #: Allowed aspect ratios (width / height) lie in [1 / MAX_RATIO, MAX_RATIO].
 MAX_RATIO = 10.0
 MAX_ASPECTS = 12
-#: Aspect ratios the free search starts from (it then varies them by ~10%).
-FREE_ASPECTS = ((9, 16), (2, 3), (3, 4), (1, 1), (4, 3), (3, 2), (16, 9))
 #: Anchors go down to crops of about this share of the image area...
 MIN_AREA = 1 / 3
 #: ...but always span at least sides 0.85..1 and never go below 0.58 of the largest box.

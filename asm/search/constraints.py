@@ -25,24 +25,29 @@ __all__ = [
     "pad_boxes",
     "focus_prior",
     "smallest_side_share",
+    "face_matters",
+    "cuts_faces_that_matter",
 ]
 
 #: Faces are padded by this share of their size on every side (hair, chin) before a crop
 #: is asked to hold them with room around them.
 FACE_PAD = 0.15
-#: Objective terms. Hard: a keep-region left out (per share of its area) and a face cut
-#: through cost far more than any score difference, so the search first minimises them.
+#: Objective terms. Hard: a keep-region left out (per share of its area) and a face that
+#: matters cut through cost far more than any score difference, so the search first minimises them.
 KEEP_COST = 1e8
 CUT_COST = 1e5
-#: Then a face that is not held whole costs this much times its prominence, for faces at
-#: least :data:`PROMINENT` as prominent as the first: the most prominent faces are held
-#: whole whenever some crop can hold them (tiny faces in a crowd only weigh in the score).
-HOLD_COST = 1e3
-PROMINENT = 0.1
+#: A face *matters* to a crop when its area is at least this share of the crop's area (a head
+#: about a tenth of the crop's side)...
+MATTER_SHARE = 0.01
+#: ...times ``sqrt(faces / CROWD)`` when more than ``CROWD`` faces were found: in a crowd the
+#: crop follows the content, and only its larger faces must stay whole.
+CROWD = 4
 #: Soft, in units of the spread of the image's crop scores: a face held whole (with its
-#: padding) adds ``FACE_GAIN`` times its prominence; the focus pull is ``FOCUS_GAIN`` times
-#: :func:`focus_prior`.
-FACE_GAIN = 0.5
+#: padding) adds ``FACE_GAIN`` times its prominence, so a face is held where the score map
+#: nearly agrees, never for its size alone; the focus pull is ``FOCUS_GAIN`` times
+#: :func:`focus_prior`. (The values were chosen on the fixation sets' training photos:
+#: benchmarks/results/face_rule.md.)
+FACE_GAIN = 0.25
 FOCUS_GAIN = 0.5
 #: Candidates are also fitted around the 1, 2, ... most prominent faces, up to this many.
 MAX_FACE_SETS = 3
@@ -200,16 +205,13 @@ class Wishes:
         return out
 
     def hard(self, boxes: np.ndarray) -> np.ndarray:
-        """``[N]`` <= 0: minus the cost of required regions left out (by area share), of
-        faces cut through and of prominent faces not held whole."""
+        """``[N]`` <= 0: minus the cost of required regions left out (by area share) and of
+        faces that matter cut through (:func:`cuts_faces_that_matter`)."""
         cost = np.zeros(boxes.shape[0], dtype=np.float64)
         if len(self.required):
             cost += KEEP_COST * _outside_share(boxes, self.required).sum(axis=1)
         if len(self.faces):
-            inside = contains(boxes, self.faces)
-            cost += CUT_COST * cuts(boxes, self.faces, inside=inside).sum(axis=1, dtype=np.float64)
-            weight = np.where(self.weight >= PROMINENT, self.weight, 0.0)
-            cost += HOLD_COST * ((~inside) * weight).sum(axis=1)
+            cost += CUT_COST * cuts_faces_that_matter(boxes, self.faces).sum(axis=1, dtype=np.float64)
         return -cost
 
     def soft(self, boxes: np.ndarray, spread: float) -> np.ndarray:
@@ -228,6 +230,22 @@ class Wishes:
         faces = np.flatnonzero(contains(b, self.faces)[0]).tolist() if len(self.faces) else []
         keep = np.flatnonzero(contains(b, self.keep)[0]).tolist() if len(self.keep) else []
         return faces, keep
+
+
+def face_matters(boxes: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``[N, F]`` bool: face ``f`` of ``faces [F, 4]`` matters to crop ``n`` of ``boxes [N, 4]``:
+    its area is at least :data:`MATTER_SHARE` of the crop's, times ``sqrt(F / CROWD)`` when
+    there are more than :data:`CROWD` faces."""
+    face_area = (faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])
+    box_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    share = MATTER_SHARE * max(1.0, float(np.sqrt(len(faces) / CROWD)))
+    return face_area[None, :] >= share * box_area[:, None]
+
+
+def cuts_faces_that_matter(boxes: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``[N, F]`` bool: crop ``n`` runs through face ``f`` and the face matters to it
+    (:func:`face_matters`): what the search avoids first, and what ``asm eval`` counts."""
+    return cuts(boxes, faces) & face_matters(boxes, faces)
 
 
 def _outside_share(boxes: np.ndarray, regions: np.ndarray) -> np.ndarray:

@@ -19,10 +19,24 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["features", "framing_prior", "framing_model", "FEATURES"]
+__all__ = ["features", "framing_prior", "framing_model", "free_ratios", "FEATURES", "RELATIVE_ASPECTS", "FRAMING_WEIGHT"]
 
 #: The features of a crop, in the order of the fitted mean and covariance.
 FEATURES = ("log_rel_aspect", "area", "dx", "dy")
+#: The free search's candidate shapes: aspect ratios relative to the photo's (people's
+#: best-rated crops lie between 0.80 and 1.37 of it in 90 % of GAICD photos); the fine
+#: stage stretches them by up to 10 %.
+RELATIVE_ASPECTS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6)
+#: A free crop's objective is its score plus this many spreads of the image's crop scores
+#: times :func:`framing_prior`: one standard deviation of score is worth one unit of log
+#: density. Chosen on OSIE training photos from 0, 0.25, 0.5, 1 and 2: the most fixations
+#: kept with shapes like people's (benchmarks/results/eval.md, "Free crops").
+FRAMING_WEIGHT = 1.0
+
+
+def free_ratios(width: float, height: float) -> list[float]:
+    """The aspect ratios (width / height) the free search starts from in a ``width x height`` photo."""
+    return [r * width / height for r in RELATIVE_ASPECTS]
 
 
 def features(boxes: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -15,10 +15,11 @@ import numpy as np
 from asm.errors import InvalidOption
 from asm.options import CropOptions
 from asm.results import Crop, CropResult
-from asm.search.candidates import (FREE_ASPECTS, box_iou, coarse_candidates, first_rows, iter_nms, nms, refine_candidates,
-                                   snap_box, unique_boxes)
+from asm.search.candidates import (box_iou, coarse_candidates, first_rows, iter_nms, nms, refine_candidates, snap_box,
+                                   unique_boxes)
 from asm.search.constraints import Wishes, smallest_side_share
 from asm.search.faces import detect_faces, prominence
+from asm.search.framing import FRAMING_WEIGHT, framing_prior, free_ratios
 from asm.search.scorer import Scorer
 
 if TYPE_CHECKING:
@@ -60,15 +61,23 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
     wishes, faces = image_wishes(prepared, options)
     ratios, owner = [], []  # candidate ratio -> index of the requested aspect
     for a, aspect in enumerate(options.aspects):
-        for r in ([aspect.ratio] if aspect.ratio is not None else [w / h for w, h in FREE_ASPECTS] + [W / H]):
+        for r in [aspect.ratio] if aspect.ratio is not None else free_ratios(W, H):
             ratios.append(r)
             owner.append(a)
-    boxes, group = coarse_candidates(ratios, W, H, min_scale=options.min_scale)
+    is_free = np.array([a.free for a in options.aspects])
+    # fixed aspects from the largest box down to min_scale; free shapes at their own sizes
+    parts = []
+    for free, min_scale in ((False, options.min_scale), (True, None)):
+        which = np.array([i for i, o in enumerate(owner) if is_free[o] == free], dtype=np.int64)
+        if len(which):
+            b, g = coarse_candidates([ratios[i] for i in which], W, H, min_scale=min_scale)
+            parts.append((b, which[g]))
+    boxes, group = np.concatenate([b for b, _ in parts]), np.concatenate([g for _, g in parts])
     aspect_of = np.array(owner)[group]
     if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
         boxes, source = wishes.variants(boxes)
         aspect_of = aspect_of[source]
-    boxes, aspect_of, objective, spread = _rank(scorer, boxes, aspect_of, wishes, options.circular)
+    boxes, aspect_of, objective, spread = _rank(scorer, boxes, aspect_of, is_free, wishes, options.circular)
 
     # stage 2: refine the best few (kept diverse) of each aspect, all in one call
     n_seeds = max(REFINE_SEEDS * min(options.top_k, 2), 3 * options.top_k)
@@ -76,34 +85,38 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
     # (suppression in float32, as the search always ranked its seeds)
     seeds = [s[nms(boxes[s].astype(np.float32), objective[s].astype(np.float32), 0.7, n_seeds)] for s in seeds]
     seed_idx = np.concatenate(seeds)
-    free = np.array([a.free for a in options.aspects])[aspect_of[seed_idx]]
-    fine, from_seed = refine_candidates(boxes[seed_idx], free, W, H)
-    fine, fine_aspects, fine_objective, _ = _rank(scorer, wishes.project(fine), aspect_of[seed_idx][from_seed], wishes,
-                                                  options.circular, spread)
+    fine, from_seed = refine_candidates(boxes[seed_idx], is_free[aspect_of[seed_idx]], W, H)
+    fine, fine_aspects, fine_objective, _ = _rank(scorer, wishes.project(fine), aspect_of[seed_idx][from_seed], is_free,
+                                                  wishes, options.circular, spread)
     all_boxes = np.concatenate([boxes, fine])
     all_objective = np.concatenate([objective, fine_objective])
     all_aspects = np.concatenate([aspect_of, fine_aspects])
     all_ratios = (all_boxes[:, 2] - all_boxes[:, 0]) / (all_boxes[:, 3] - all_boxes[:, 1])
-    too_small = smallest_side_share(all_boxes, all_ratios, W, H) < options.min_scale - 0.01
-    all_objective[too_small] = -float("inf")  # refinement shrank them past the zoom limit
+    too_small = (smallest_side_share(all_boxes, all_ratios, W, H) < options.min_scale - 0.01) & ~is_free[all_aspects]
+    all_objective[too_small] = -float("inf")  # refinement shrank them past the zoom limit (fixed aspects)
 
     # the best top_k of each aspect, kept apart by non-maximum suppression on the pixel
     # boxes actually returned (snapping moves boxes; equal boxes are never returned twice)
     picked: list[tuple[int, list[int]]] = []
+    short: list[str] = []  # aspects with fewer than top_k distinct crops
     for a, aspect in enumerate(options.aspects):
         sel = np.flatnonzero((all_aspects == a) & ~too_small)
         kept: list[list[int]] = []
         for j in iter_nms(all_boxes[sel].astype(np.float32), all_objective[sel].astype(np.float32), options.nms_iou):
             i = int(sel[j])
             box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
-            if not kept or (box not in kept and float(box_iou(np.array([box]), np.array(kept)).max()) <= options.nms_iou):
+            if not kept or (box not in kept and not _repeats(box, kept, options.nms_iou, aspect.free)):
                 kept.append(box)
                 if len(kept) == options.top_k:
                     break
         picked += [(a, b) for b in kept]
+        if len(kept) < options.top_k:
+            short.append(f"only {len(kept)} distinct {aspect.label} crop(s) of this image at min_scale {options.min_scale:g} "
+                         "(the largest box has little room to move); a lower min_scale gives more")
     snapped = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
     model_scores = scorer.score(snapped, W, H, options.circular)
-    final = (model_scores + wishes.soft(snapped, spread)).tolist()
+    framing = _framing(snapped, np.array([a for a, _ in picked], dtype=np.int64), is_free, W, H, spread)
+    final = (model_scores + wishes.soft(snapped, spread) + framing).tolist()  # a free crop's score says how people frame too
     rank = (wishes.hard(snapped) + np.array(final, dtype=np.float64)).tolist()
     shape = "circle" if options.circular else "rect"
     crops = []
@@ -113,14 +126,15 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
                           faces_kept if options.faces else None, keep_kept if options.keep else None))
     order = sorted(range(len(crops)), key=lambda j: (picked[j][0], -rank[j]))  # best first per aspect
     return CropResult(W, H, [crops[j] for j in order], faces.tolist() if options.faces else None,
-                      _warnings(wishes, options, ratios, owner))
+                      _warnings(wishes, options, ratios, owner) + short)
 
 
-def _rank(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, wishes: Wishes, circular: bool,
+def _rank(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, is_free: np.ndarray, wishes: Wishes, circular: bool,
           spread: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """One stage of the search: the objective of candidates ``boxes [N, 4]`` of the aspects
-    ``aspect_of [N]``, each distinct box scored once (candidates repeat: equal aspects, boxes
-    pushed against the image's edges or fitted around the same face).
+    ``aspect_of [N]`` (``is_free [A]``: which aspects are free), each distinct box scored once
+    (candidates repeat: equal aspects, boxes pushed against the image's edges or fitted around
+    the same face).
 
     Returns the first row of each distinct (aspect, box) pair, in order (a repeat changes
     no search result: suppression drops it): ``boxes [M, 4]``, ``aspect_of [M]``,
@@ -133,16 +147,44 @@ def _rank(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, wishes: Wish
         spread = float(scores[inverse].std(ddof=1)) if len(inverse) > 1 else 1.0
     objective = _objective(wishes, distinct, scores, spread)
     if len(distinct) == len(boxes):  # no repeats (one fixed aspect, no faces)
-        return boxes, aspect_of, objective[inverse], spread
-    rows = first_rows(aspect_of * len(distinct) + inverse)
-    return boxes[rows], aspect_of[rows], objective[inverse[rows]], spread
+        rows, values = np.arange(len(boxes)), objective[inverse]
+    else:
+        rows = first_rows(aspect_of * len(distinct) + inverse)
+        values = objective[inverse[rows]]
+    values = values + _framing(boxes[rows], aspect_of[rows], is_free, wishes.width, wishes.height, spread)
+    return boxes[rows], aspect_of[rows], values, spread
 
 
 def _objective(wishes: Wishes, boxes: np.ndarray, scores: np.ndarray, spread: float) -> np.ndarray:
-    """What the search maximises: the hard terms (keep-regions, faces cut) dominate."""
+    """What the search maximises: the hard terms (keep-regions, faces that matter cut) dominate."""
     if wishes.empty:
         return scores
     return scores + wishes.soft(boxes, spread) + wishes.hard(boxes)
+
+
+def _framing(boxes: np.ndarray, aspect_of: np.ndarray, is_free: np.ndarray, width: int, height: int,
+             spread: float) -> np.ndarray:
+    """``[N]``: for boxes of a free aspect, how people frame (:func:`asm.search.framing.framing_prior`)
+    in units of ``spread`` times :data:`~asm.search.framing.FRAMING_WEIGHT`; 0 for fixed aspects."""
+    free = is_free[aspect_of]
+    out = np.zeros(len(boxes), dtype=np.float64)
+    if free.any():
+        out[free] = FRAMING_WEIGHT * spread * framing_prior(boxes[free], width, height)
+    return out
+
+
+def _repeats(box: list[int], kept: list[list[int]], nms_iou: float, free: bool) -> bool:
+    """Whether ``box`` repeats a crop already ``kept``: it overlaps one by more than ``nms_iou``
+    (IoU) or, for a free aspect, has nearly its shape (aspect within 10 %) and overlaps it by
+    more than ``nms_iou / 2``; so top-k free crops differ in shape as well as place."""
+    iou = box_iou(np.array([box], dtype=np.float64), np.array(kept, dtype=np.float64))[0]
+    if float(iou.max()) > nms_iou:
+        return True
+    if not free:
+        return False
+    k = np.array(kept, dtype=np.float64)
+    same_shape = np.abs(np.log(((box[2] - box[0]) / (box[3] - box[1])) / ((k[:, 2] - k[:, 0]) / (k[:, 3] - k[:, 1])))) < 0.1
+    return bool((same_shape & (iou > nms_iou / 2)).any())
 
 
 def _warnings(wishes: Wishes, options: CropOptions, ratios: list[float], owner: list[int]) -> list[str]:
