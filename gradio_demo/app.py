@@ -390,7 +390,7 @@ def build_demo(
                                       max_lines=1, elem_id="asm-keep")
                     focus = gr.Textbox("", label="Focus point", placeholder="x,y (image pixels)", max_lines=1, elem_id="asm-focus")
                     min_scale = gr.Slider(0.1, 1.0, value=DEFAULT_MIN_SCALE, step=0.05, label="Min scale",
-                                          info="Smallest crop side, as a share of the largest crop of the ratio.",
+                                          info="Fixed ratios: smallest crop side, as a share of the largest crop (1: the largest box). Free crops choose their own size.",
                                           elem_id="asm-min-scale")
                 run = gr.Button("Crop", variant="primary", elem_id="asm-run")
                 inputs = [image, aspects, custom, circular, top_k, heatmap, faces, keep, focus, min_scale]

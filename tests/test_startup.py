@@ -103,4 +103,4 @@ def test_crop_help_states_the_croppers_min_scale():
     importlib.import_module("asm.cli.crop").add_parser(parser.add_subparsers())
     (command,) = parser._subparsers._group_actions[0].choices.values()
     action = next(a for a in command._actions if a.dest == "min_scale")
-    assert f"(default {DEFAULT_MIN_SCALE:g})" in action.help
+    assert f"(default {DEFAULT_MIN_SCALE:g}:" in action.help

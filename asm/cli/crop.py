@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a region (image pixels) every crop must hold; repeat for several")
     p.add_argument("--focus", metavar="X,Y", help="a point (image pixels) the crops hold and are pulled towards")
     p.add_argument("--min-scale", default=None, metavar="S",
-                   help="smallest crop side as a share of the largest crop of the aspect, 0.1-1 (default 0.6)")
+                   help="zoom for fixed aspects: smallest crop side as a share of the largest crop of the aspect, 0.1-1 "
+                   "(default 1: the largest box; free crops choose their own size)")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write each crop, an overview with the crops drawn and (with --heatmap) heatmaps here; "
                    "inputs with the same name get -2, -3, ... in input order")
