@@ -1,0 +1,323 @@
+"""asm's Thumbor detector (asm.integrations.thumbor): Thumbor's auto_crop arithmetic inverted,
+the detector on a stand-in request, and a real Thumbor process on loopback (``integration``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("thumbor", reason="thumbor is not installed (pip install -e '.[thumbor]')")
+
+from thumbor.point import FocalPoint as ThumborPoint  # noqa: E402
+from thumbor.transformer import Transformer  # noqa: E402
+
+from asm.integrations import thumbor as asm_thumbor  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((REPO / "examples").glob("*.jpg"))
+CONF = REPO / "deploy" / "thumbor" / "thumbor.conf"
+SIZES = {"3:2": (300, 200), "2:3": (200, 300), "1:1": (100, 100)}
+KEY = "asm-test-key"
+
+
+class _Engine:
+    """Enough of a Thumbor engine for Transformer.auto_crop: a size, and the crop it makes."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.size = (width, height)
+        self.cropped: tuple[int, int, int, int] | None = None
+
+    def crop(self, left, top, right, bottom) -> None:
+        self.cropped = (left, top, right, bottom)
+
+
+def _thumbor_box(point: tuple[int, int], size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The box Thumbor's own auto_crop cuts around ``point``."""
+    engine = _Engine(*size)
+    t = Transformer(SimpleNamespace(request=SimpleNamespace(engine=engine)))
+    t.target_width, t.target_height = map(float, target)
+    t.focal_points = [ThumborPoint(*point)]
+    t.auto_crop()
+    return engine.cropped
+
+
+@pytest.mark.parametrize("size", [(800, 450), (533, 800), (801, 535), (640, 640)])
+@pytest.mark.parametrize("target", [(300, 200), (200, 300), (100, 100), (1600, 900), (91, 70)])
+def test_focal_for_box_makes_thumbor_cut_the_box(size, target):
+    if not asm_thumbor.crops_at_all(size, target):
+        assert _thumbor_box((0, 0), size, target) is None
+        return
+    cw, ch = asm_thumbor.crop_size(size, target)
+    rng = np.random.default_rng(sum(size) + sum(target))
+    for _ in range(20):  # boxes of Thumbor's size anywhere in the image, edges included
+        x1 = int(rng.integers(0, size[0] - cw + 1))
+        y1 = int(rng.integers(0, size[1] - ch + 1))
+        box = [x1, y1, x1 + cw, y1 + ch]
+        got = _thumbor_box(asm_thumbor.focal_for_box(box, size, target), size, target)
+        # a box of odd size can only start where round-half-even takes it: within a pixel
+        assert np.abs(np.subtract(got, box)).max() <= 1, (box, got)
+
+
+def _request(width=300, height=200, **kw) -> SimpleNamespace:
+    base = dict(width=width, height=height, fit_in=False, stretch=False, should_crop=False, smart=True,
+                crop={"left": 0, "top": 0, "right": 0, "bottom": 0}, focal_points=[], image_url="x.jpg")
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_target_size_only_when_auto_crop_crops():
+    assert asm_thumbor.target_size(_request(), (800, 450)) == (300.0, 200.0)
+    assert asm_thumbor.target_size(_request(fit_in=True), (800, 450)) is None
+    assert asm_thumbor.target_size(_request(height=0), (800, 450)) is None
+    assert asm_thumbor.target_size(_request(160, 90), (800, 450)) is None  # the image's own ratio
+    assert asm_thumbor.target_size(_request("orig", 450), (800, 450)) is None
+    crop = {"left": -5, "top": 10, "right": 900, "bottom": 300}
+    assert asm_thumbor.manual_region(_request(should_crop=True, crop=crop), 800, 450) == (0, 10, 800, 300)
+
+
+class _Next:
+    """A next detector in the chain that records that it ran."""
+
+    ran = 0
+
+    def __init__(self, context, index, detectors) -> None:
+        self.context = context
+
+    async def detect(self) -> None:
+        type(self).ran += 1
+
+
+def _context(engine, request, **config) -> SimpleNamespace:
+    return SimpleNamespace(request=request, config=SimpleNamespace(**config),
+                           modules=SimpleNamespace(engine=engine, storage=None))
+
+
+class _BrokenEngine:
+    size = (800, 450)
+
+    def image_data_as_rgb(self, update_image=True):
+        raise OSError("broken data stream")
+
+
+def test_an_image_asm_cannot_read_goes_to_the_next_detector():
+    _Next.ran = 0
+    context = _context(_BrokenEngine(), _request())
+    asyncio.run(asm_thumbor.Detector(context, 0, [asm_thumbor.Detector, _Next]).detect())
+    assert _Next.ran == 1 and context.request.focal_points == []
+
+
+class _ArrayEngine:
+    def __init__(self, rgb: np.ndarray) -> None:
+        self.rgb = rgb
+        self.size = (rgb.shape[1], rgb.shape[0])
+
+    def image_data_as_rgb(self, update_image=True):
+        return "RGB", self.rgb.tobytes()
+
+
+def test_the_detector_gives_one_point_and_stops_the_chain(monkeypatch, cropper):
+    monkeypatch.setattr(asm_thumbor, "cropper", lambda model=None, runtime="auto": cropper)
+    rgb = np.random.default_rng(1).integers(0, 255, (240, 400, 3), dtype=np.uint8)
+    for mode, origin in (("box", "asm crop"), ("content", "asm focal point")):
+        _Next.ran = 0
+        context = _context(_ArrayEngine(rgb), _request(), ASM_FOCAL_POINTS=mode, ASM_FACES=False)
+        asyncio.run(asm_thumbor.Detector(context, 0, [asm_thumbor.Detector, _Next]).detect())
+        (point,) = context.request.focal_points
+        assert point.origin == origin and 0 <= point.x <= 400 and 0 <= point.y <= 240 and _Next.ran == 0
+    best = cropper.analyse(rgb).crops(aspect="300:200", faces=False, min_scale=1.0).crops[0].box
+    context = _context(_ArrayEngine(rgb), _request(), ASM_FOCAL_POINTS="box", ASM_FACES=False)
+    asyncio.run(asm_thumbor.Detector(context, 0, [asm_thumbor.Detector]).detect())
+    p = context.request.focal_points[0]
+    assert np.abs(np.subtract(_thumbor_box((p.x, p.y), (400, 240), (300, 200)), best)).max() <= 1
+
+
+# ------------------------------------------------------------ a real Thumbor on loopback
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` pixels (a decompression bomb's header)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b""))
+
+
+HOSTILE = {
+    "not-an-image.jpg": b"<html>this is not a photo</html>" * 10,
+    "empty.jpg": b"",
+    "bomb.png": _png_claiming(60000, 60000),
+}
+
+
+@pytest.fixture(scope="module")
+def image_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("thumbor-images")
+    for path in EXAMPLES:
+        shutil.copy(path, root / path.name)
+    for name, data in HOSTILE.items():
+        (root / name).write_bytes(data)
+    return root
+
+
+def _get(url: str, timeout: float = 60) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+class _Thumbor:
+    """A Thumbor process listening on a socket this test bound to 127.0.0.1 (a free port)."""
+
+    def __init__(self, tmp: Path, root: Path, unsafe: bool, storage: str = "thumbor.storages.no_storage") -> None:
+        key = tmp / "security.key"
+        key.write_text(KEY)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.setblocking(False)  # Tornado accepts until the socket has none left
+        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        env = {**os.environ, "ASM_THUMBOR_ROOT": str(root), "ASM_THUMBOR_UNSAFE": "1" if unsafe else "",
+               "ASM_THUMBOR_STORAGE": storage, "ASM_THUMBOR_STORAGE_ROOT": str(tmp / "storage"),
+               "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self.log = open(tmp / "thumbor.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from thumbor.server import main; main(sys.argv[1:])",
+             "--fd", str(self.sock.fileno()), "--conf", str(CONF), "--keyfile", str(key), "-l", "info"],
+            env=env, cwd=tmp, pass_fds=(self.sock.fileno(),), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if _get(f"{self.base}/healthcheck", timeout=5)[0] == 200:
+                    break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"thumbor did not start: {(tmp / 'thumbor.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+        self.sock.close()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def unsafe_thumbor(tmp_path_factory, image_root):
+    server = _Thumbor(tmp_path_factory.mktemp("thumbor-unsafe"), image_root, unsafe=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def signed_thumbor(tmp_path_factory, image_root):
+    server = _Thumbor(tmp_path_factory.mktemp("thumbor-signed"), image_root, unsafe=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def storing_thumbor(tmp_path_factory, image_root):
+    server = _Thumbor(tmp_path_factory.mktemp("thumbor-storage"), image_root, unsafe=True,
+                      storage="thumbor.storages.file_storage")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shipped_cropper():
+    from asm import Cropper
+
+    return Cropper.from_pretrained()
+
+
+def _meta_box(server: _Thumbor, path: str, width: int, height: int) -> list[int]:
+    status, body = _get(f"{server.base}/unsafe/meta/{path}")
+    assert status == 200, body[:300]
+    meta = json.loads(body)["thumbor"]
+    crop = [op for op in meta["operations"] if op["type"] == "crop"]
+    if not crop:  # the image already has the ratio: Thumbor resizes it whole
+        return [0, 0, width, height]
+    return [crop[0][k] for k in ("left", "top", "right", "bottom")]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_thumbor_smart_crop_is_asms_crop(unsafe_thumbor, shipped_cropper):
+    for path in EXAMPLES:
+        analysis = shipped_cropper.analyse(path)
+        for aspect, (w, h) in SIZES.items():
+            box = analysis.crops(aspect=aspect, min_scale=1.0).crops[0].box
+            got = _meta_box(unsafe_thumbor, f"{w}x{h}/smart/{path.name}", analysis.width, analysis.height)
+            assert np.abs(np.subtract(got, box)).max() <= 2, (path.name, aspect, box, got)
+    # a flipped request cuts the same box (then flips it)
+    box = shipped_cropper.analyse(EXAMPLES[0]).crops(aspect="3:2", min_scale=1.0).crops[0].box
+    got = _meta_box(unsafe_thumbor, f"-300x200/smart/{EXAMPLES[0].name}", 0, 0)
+    assert np.abs(np.subtract(got, box)).max() <= 2
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_with_a_storage_every_size_gets_the_content_focal_point(storing_thumbor, shipped_cropper):
+    from asm.search.focal import content_focal_point
+
+    path = EXAMPLES[0]
+    fp = content_focal_point(shipped_cropper.analyse(path)).to_json()
+    for w, h in SIZES.values():  # the first request stores the point, the others read it
+        status, body = _get(f"{storing_thumbor.base}/unsafe/meta/{w}x{h}/smart/{path.name}")
+        assert status == 200
+        (point,) = json.loads(body)["thumbor"]["focal_points"]
+        assert (point["x"], point["y"], point["origin"]) == (fp["x"], fp["y"], "asm focal point")
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_signed_urls_are_served_and_unsigned_refused(signed_thumbor):
+    from libthumbor import CryptoURL
+
+    signed = CryptoURL(key=KEY).generate(width=300, height=200, smart=True, image_url=EXAMPLES[0].name)
+    status, body = _get(signed_thumbor.base + signed)
+    assert status == 200 and body[:2] == b"\xff\xd8"
+    assert 400 <= _get(f"{signed_thumbor.base}/unsafe/300x200/smart/{EXAMPLES[0].name}")[0] < 500
+    forged = CryptoURL(key="another key").generate(width=300, height=200, smart=True, image_url=EXAMPLES[0].name)
+    assert 400 <= _get(signed_thumbor.base + forged)[0] < 500
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_damaged_and_hostile_images_are_4xx_and_the_server_keeps_answering(unsafe_thumbor):
+    for name in [*HOSTILE, "missing.jpg", "../pyproject.toml"]:
+        status, _ = _get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{name}")
+        assert 400 <= status < 500, (name, status)
+        assert _get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{EXAMPLES[0].name}")[0] == 200
+    assert unsafe_thumbor.proc.poll() is None
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_concurrent_requests_are_all_answered(unsafe_thumbor):
+    urls = [f"{unsafe_thumbor.base}/unsafe/{w}x{h}/smart/{p.name}" for p in EXAMPLES for w, h in list(SIZES.values())[:2]]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda u: _get(u, timeout=120)[0], urls))
+    assert statuses == [200] * len(urls)
