@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from asm import CropOptions
+
 from asm.search.focal import FOCAL_ASPECTS, FocalPoint, box_at, content_focal_point, fit_centre, focal_from_boxes
 
 
@@ -38,7 +40,7 @@ def test_to_json_in_pixels_and_normalised():
 def test_content_focal_point_reproduces_the_croppers_largest_boxes(cropper):
     rng = np.random.default_rng(0)
     analysis = cropper.analyse(rng.integers(0, 255, (300, 500, 3), dtype=np.uint8))
-    fp = content_focal_point(analysis, faces=False)
+    fp = content_focal_point(analysis, CropOptions.parse(faces=False, top_k=3, min_scale=0.5))
     assert 0 <= fp.x <= 500 and 0 <= fp.y <= 300 and (fp.width, fp.height) == (500, 300)
     crops = analysis.crops(aspect=[a for a, _ in FOCAL_ASPECTS], faces=False, min_scale=1.0).crops
     assert fp == focal_from_boxes([c.box for c in crops], 500, 300)

@@ -159,6 +159,7 @@ def pixels(engine: Any) -> np.ndarray:
 
 def points(context: Any) -> list[ThumborPoint]:
     """asm's focal point for this request (runs the model: call it off the event loop)."""
+    from asm import CropOptions
     from asm.search.focal import content_focal_point
 
     request, engine = context.request, context.modules.engine
@@ -178,7 +179,7 @@ def points(context: Any) -> list[ThumborPoint]:
             best = analysis.crops(aspect=[(target[0], target[1])], faces=faces, min_scale=1.0).crops[0]
             fx, fy = focal_for_box(best.box, (right - left, bottom - top), target)
             return [ThumborPoint(left + fx, top + fy, weight=1.0, origin="asm crop")]
-    fp = content_focal_point(crop.analyse(np.ascontiguousarray(rgb)), faces=faces)
+    fp = content_focal_point(crop.analyse(np.ascontiguousarray(rgb)), CropOptions.parse(faces=faces))
     return [ThumborPoint(round(fp.x), round(fp.y), weight=1.0, origin="asm focal point")]
 
 

@@ -10,7 +10,9 @@ clamped boxes put their edges nearest (least squares) to asm's boxes. Measured a
 alternatives in ``benchmarks/results/focal.md``.
 
 >>> fp = content_focal_point(cropper.analyse("photo.jpg"))
->>> fp.to_json()    # {"x": 412, "y": 233, "x_norm": 0.5146, "y_norm": 0.3883}
+>>> fp.to_json()    # {"x": 412, "y": 233, "x_norm": 0.515, "y_norm": 0.3883}
+
+Every shell's answer carries it as ``"focal_point"`` (:func:`focal_point_json`).
 
 numpy only.
 """
@@ -18,7 +20,7 @@ numpy only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,9 +28,9 @@ import numpy as np
 from asm.evaluation.metrics import VALIDATION_ASPECTS
 
 if TYPE_CHECKING:
-    from asm.analysis import Analysis
+    from asm import Analysis, CropOptions
 
-__all__ = ["FocalPoint", "FOCAL_ASPECTS", "content_focal_point", "focal_from_boxes", "fit_centre", "box_at"]
+__all__ = ["FocalPoint", "FOCAL_ASPECTS", "content_focal_point", "focal_point_json", "focal_from_boxes", "fit_centre", "box_at"]
 
 #: The aspects whose crops the focal point reproduces (labels and width / height).
 FOCAL_ASPECTS: tuple[tuple[str, float], ...] = VALIDATION_ASPECTS
@@ -101,11 +103,17 @@ def focal_from_boxes(boxes: Sequence[Sequence[float]], width: int, height: int) 
     return FocalPoint(x, y, width, height)
 
 
-def content_focal_point(analysis: Analysis, faces: bool = True) -> FocalPoint:
-    """The content focal point of an analysed image (one search at the six aspects; faces
-    found and kept whole as asm does unless ``faces`` is off)."""
-    from asm import CropOptions  # the options' defaults are the cropper's; numpy only either way
+def content_focal_point(analysis: Analysis, options: CropOptions | None = None) -> FocalPoint:
+    """The content focal point of an analysed image: one search at the six aspects, with the
+    faces, keep-regions and focus point of ``options`` (default: faces on, as asm crops)."""
+    from asm import CropOptions  # numpy only either way
 
-    options = CropOptions.parse([label for label, _ in FOCAL_ASPECTS], faces=faces, min_scale=1.0)
-    result = analysis.crops(options)
+    base = CropOptions() if options is None else options
+    six = CropOptions.parse([label for label, _ in FOCAL_ASPECTS]).aspects
+    result = analysis.crops(replace(base, aspects=six, circular=False, top_k=1, min_scale=1.0))
     return focal_from_boxes([c.box for c in result.crops], analysis.width, analysis.height)
+
+
+def focal_point_json(analysis: Analysis, options: CropOptions | None = None) -> dict[str, Any]:
+    """``{"focal_point": {"x", "y", "x_norm", "y_norm"}}``: what the shells add to an image's answer."""
+    return {"focal_point": content_focal_point(analysis, options).to_json()}
