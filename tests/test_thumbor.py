@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import socket
 import struct
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,10 +21,10 @@ from thumbor.point import FocalPoint as ThumborPoint  # noqa: E402
 from thumbor.transformer import Transformer  # noqa: E402
 
 from asm.integrations import thumbor as asm_thumbor  # noqa: E402
+from asm.integrations.thumbor_process import ThumborProcess, get  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.jpg"))
-CONF = REPO / "deploy" / "thumbor" / "thumbor.conf"
 SIZES = {"3:2": (300, 200), "2:3": (200, 300), "1:1": (100, 100)}
 KEY = "asm-test-key"
 
@@ -173,74 +166,24 @@ def image_root(tmp_path_factory) -> Path:
     return root
 
 
-def _get(url: str, timeout: float = 60) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-class _Thumbor:
-    """A Thumbor process listening on a socket this test bound to 127.0.0.1 (a free port)."""
-
-    def __init__(self, tmp: Path, root: Path, unsafe: bool, storage: str = "thumbor.storages.no_storage") -> None:
-        key = tmp / "security.key"
-        key.write_text(KEY)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.setblocking(False)  # Tornado accepts until the socket has none left
-        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        env = {**os.environ, "ASM_THUMBOR_ROOT": str(root), "ASM_THUMBOR_UNSAFE": "1" if unsafe else "",
-               "ASM_THUMBOR_STORAGE": storage, "ASM_THUMBOR_STORAGE_ROOT": str(tmp / "storage"),
-               "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self.log = open(tmp / "thumbor.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from thumbor.server import main; main(sys.argv[1:])",
-             "--fd", str(self.sock.fileno()), "--conf", str(CONF), "--keyfile", str(key), "-l", "info"],
-            env=env, cwd=tmp, pass_fds=(self.sock.fileno(),), stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if _get(f"{self.base}/healthcheck", timeout=5)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"thumbor did not start: {(tmp / 'thumbor.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=20)
-        self.sock.close()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def unsafe_thumbor(tmp_path_factory, image_root):
-    server = _Thumbor(tmp_path_factory.mktemp("thumbor-unsafe"), image_root, unsafe=True)
+    server = ThumborProcess(tmp_path_factory.mktemp("thumbor-unsafe"), image_root, unsafe=True, key=KEY)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_thumbor(tmp_path_factory, image_root):
-    server = _Thumbor(tmp_path_factory.mktemp("thumbor-signed"), image_root, unsafe=False)
+    server = ThumborProcess(tmp_path_factory.mktemp("thumbor-signed"), image_root, unsafe=False, key=KEY)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def storing_thumbor(tmp_path_factory, image_root):
-    server = _Thumbor(tmp_path_factory.mktemp("thumbor-storage"), image_root, unsafe=True,
-                      storage="thumbor.storages.file_storage")
+    server = ThumborProcess(tmp_path_factory.mktemp("thumbor-storage"), image_root, unsafe=True, key=KEY,
+                            storage="thumbor.storages.file_storage")
     yield server
     server.stop()
 
@@ -252,8 +195,8 @@ def shipped_cropper():
     return Cropper.from_pretrained()
 
 
-def _meta_box(server: _Thumbor, path: str, width: int, height: int) -> list[int]:
-    status, body = _get(f"{server.base}/unsafe/meta/{path}")
+def _meta_box(server: ThumborProcess, path: str, width: int, height: int) -> list[int]:
+    status, body = get(f"{server.base}/unsafe/meta/{path}")
     assert status == 200, body[:300]
     meta = json.loads(body)["thumbor"]
     crop = [op for op in meta["operations"] if op["type"] == "crop"]
@@ -285,7 +228,7 @@ def test_with_a_storage_every_size_gets_the_content_focal_point(storing_thumbor,
     path = EXAMPLES[0]
     fp = content_focal_point(shipped_cropper.analyse(path)).to_json()
     for w, h in SIZES.values():  # the first request stores the point, the others read it
-        status, body = _get(f"{storing_thumbor.base}/unsafe/meta/{w}x{h}/smart/{path.name}")
+        status, body = get(f"{storing_thumbor.base}/unsafe/meta/{w}x{h}/smart/{path.name}")
         assert status == 200
         (point,) = json.loads(body)["thumbor"]["focal_points"]
         assert (point["x"], point["y"], point["origin"]) == (fp["x"], fp["y"], "asm focal point")
@@ -297,20 +240,20 @@ def test_signed_urls_are_served_and_unsigned_refused(signed_thumbor):
     from libthumbor import CryptoURL
 
     signed = CryptoURL(key=KEY).generate(width=300, height=200, smart=True, image_url=EXAMPLES[0].name)
-    status, body = _get(signed_thumbor.base + signed)
+    status, body = get(signed_thumbor.base + signed)
     assert status == 200 and body[:2] == b"\xff\xd8"
-    assert 400 <= _get(f"{signed_thumbor.base}/unsafe/300x200/smart/{EXAMPLES[0].name}")[0] < 500
+    assert 400 <= get(f"{signed_thumbor.base}/unsafe/300x200/smart/{EXAMPLES[0].name}")[0] < 500
     forged = CryptoURL(key="another key").generate(width=300, height=200, smart=True, image_url=EXAMPLES[0].name)
-    assert 400 <= _get(signed_thumbor.base + forged)[0] < 500
+    assert 400 <= get(signed_thumbor.base + forged)[0] < 500
 
 
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_damaged_and_hostile_images_are_4xx_and_the_server_keeps_answering(unsafe_thumbor):
     for name in [*HOSTILE, "missing.jpg", "../pyproject.toml"]:
-        status, _ = _get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{name}")
+        status, _ = get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{name}")
         assert 400 <= status < 500, (name, status)
-        assert _get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{EXAMPLES[0].name}")[0] == 200
+        assert get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{EXAMPLES[0].name}")[0] == 200
     assert unsafe_thumbor.proc.poll() is None
 
 
@@ -319,5 +262,5 @@ def test_damaged_and_hostile_images_are_4xx_and_the_server_keeps_answering(unsaf
 def test_concurrent_requests_are_all_answered(unsafe_thumbor):
     urls = [f"{unsafe_thumbor.base}/unsafe/{w}x{h}/smart/{p.name}" for p in EXAMPLES for w, h in list(SIZES.values())[:2]]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(lambda u: _get(u, timeout=120)[0], urls))
+        statuses = list(pool.map(lambda u: get(u, timeout=120)[0], urls))
     assert statuses == [200] * len(urls)
