@@ -218,6 +218,13 @@ def test_thumbor_smart_crop_is_asms_crop(unsafe_thumbor, shipped_cropper):
     box = shipped_cropper.analyse(EXAMPLES[0]).crops(aspect="3:2", min_scale=1.0).crops[0].box
     got = _meta_box(unsafe_thumbor, f"-300x200/smart/{EXAMPLES[0].name}", 0, 0)
     assert np.abs(np.subtract(got, box)).max() <= 2
+    # inside a manual crop, asm's crop of that region (Thumbor's second crop, in its frame)
+    region = shipped_cropper.analyse(EXAMPLES[0]).image[20:400, 10:700]
+    box = shipped_cropper.analyse(np.ascontiguousarray(region)).crops(aspect="2:3", min_scale=1.0).crops[0].box
+    status, body = get(f"{unsafe_thumbor.base}/unsafe/meta/10x20:700x400/200x300/smart/{EXAMPLES[0].name}")
+    crops = [op for op in json.loads(body)["thumbor"]["operations"] if op["type"] == "crop"]
+    assert status == 200 and [crops[0][k] for k in ("left", "top", "right", "bottom")] == [10, 20, 700, 400]
+    assert np.abs(np.subtract([crops[1][k] for k in ("left", "top", "right", "bottom")], box)).max() <= 2
 
 
 @pytest.mark.integration
