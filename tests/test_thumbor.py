@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("thumbor", reason="thumbor is not installed (pip install -e '.[thumbor]')")
 
@@ -83,6 +84,22 @@ def test_target_size_only_when_auto_crop_crops():
     assert asm_thumbor.manual_region(_request(should_crop=True, crop=crop), 800, 450) == (0, 10, 800, 300)
 
 
+def test_points_are_stored_unless_the_storage_is_none():
+    from thumbor.storages import file_storage, mixed_storage, no_storage
+
+    def context(storage, detector_storage=None):
+        return SimpleNamespace(modules=SimpleNamespace(storage=storage),
+                               config=SimpleNamespace(MIXED_STORAGE_DETECTOR_STORAGE=detector_storage))
+
+    assert not asm_thumbor.caches_points(context(None))
+    assert not asm_thumbor.caches_points(context(no_storage.Storage.__new__(no_storage.Storage)))
+    assert asm_thumbor.caches_points(context(file_storage.Storage.__new__(file_storage.Storage)))
+    mixed = mixed_storage.Storage.__new__(mixed_storage.Storage)
+    assert not asm_thumbor.caches_points(context(mixed, "thumbor.storages.no_storage"))
+    assert asm_thumbor.caches_points(context(mixed, "thumbor.storages.file_storage"))
+    assert not asm_thumbor.within_ratios((1000, 10)) and asm_thumbor.within_ratios((300, 200))
+
+
 class _Next:
     """A next detector in the chain that records that it ran."""
 
@@ -139,6 +156,33 @@ def test_the_detector_gives_one_point_and_stops_the_chain(monkeypatch, cropper):
     assert np.abs(np.subtract(_thumbor_box((p.x, p.y), (400, 240), (300, 200)), best)).max() <= 1
 
 
+def test_the_crop_runs_off_the_event_loop(monkeypatch):
+    """While asm is still cropping, other coroutines on Thumbor's loop go on running."""
+    import threading
+
+    release = threading.Event()
+
+    def slow_points(context):
+        assert release.wait(60)
+        return [ThumborPoint(1, 2, origin="asm crop")]
+
+    monkeypatch.setattr(asm_thumbor, "points", slow_points)
+    context = _context(_BrokenEngine(), _request())
+
+    async def main() -> int:
+        task = asyncio.ensure_future(asm_thumbor.Detector(context, 0, [asm_thumbor.Detector]).detect())
+        ticks = 0
+        for _ in range(50):  # the loop keeps turning while the crop waits in its thread
+            await asyncio.sleep(0)
+            ticks += 1
+        assert not task.done()
+        release.set()
+        await task
+        return ticks
+
+    assert asyncio.run(main()) == 50 and [(p.x, p.y) for p in context.request.focal_points] == [(1, 2)]
+
+
 # ------------------------------------------------------------ a real Thumbor on loopback
 def _png_claiming(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width x height`` pixels (a decompression bomb's header)."""
@@ -154,6 +198,8 @@ HOSTILE = {
     "empty.jpg": b"",
     "bomb.png": _png_claiming(60000, 60000),
 }
+#: images Thumbor serves but asm cannot crop (too small): passed down the chain, still a 200
+TINY = {"tiny.png": (1, 1)}
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +209,8 @@ def image_root(tmp_path_factory) -> Path:
         shutil.copy(path, root / path.name)
     for name, data in HOSTILE.items():
         (root / name).write_bytes(data)
+    for name, size in TINY.items():
+        Image.new("RGB", size, "red").save(root / name)
     return root
 
 
@@ -261,6 +309,8 @@ def test_damaged_and_hostile_images_are_4xx_and_the_server_keeps_answering(unsaf
         status, _ = get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{name}")
         assert 400 <= status < 500, (name, status)
         assert get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{EXAMPLES[0].name}")[0] == 200
+    for name in TINY:
+        assert get(f"{unsafe_thumbor.base}/unsafe/300x200/smart/{name}")[0] == 200
     assert unsafe_thumbor.proc.poll() is None
 
 

@@ -103,6 +103,13 @@ def target_size(request: Any, source: tuple[int, int]) -> tuple[float, float] | 
     return target if crops_at_all(source, target) else None
 
 
+def within_ratios(target: tuple[float, float]) -> bool:
+    """Whether asm crops at the aspect of ``target`` (extreme ones get the content focal point)."""
+    from asm.search.candidates import MAX_RATIO
+
+    return 1 / MAX_RATIO <= target[0] / target[1] <= MAX_RATIO
+
+
 def manual_region(request: Any, width: int, height: int) -> tuple[int, int, int, int] | None:
     """The manual crop ``(left, top, right, bottom)`` as Thumbor applies it (pushed inside the
     image; None when there is none or nothing is left)."""
@@ -174,7 +181,7 @@ def points(context: Any) -> list[ThumborPoint]:
     if box_mode:
         left, top, right, bottom = manual_region(request, W, H) or (0, 0, W, H)
         target = target_size(request, (right - left, bottom - top))
-        if target is not None:
+        if target is not None and within_ratios(target):
             analysis = crop.analyse(np.ascontiguousarray(rgb[top:bottom, left:right]))
             best = analysis.crops(aspect=[(target[0], target[1])], faces=faces, min_scale=1.0).crops[0]
             fx, fy = focal_for_box(best.box, (right - left, bottom - top), target)
@@ -190,8 +197,11 @@ class Detector(BaseDetector):
         workers = int(setting(self.context, "ASM_WORKERS", 1))
         try:
             found = await asyncio.get_running_loop().run_in_executor(pool(workers), points, self.context)
-        except Exception:  # noqa: BLE001 - a picture asm cannot crop goes to the next detector
-            logger.warning("asm found no focal point for %s; passing it on", self.context.request.image_url, exc_info=True)
+        except Exception as e:  # noqa: BLE001 - a picture asm cannot crop goes to the next detector
+            from asm.errors import AsmError  # asm's own refusals (too small, unreadable) need no traceback
+
+            logger.warning("asm found no focal point for %s (%s); passing it on", self.context.request.image_url,
+                           e if isinstance(e, AsmError) else type(e).__name__, exc_info=not isinstance(e, AsmError))
             found = []
         if not found:
             await self.next()
