@@ -150,7 +150,7 @@ def cropper(model: str | None = None, runtime: str = "auto") -> Any:
 
 
 def pool(workers: int) -> ThreadPoolExecutor:
-    """The process's thread pool for crops (one per size asked for; made once)."""
+    """The process's thread pool of ``workers`` threads for crops (made once per count)."""
     with _lock:
         if workers not in _pools:
             _pools[workers] = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="asm-thumbor")
