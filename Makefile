@@ -47,3 +47,4 @@ eval: install
 -include handler/serve.mk
 -include gradio_demo/demo.mk
 -include deploy/kserve/kserve.mk
+-include deploy/thumbor/thumbor.mk

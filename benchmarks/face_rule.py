@@ -18,9 +18,10 @@ import time
 import numpy as np
 
 import asm.search.constraints as rule
-from asm.cropper import CropOptions, Cropper
+from asm.cropper import Cropper
+from asm.options import CropOptions
 from asm.data.fixations import EyeCrowd, fixation_set
-from asm.evaluation.metrics import VALIDATION_ASPECTS, fixations_kept
+from asm.geometry import VALIDATION_ASPECTS, fixations_kept
 
 #: name -> constants of asm.search.constraints (the shipped values where not named)
 VARIANTS = {

@@ -21,9 +21,11 @@ Answer::
        {"name": "crops", "datatype": "BYTES", "shape": [1], "data": ["<the handler's JSON answer>"]},
        {"name": "boxes", "datatype": "INT32", "shape": [N, 4], "data": [x1, y1, x2, y2, ...]},
        {"name": "scores", "datatype": "FP32", "shape": [N], "data": [...]},
-       {"name": "aspects", "datatype": "BYTES", "shape": [N], "data": ["16:9", ...]}]}
+       {"name": "aspects", "datatype": "BYTES", "shape": [N], "data": ["16:9", ...]},
+       {"name": "focal_point", "datatype": "FP32", "shape": [4], "data": [x, y, x_norm, y_norm]}]}
 
-A refused request gets its HTTP status and ``{"error": code, "message": text}`` as on the
+``focal_point``: asm's content focal point (:mod:`asm.search.focal`), in pixels and 0-1, for
+image proxies that crop around one point. A refused request gets its HTTP status and ``{"error": code, "message": text}`` as on the
 plain endpoint (KServe's own errors carry ``"error"`` too).
 
 TorchServe's ``kservev2`` service envelope (``service_envelope=kservev2``, which KServe's
@@ -117,6 +119,10 @@ def response(answer: Mapping[str, Any], request: Mapping[str, Any], model_name: 
         {"name": "scores", "datatype": "FP32", "shape": [len(crops)], "data": [c["score"] for c in crops]},
         {"name": "aspects", "datatype": "BYTES", "shape": [len(crops)], "data": [c["aspect"] for c in crops]},
     ]}
+    if "focal_point" in answer:
+        fp = answer["focal_point"]
+        out["outputs"].append({"name": "focal_point", "datatype": "FP32", "shape": [4],
+                               "data": [float(fp[k]) for k in ("x", "y", "x_norm", "y_norm")]})
     if model_version:
         out["model_version"] = str(model_version)
     if isinstance(request.get("id"), str):

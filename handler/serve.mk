@@ -21,7 +21,7 @@ ASM_VERSION   = $(shell $(PY) -c "import asm; print(asm.__version__)")
 MAR           := $(MODEL_STORE)/asm.mar
 # What the handler needs on a TorchServe host (listed in the archive, never pip-installed
 # by TorchServe since install_py_dep_per_model=false).
-SERVE_REQUIREMENTS := torch>=2.4 torchvision>=0.19 numpy>=1.24 pillow>=10.0 opencv-python-headless>=4.8 matplotlib>=3.7 onnxruntime>=1.17
+SERVE_REQUIREMENTS := torch>=2.4 torchvision>=0.19 numpy>=1.24 pillow>=10.0 opencv-python-headless>=4.8,<5 matplotlib>=3.7 onnxruntime>=1.17
 # The asm package as a zip (sources, the face detector with its licence and the compiled
 # pooling kernel where it is built; the model travels as the serialized file, its int8 twin
 # as an extra file beside it). asm.search.faces reads the detector from the zip; the kernel is

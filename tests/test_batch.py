@@ -176,6 +176,7 @@ def test_parquet_results_resume(tmp_path, catalogue):
     assert len(table) == 9
     row = next(r for r in table if r["error"] is None)
     assert json.loads(row["crops"])[0]["box"] and row["width"] in (150, 200)
+    assert set(json.loads(row["focal_point"])) == {"x", "y", "x_norm", "y_norm"}
     assert run_batch([str(catalogue)], out, fmt="parquet").skipped == 9
     assert len(pq.read_table(out)) == 9
 

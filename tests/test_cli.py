@@ -35,6 +35,8 @@ def test_json_lines_with_several_aspects(model_path, images, capsys):
     assert (lines[0]["width"], lines[0]["height"]) == (360, 240)
     assert [c["aspect"] for c in lines[0]["crops"]] == ["16:9", "16:9", "1:1", "1:1"]
     assert all(c["shape"] == "rect" for c in lines[0]["crops"])
+    fp = lines[0]["focal_point"]  # asm's one point for image proxies
+    assert 0 <= fp["x"] <= 360 and 0 <= fp["y"] <= 240 and abs(fp["x_norm"] - fp["x"] / 360) < 0.01
 
 
 def test_out_dir_writes_crops_overview_heatmaps(model_path, images, tmp_path):

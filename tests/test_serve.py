@@ -173,6 +173,9 @@ def _check_answer(answer: dict, width: int, height: int) -> None:
         assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
         assert isinstance(crop["score"], float)
         assert crop["shape"] in ("rect", "circle")
+    fp = answer["focal_point"]
+    assert 0 <= fp["x"] <= width and 0 <= fp["y"] <= height and (fp["x_norm"], fp["y_norm"]) == (
+        round(fp["x_norm"], 4), round(fp["y_norm"], 4)) and 0 <= fp["x_norm"] <= 1 and 0 <= fp["y_norm"] <= 1
 
 
 # --------------------------------------------------------------------------- good requests
@@ -681,6 +684,8 @@ def test_kserve_v2_infer(server):
     assert [c["aspect"] for c in crops["crops"]] == ["16:9", "16:9", "1:1", "1:1"]
     assert outputs["boxes"]["shape"] == [4, 4] and outputs["boxes"]["data"] == [v for c in crops["crops"] for v in c["box"]]
     assert outputs["scores"]["datatype"] == "FP32" and outputs["aspects"]["data"] == ["16:9", "16:9", "1:1", "1:1"]
+    fp = crops["focal_point"]
+    assert outputs["focal_point"]["data"] == [fp["x"], fp["y"], fp["x_norm"], fp["y_norm"]]
     # the same image on the plain endpoint gives the same crops
     status, _, plain = server.request("POST", "/predictions/asm", json.dumps(
         {"image": base64.b64encode(GOOD).decode(), "aspect": "16:9,1:1", "top_k": 2}).encode(),

@@ -12,6 +12,7 @@ from asm.serving import wire
 from asm.errors import (AsmError, BadRequest, ImageTooLarge, ImageTooSmall, InvalidImage, InvalidModel, InvalidOption,
                         ModelNotFound)
 from asm.io import encode_png
+from asm.search.focal import content_focal_point
 
 OPTIONS = [
     CropOptions(),
@@ -59,7 +60,9 @@ def test_raw_body_and_repeated_fields(photo_png):
 def test_what_the_server_answers_the_client_reads_back(cropper, photo_png, options):
     analysis = cropper.analyse(photo_png)
     request = wire.Request(photo_png, options, heatmap=True)
-    result, overlays = wire.read_answer(200, _over_the_wire(wire.answer(analysis, request)))
+    answer = _over_the_wire(wire.answer(analysis, request))
+    result, overlays = wire.read_answer(200, answer)
+    assert answer["focal_point"] == content_focal_point(analysis, options).to_json()
     assert result.to_json() == analysis.crops(options).to_json() == cropper.crop(photo_png, **_kwargs(options)).to_json()
     expected = analysis.overlays()
     assert list(overlays) == list(expected) == ["theta_avg", "theta_std"]

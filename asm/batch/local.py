@@ -15,6 +15,7 @@ from typing import Any
 from asm.cropper import Cropper
 from asm.errors import describe
 from asm.options import CropOptions
+from asm.search.focal import focal_point_json
 
 __all__ = ["crop_chunk", "make_cropper", "run_local", "cpu_count"]
 
@@ -56,7 +57,7 @@ def _analyse(cropper: Cropper, source: object) -> tuple[Any, BaseException | Non
 
 def crop_chunk(cropper: Cropper, items: Sequence[tuple[str, object]], options: CropOptions) -> list[dict[str, Any]]:
     """One record per ``(name, source)`` (source: a path or the file's bytes), in order:
-    ``{"file", "width", "height", "crops"}`` or ``{"file", "error", "message"}``.
+    ``{"file", "width", "height", "crops", "focal_point"}`` (and ``faces`` when on) or ``{"file", "error", "message"}``.
 
     The same call as ``asm crop`` (``Cropper.analyse``, then its crops); a thread analyses
     image ``i + 1`` (decode, forward pass) while the crops of image ``i`` are searched.
@@ -72,7 +73,7 @@ def crop_chunk(cropper: Cropper, items: Sequence[tuple[str, object]], options: C
                 ahead = worker.submit(_analyse, cropper, items[i + 1][1])
             if error is None:
                 try:
-                    records.append({"file": name, **analysis.crops(options).to_json()})
+                    records.append({"file": name, **analysis.crops(options).to_json(), **focal_point_json(analysis, options)})
                     continue
                 except Exception as e:  # noqa: BLE001
                     error = e

@@ -144,6 +144,7 @@ class ParquetResults(ResultsFile):
         _lock(self.fd, self.path)
         self.schema = pa.schema([("file", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
                                  ("crops", pa.string()), ("faces", pa.string()), ("warnings", pa.string()),
+                                 ("focal_point", pa.string()),
                                  ("error", pa.string()), ("message", pa.string())])
         self.rows_per_part = rows_per_part
         self.pending: list[dict[str, Any]] = []
@@ -164,7 +165,7 @@ class ParquetResults(ResultsFile):
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         for r in records:
             self.pending.append({**r, **{k: json.dumps(r[k], separators=(",", ":")) if k in r else None
-                                         for k in ("crops", "faces", "warnings")}})
+                                         for k in ("crops", "faces", "warnings", "focal_point")}})
         if len(self.pending) >= self.rows_per_part:
             self.flush()
 

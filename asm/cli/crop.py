@@ -45,7 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write each crop, an overview with the crops drawn and (with --heatmap) heatmaps here; "
                    "inputs with the same name get -2, -3, ... in input order")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object per image: {file, width, height, crops, files}; a failure is {file, error, message}")
+                   help="print one JSON object per image: {file, width, height, crops, faces, focal_point, files} (focal_point: asm's "
+                   "one point for image proxies, in pixels and 0-1); a failure is {file, error, message}")
     p.add_argument("--heatmap", action="store_true", help="also write the θ_avg / θ_std heatmap overlays (needs --out)")
     p.add_argument("--model", type=Path, metavar="PATH", help="a model file (default: the model shipped with asm)")
     p.add_argument("--runtime", choices=["auto", "int8", "onnx", "torch"], default="auto",
@@ -143,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
     from asm.errors import AsmError, describe
     from asm.io import allow_pixels
     from asm.options import CropOptions
+    from asm.search.focal import focal_point_json
 
     if args.heatmap and args.out is None:
         fail("--heatmap", "heatmaps are written as files; add --out DIR")
@@ -165,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             analysis = cropper.analyse(Path(name))
             result = analysis.crops(options)
+            focal = focal_point_json(analysis, options) if args.json else {}
             files = []
             if args.out is not None:
                 files = _write_outputs(args.out, stem, analysis, result, args.heatmap, options.keep, options.focus)
@@ -178,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
             continue
         bar.clear()
         if args.json:
-            print(json.dumps({"file": str(name), **result.to_json(), "files": files}), flush=True)
+            print(json.dumps({"file": str(name), **result.to_json(), **focal, "files": files}), flush=True)
         else:
             parts = [f"{c.aspect} {c.shape} {c.box} score {c.score:.3f}" + _kept_text(c, result, len(options.keep)) for c in result.crops]
             print(f"{name} ({result.width}x{result.height}): " + "; ".join(parts), flush=True)

@@ -169,11 +169,13 @@ def _text(name: str, value: Any) -> Any:
 
 
 def answer(analysis: Analysis, req: Request) -> dict[str, Any]:
-    """The JSON answer to ``req``: the crops of ``analysis`` and, if asked, its heatmap
-    overlays as base64 PNG."""
+    """The JSON answer to ``req``: the crops of ``analysis``, its content focal point
+    (:mod:`asm.search.focal`) and, if asked, its heatmap overlays as base64 PNG."""
     from asm.io import encode_png
 
-    out = analysis.crops(req.options).to_json()
+    from asm.search.focal import focal_point_json
+
+    out = {**analysis.crops(req.options).to_json(), **focal_point_json(analysis, req.options)}
     if req.heatmap:
         out["heatmaps"] = {name: base64.b64encode(encode_png(picture)).decode("ascii")
                            for name, picture in analysis.overlays().items()}
