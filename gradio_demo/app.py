@@ -217,8 +217,10 @@ def parse_options(aspects: Sequence[str] | None, custom: str | None, circular: A
     circular = bool(circular) if isinstance(circular, (bool, int, np.integer)) else circular
     if circular is True:
         chosen = []
-    return CropOptions.parse(chosen or None, circular, DEFAULT_TOP_K if top_k is None else top_k,
-                             faces=True if faces is None else faces, keep=keep, focus=focus, min_scale=min_scale)
+    return CropOptions.from_mapping({"aspect": chosen or None, "circular": circular,
+                                     "top_k": DEFAULT_TOP_K if top_k is None else top_k,
+                                     "faces": True if faces is None else faces, "keep": keep, "focus": focus,
+                                     "min_scale": min_scale})
 
 
 class _Runner:
