@@ -65,6 +65,7 @@ def speed_table(data: bytes) -> list[str]:
     from asm.io import load_image
     from asm.options import CropOptions
     from asm.search.faces import detect_faces
+    from asm.search.search import search
 
     cropper = Cropper.from_pretrained()  # the default: the int8 twin on ONNX Runtime
     float_cropper = Cropper.from_pretrained(runtime="onnx")
@@ -76,7 +77,7 @@ def speed_table(data: bytes) -> list[str]:
         opts = CropOptions.parse(aspects)
         rgb = load_image(data)
         prepared = cropper.prepare(rgb)
-        m = cropper.score_maps([prepared])[0]
+        scorer = cropper.scorer(cropper.score_maps([prepared])[0])
         parts.setdefault("decode (asm.io.load_image)", []).append(_median_ms(lambda: load_image(data)))
         parts.setdefault("preprocess (copy, resize, normalise)", []).append(_median_ms(lambda: cropper.prepare(rgb)))
         parts.setdefault(f"forward (score map), int8 twin, ONNX Runtime {_ort_version()} (default)", []).append(
@@ -84,10 +85,10 @@ def speed_table(data: bytes) -> list[str]:
         parts.setdefault("forward (score map), float twin, ONNX Runtime", []).append(_median_ms(lambda: float_cropper.score_maps([prepared])))
         parts.setdefault("forward (score map), torch eager, for comparison", []).append(
             _median_ms(lambda: torch_cropper.score_maps([prepared])))
-        parts.setdefault("search (2 stages, all aspects, faces on)", []).append(_median_ms(lambda: cropper.search(prepared, m, opts)))
+        parts.setdefault("search (2 stages, all aspects, faces on)", []).append(_median_ms(lambda: search(scorer, prepared, opts)))
         no_faces = CropOptions.parse(aspects, faces=False)
         parts.setdefault("  search without face detection (faces off)", []).append(
-            _median_ms(lambda: cropper.search(prepared, m, no_faces)))
+            _median_ms(lambda: search(scorer, prepared, no_faces)))
         parts.setdefault("  of which face detection (asm.search.faces, YuNet)", []).append(_median_ms(lambda: detect_faces(prepared.preview, size=(prepared.width, prepared.height))))
         totals[label] = _median_ms(lambda: json.dumps(cropper.crop(data, aspect=aspects).to_json()))
     for name, (one, five) in parts.items():

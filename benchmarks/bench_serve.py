@@ -109,6 +109,7 @@ def bench_in_process(images: list[bytes], n: int, threads: int) -> dict:
 
     from asm.cropper import Cropper
     from asm.options import CropOptions
+    from asm.search.search import search
 
     torch.set_num_threads(threads)
     cropper = Cropper.from_pretrained()
@@ -137,7 +138,7 @@ def bench_in_process(images: list[bytes], n: int, threads: int) -> dict:
         t1 = time.perf_counter()
         m = cropper.score_maps([p])[0]
         t2 = time.perf_counter()
-        cropper.search(p, m, options)
+        search(cropper.scorer(m), p, options)
         t3 = time.perf_counter()
         parts["prepare"].append(t1 - t)
         parts["forward"].append(t2 - t1)

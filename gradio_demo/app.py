@@ -217,8 +217,10 @@ def parse_options(aspects: Sequence[str] | None, custom: str | None, circular: A
     circular = bool(circular) if isinstance(circular, (bool, int, np.integer)) else circular
     if circular is True:
         chosen = []
-    return CropOptions.parse(chosen or None, circular, DEFAULT_TOP_K if top_k is None else top_k,
-                             faces=True if faces is None else faces, keep=keep, focus=focus, min_scale=min_scale)
+    return CropOptions.from_mapping({"aspect": chosen or None, "circular": circular,
+                                     "top_k": DEFAULT_TOP_K if top_k is None else top_k,
+                                     "faces": True if faces is None else faces, "keep": keep, "focus": focus,
+                                     "min_scale": min_scale})
 
 
 class _Runner:
@@ -303,13 +305,13 @@ def _preprocess_unopened(self: gr.Image, payload: Any) -> _Upload | bytes | None
 
 # --------------------------------------------------------------------------- the app
 def _cache_dir(engine: LocalEngine | BackendEngine) -> Path:
-    """A cache folder per (model or backend, asm code, demo code, examples): a new model or a
-    changed example never shows stale cached results."""
+    """A cache folder per (model or backend, asm code in every subpackage, demo code, examples):
+    a new model, a changed module or a changed example never shows stale cached results."""
     root = Path(os.environ.get("ASM_DEMO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asm" / "gradio-examples")
     h = hashlib.sha256(engine.fingerprint().encode())
     asm_dir = Path(viz.__file__).resolve().parent
-    for path in sorted(asm_dir.glob("*.py")) + [Path(__file__).resolve()] + [EXAMPLES_DIR / e[0] for e in EXAMPLES]:
-        h.update(path.name.encode())
+    for path in sorted(asm_dir.rglob("*.py")) + [Path(__file__).resolve()] + [EXAMPLES_DIR / e[0] for e in EXAMPLES]:
+        h.update(str(path.relative_to(asm_dir) if path.is_relative_to(asm_dir) else path.name).encode())
         h.update(path.read_bytes())
     h.update(repr(EXAMPLES).encode() + gr.__version__.encode())
     return root / h.hexdigest()[:16]
