@@ -31,6 +31,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Union
@@ -121,6 +122,9 @@ class Client:
         self.backoff, self.max_backoff = float(backoff), float(max_backoff)
         self._local = threading.local()
         self._rng = random.Random()
+        self._lock = threading.Lock()
+        #: What made this client send a request again: ``{"500": n, "ConnectionResetError": n, ...}``.
+        self.retried: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ API
     def crop(self, image: ImageInput, **options: Any) -> dict[str, Any]:
@@ -195,6 +199,9 @@ class Client:
             wait = self._wait(len(attempts), answer)
             if time.monotonic() + wait >= end:
                 raise self._gave_up(attempts, f"the overall deadline of {self.deadline:g} s would pass while waiting")
+            with self._lock:
+                last = attempts[-1]
+                self.retried[str(last.status) if last.status is not None else str(last.failure)] += 1
             time.sleep(wait)
 
     def _wait(self, n: int, answer: _Answer | None) -> float:
