@@ -26,7 +26,7 @@ from asm.errors import AsmError
 
 __all__ = ["fuzz", "guarded", "EXECUTIONS", "Hang"]
 
-SMOKE_EXAMPLES = int(os.environ.get("ASM_FUZZ_EXAMPLES") or 150)
+SMOKE_EXAMPLES = int(os.environ.get("ASM_FUZZ_EXAMPLES") or 500)
 LONG_ROUND = 500
 HANG_SECONDS = 20.0
 #: Calls of each harness's target in this session.
