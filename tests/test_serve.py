@@ -151,11 +151,12 @@ def skip_without_torchserve() -> None:
         pytest.skip("make not found (the archive is built with `make archive`)")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def running_server(tmp_path_factory, name: str = "serve", **archive):
+    """A started :class:`Server` on free ports from a fresh archive (``archive``: see
+    :func:`_build_archive`), for a module fixture to ``yield from``; stopped whatever happens."""
     skip_without_torchserve()
-    root = tmp_path_factory.mktemp("serve")
-    store = _build_archive(root)
+    root = tmp_path_factory.mktemp(name)
+    store = _build_archive(root, **archive)
     srv = Server(root, root / "build", store, root / "logs", Ports.free())
     try:
         srv.start(START_TIMEOUT)
@@ -165,6 +166,11 @@ def server(tmp_path_factory):
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from running_server(tmp_path_factory)
 
 
 def _json(body: bytes) -> dict:

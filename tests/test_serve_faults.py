@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from asm.serving.client import Client
-from handler.launcher import Ports, ServeError
-from tests.test_serve import START_TIMEOUT, Server, _build_archive, _photo, skip_without_torchserve
+from tests.test_serve import Server, _photo, running_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,18 +32,7 @@ IMAGES = [_photo(320, 240, seed=i) for i in range(4)]
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
     """TorchServe as ``make serve`` runs it: two workers, no batching."""
-    skip_without_torchserve()
-    root = tmp_path_factory.mktemp("faults")
-    store = _build_archive(root, workers=2, batch_size=1)
-    srv = Server(root, root / "build", store, root / "logs", Ports.free())
-    try:
-        srv.start(START_TIMEOUT)
-    except ServeError as e:
-        pytest.fail(str(e))
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from running_server(tmp_path_factory, "faults", workers=2, batch_size=1)
 
 
 def _workers(srv: Server) -> list[int]:
