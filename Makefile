@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 # torch/torchvision pair known to work together here (pyproject pins ranges, not this pair)
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-unit bench docs archive serve stop demo train eval clean
+.PHONY: install test test-unit fuzz bench docs archive serve stop demo train eval clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ test: install
 
 test-unit: install
 	$(PY) -m pytest -q -m "not integration"
+
+# the fuzz harnesses of tests/fuzz/, each for FUZZ_SECONDS (make test runs them as a short smoke)
+FUZZ_SECONDS ?= 300
+fuzz: install
+	ASM_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -p no:cacheprovider -m fuzz tests/fuzz
 
 bench: install
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

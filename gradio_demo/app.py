@@ -49,6 +49,7 @@ from asm.io import load_image
 from asm.options import DEFAULT_MIN_SCALE, CropOptions
 from asm.results import CropResult
 from asm.serving import wire
+from asm.serving.client import Client, ClientError, Refused, Unavailable
 
 __all__ = [
     "build_demo",
@@ -138,17 +139,16 @@ class LocalEngine:
 
 
 class BackendEngine:
-    """Crops with a running TorchServe: ``POST {url}/predictions/asm`` in :mod:`asm.serving.wire`'s
-    format (multipart ``data``, options as form fields). The image is also decoded here, by
+    """Crops with a running TorchServe: ``POST {url}/predictions/asm`` through
+    :class:`asm.serving.client.Client` (multipart ``data``, options as form fields; a request
+    whose worker died is sent again). The image is also decoded here, by
     :func:`asm.io.load_image` (bad uploads never leave the demo, and the drawing needs the pixels)."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 120.0, model_name: str = "asm") -> None:
-        import httpx
-
         self.url = url.rstrip("/")
         self.endpoint = f"{self.url}/predictions/{model_name}"
         self.token = token or None
-        self._client = httpx.Client(timeout=timeout, trust_env=False)
+        self._client = Client(self.url, token=self.token, timeout=timeout, retries=3, model=model_name)
 
     def describe(self) -> str:
         return f"TorchServe at {self.url}"
@@ -160,21 +160,18 @@ class BackendEngine:
         self._client.close()
 
     def run(self, source: Any, options: CropOptions, heatmap: bool) -> Answer:
-        import httpx
-
         rgb = load_image(source)
         payload = Path(source).read_bytes() if isinstance(source, (str, os.PathLike)) else bytes(source)
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            r = self._client.post(self.endpoint, files={"data": ("image", payload, "application/octet-stream")},
-                                  data=wire.encode_form(options, heatmap), headers=headers)
-        except httpx.HTTPError as e:
-            raise BackendError(f"the asm server at {self.url} did not answer ({type(e).__name__}: {e}). Is TorchServe running?") from None
-        body = _json_or_none(r)
-        if r.status_code >= 400 and not wire.is_error(body):  # TorchServe's own answers, not the handler's
-            raise BackendError(_torchserve_message(r.status_code, body, r.text, self.url, len(payload)))
+            body = self._client.crop(payload, **wire.encode_form(options, heatmap))
+        except Refused as e:  # TorchServe's own answers, not the handler's (asm's come back typed)
+            raise BackendError(_torchserve_message(e.status, e.error, e.message, self.url, len(payload))) from None
+        except Unavailable as e:
+            raise BackendError(f"the asm server at {self.url} did not answer ({e}). Is TorchServe running?") from None
+        except ClientError as e:
+            raise BackendError(str(e)) from None
         try:
-            result, overlays = wire.read_answer(r.status_code, body)
+            result, overlays = wire.read_answer(200, body)
         except wire.ServerError as e:
             raise BackendError(str(e)) from None
         if (result.width, result.height) != (rgb.shape[1], rgb.shape[0]):
@@ -183,24 +180,16 @@ class BackendEngine:
         return Answer(rgb, result, **overlays)
 
 
-def _torchserve_message(status: int, body: Any, text: str, url: str, size: int) -> str:
+def _torchserve_message(status: int | None, kind: str | None, message: str | None, url: str, size: int) -> str:
     """A clear sentence for what TorchServe itself answers (handler/README.md): a missing or
     wrong token is a 400 ``InvalidKeyException``, a body over ``max_request_size`` a 413
     with an empty body."""
-    message = body.get("message") if isinstance(body, dict) else None
-    if status in (401, 403) or (isinstance(body, dict) and body.get("type") == "InvalidKeyException"):
+    if status in (401, 403) or kind == "InvalidKeyException":
         return f"the asm server at {url} refused the token (HTTP {status}); check --token / ASM_TOKEN"
     if status == 413:
         return (f"the image file ({size / 1e6:.1f} MB) is larger than the asm server at {url} accepts "
                 "(TorchServe's max_request_size); send a smaller file")
-    return f"the asm server failed (HTTP {status}): {echo(message or text)}"
-
-
-def _json_or_none(response: Any) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+    return f"the asm server refused the request (HTTP {status}): {echo(message or kind or '')}"
 
 
 # --------------------------------------------------------------------------- request logic

@@ -91,6 +91,8 @@ def parse(request: Mapping[str, Any]) -> wire.Request:
             if image is not None or len(data) != 1 or tensor.get("datatype", "BYTES") != "BYTES":
                 raise BadRequest('send one image per request: one BYTES input "image" holding one base64 string')
             image = wire.b64decode(data[0])
+            if not isinstance(tensor.get("parameters") or {}, Mapping):
+                raise BadRequest('the v2 input "image" has "parameters" that are not an object of option names and values')
             for key, value in dict(tensor.get("parameters") or {}).items():
                 add(key, value)
         elif name == "aspect":

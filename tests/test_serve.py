@@ -112,7 +112,9 @@ class Server(TorchServe):
         return json.loads(body)[0]
 
 
-def _build_archive(root: Path) -> Path:
+def _build_archive(root: Path, workers: int = 1, batch_size: int = 4) -> Path:
+    """``make archive`` into ``root/store`` with the shipped config, ``workers`` workers and
+    batches of up to ``batch_size``."""
     store, build = root / "store", root / "build"
     model_file = REPO / "asm" / "weights" / "asm_default.pt"
     if not model_file.is_file():  # the default model is not there: archive a small random one
@@ -128,7 +130,7 @@ def _build_archive(root: Path) -> Path:
     import yaml
 
     config = yaml.safe_load((REPO / "handler" / "model-config.yaml").read_text())
-    config.update(minWorkers=1, maxWorkers=1, batchSize=4, maxBatchDelay=50)
+    config.update(minWorkers=workers, maxWorkers=workers, batchSize=batch_size, maxBatchDelay=50)
     (root / "model-config.yaml").write_text(yaml.safe_dump(config))
     cmd = ["make", "--no-print-directory", "-f", "handler/serve.mk", "archive", f"MODEL_STORE={store}",
            f"SERVE_BUILD={build}", f"MODEL_FILE={model_file}", f"MODEL_CONFIG={root / 'model-config.yaml'}",
@@ -139,8 +141,8 @@ def _build_archive(root: Path) -> Path:
     return store
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def skip_without_torchserve() -> None:
+    """Skip the calling test (or fixture) where TorchServe cannot run here."""
     if JAVA is None or not Path(JAVA).exists():
         pytest.skip("java not found: TorchServe needs a Java runtime (install a JDK 17 or set JAVA_HOME)")
     if TORCHSERVE is None or ARCHIVER is None:
@@ -148,8 +150,13 @@ def server(tmp_path_factory):
     if shutil.which("make") is None:
         pytest.skip("make not found (the archive is built with `make archive`)")
 
-    root = tmp_path_factory.mktemp("serve")
-    store = _build_archive(root)
+
+def running_server(tmp_path_factory, name: str = "serve", **archive):
+    """A started :class:`Server` on free ports from a fresh archive (``archive``: see
+    :func:`_build_archive`), for a module fixture to ``yield from``; stopped whatever happens."""
+    skip_without_torchserve()
+    root = tmp_path_factory.mktemp(name)
+    store = _build_archive(root, **archive)
     srv = Server(root, root / "build", store, root / "logs", Ports.free())
     try:
         srv.start(START_TIMEOUT)
@@ -159,6 +166,11 @@ def server(tmp_path_factory):
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from running_server(tmp_path_factory)
 
 
 def _json(body: bytes) -> dict:

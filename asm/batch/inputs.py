@@ -37,7 +37,10 @@ def _manifest(path: Path) -> Iterable[str]:
     except (OSError, UnicodeDecodeError) as e:
         raise BadRequest(f"cannot read the manifest {echo(str(path))}: {getattr(e, 'strerror', None) or e}") from None
     if path.suffix.lower() in (".csv", ".tsv"):
-        rows = [r for r in csv.reader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",") if r]
+        try:
+            rows = [r for r in csv.reader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",") if r]
+        except csv.Error as e:  # a field over csv's limit (128 KB)
+            raise BadRequest(f"cannot read the manifest {echo(str(path))}: {e}") from None
         header = [c.strip().lower() for c in rows[0]] if rows else []
         column = next((header.index(c) for c in _PATH_COLUMNS if c in header), None)
         entries = [r[column] if column is not None and column < len(r) else r[0] for r in rows[column is not None:]]

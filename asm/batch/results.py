@@ -91,8 +91,10 @@ class JsonlResults(ResultsFile):
                     break  # torn: written by a process that died mid-line
                 try:
                     record = json.loads(line)
-                    name = record["file"]
-                except (ValueError, TypeError, KeyError):
+                except (ValueError, RecursionError):  # RecursionError: a line of thousands of "["
+                    record = None
+                name = record.get("file") if isinstance(record, dict) else None
+                if not isinstance(name, str):
                     raise BadRequest(f"{echo(str(self.path))} line {number} is not an asm batch result; "
                                      "choose another --out (it is left as it is)") from None
                 answered[name] = "error" in record

@@ -5,6 +5,8 @@
 * :mod:`asm.io.pixels` -- colour modes and numpy arrays -> RGB (the numpy input policy);
 * :mod:`asm.io.limits` -- the pixel limit and the minimum side, checked from the header
   before anything is decoded, and :func:`allow_pixels` for applications;
+* :mod:`asm.io.truncation` -- JPEG, GIF, WebP and TIFF files whose data cannot cover the
+  pixels they declare, refused from their structure before decoding;
 * :mod:`asm.io.encode` -- :func:`encode_png` / :func:`encode_jpeg`.
 """
 

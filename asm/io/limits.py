@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from asm.errors import ImageTooLarge, ImageTooSmall, InvalidImage, InvalidOption
+from asm.io.truncation import DEFLATE_MAX_RATIO, check_structure
 
 __all__ = ["allow_pixels", "DEFAULT_MAX_PIXELS", "DEFAULT_MIN_SIDE"]
 
@@ -75,8 +76,6 @@ def _too_large_for_pil(e: BaseException, max_pixels: int | None) -> ImageTooLarg
     return ImageTooLarge(f"The image is too large: it has {size}; the limit is {limit:,} pixels.", max_pixels=limit)
 
 
-#: deflate (PNG) expands its input at most ~1032 times.
-_DEFLATE_MAX_RATIO = 1032
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
@@ -85,8 +84,8 @@ def _check_data_length(im: Image.Image) -> None:
 
     PNG: the IDAT chunks must be able to inflate to the scanlines the header declares
     (deflate expands at most ~1032x). Uncompressed tiles (BMP, PPM, raw TIFF): the file must
-    reach the tile's offset plus at least one bit per pixel. Other formats (JPEG, GIF, WebP,
-    compressed TIFF) have no such bound; their decoders find the truncation.
+    reach the tile's offset plus at least one bit per pixel. JPEG, GIF, WebP and compressed
+    TIFF: :mod:`asm.io.truncation`, where the format gives a bound.
     """
     fp = getattr(im, "fp", None)
     if fp is None:
@@ -97,6 +96,7 @@ def _check_data_length(im: Image.Image) -> None:
         end = fp.tell()
         fp.seek(pos)
         w, h = im.size
+        check_structure(im, fp, end)
         if im.format == "PNG":
             have, need = _png_pixel_bytes(fp), None
             fp.seek(pos)
@@ -104,7 +104,7 @@ def _check_data_length(im: Image.Image) -> None:
                 return
             depth, colour = have[1], have[2]
             need = h * (1 + (w * depth * _PNG_CHANNELS.get(colour, 1) + 7) // 8)
-            if have[0] * _DEFLATE_MAX_RATIO + 4096 < need:
+            if have[0] * DEFLATE_MAX_RATIO + 4096 < need:
                 raise InvalidImage(
                     f"The PNG data end before its pixels do: the header declares {w}x{h} pixels but the file "
                     f"holds only {have[0]:,} bytes of compressed pixel data (truncated or forged)."

@@ -123,7 +123,10 @@ def parse_json(obj: Any) -> Request:
         raise BadRequest(f'A JSON body must be an object {{"image": "<base64>", ...}}, got {type(obj).__name__}.')
     if "image" not in obj:
         raise BadRequest(f'The JSON object has no "image"; {HOW_TO_SEND}.')
-    return request(b64decode(obj["image"]), {k: v for k, v in obj.items() if k != "image"})
+    image = b64decode(obj["image"])
+    if not image:
+        raise BadRequest(f'The JSON "image" is empty (0 bytes); {HOW_TO_SEND}.')
+    return request(image, {k: v for k, v in obj.items() if k != "image"})
 
 
 def parse_body(body: bytes | bytearray | str, content_type: str = "") -> Request:
