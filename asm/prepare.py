@@ -30,7 +30,8 @@ class Prepared:
     """An image's network input ``[1, 3, h, w]`` (float32 numpy) and its size; ``preview``: the pixels the
     input was made from (``[h', w', 3]`` uint8 RGB, the JPEG's DCT-scaled decode or the full
     image), enough for face detection; the full-size pixels (``image``, ``[H, W, 3]``,
-    EXIF-oriented) are decoded on first use."""
+    EXIF-oriented) are decoded on first use. ``faces``: the faces detected in it (``[F, 5]``),
+    kept by the search the first time it looks, so every later question of the image reuses them."""
 
     def __init__(self, input: np.ndarray, width: int, height: int, image: np.ndarray | None = None,
                  source: object = None, max_pixels: int | None = None, preview: np.ndarray | None = None) -> None:
@@ -41,6 +42,7 @@ class Prepared:
         self._image = image
         self._source = source
         self._max_pixels = max_pixels
+        self.faces: np.ndarray | None = None
 
     @property
     def image(self) -> np.ndarray:

@@ -43,7 +43,9 @@ def image_wishes(prepared: Prepared, options: CropOptions) -> tuple[Wishes, np.n
             raise InvalidOption(f"keep box {i} [{x1:g}, {y1:g}, {x2:g}, {y2:g}] lies outside the {W}x{H} image")
     if options.focus is not None and not (options.focus[0] <= W and options.focus[1] <= H):
         raise InvalidOption(f"focus [{options.focus[0]:g}, {options.focus[1]:g}] lies outside the {W}x{H} image")
-    faces = detect_faces(prepared.preview, size=(W, H)) if options.faces else np.zeros((0, 5))
+    if options.faces and prepared.faces is None:  # detected once per image, whatever is asked of it
+        prepared.faces = detect_faces(prepared.preview, size=(W, H))
+    faces = prepared.faces if options.faces else np.zeros((0, 5))
     return Wishes(W, H, faces[:, :4].copy(), prominence(faces),
                   np.array(options.keep, dtype=np.float64).reshape(-1, 4), options.focus), faces
 
