@@ -37,7 +37,8 @@ from asm.models.weights import ASMNet_Weights, InferencePreset, Weights, as_weig
 from asm.options import CropOptions
 from asm.prepare import Prepared, prepare
 from asm.results import CropResult, Heatmaps
-from asm.runtime import OnnxNet, device_type, load_net, served_preset
+from asm.runtime import OnnxNet, device_type, file_digest, load_net, served_preset
+from asm.search.framing import calibration_for
 from asm.search.scorer import Scorer
 
 if TYPE_CHECKING:
@@ -90,6 +91,10 @@ class Cropper:
         self.partition = model.pattern.table  # [gh, gw] int64
         #: weight of the centre prior (:mod:`asm.models.prior`) in every crop's score
         self.prior_weight = float(model.prior_weight) if isinstance(model, OnnxNet) else model.prior_weight.item()
+        #: the model's fitted shape bias for free crops (asm.search.framing), by its file's SHA-256
+        digest = (model.digest if isinstance(model, OnnxNet)
+                  else file_digest(weights.file) if weights is not None and weights.file.is_file() else "")
+        self.shape_bias = calibration_for(digest) if digest else None
 
     @classmethod
     def from_pretrained(cls, weights: Weights | ASMNet_Weights | str | os.PathLike | None = None, runtime: str = "auto",
@@ -144,7 +149,7 @@ class Cropper:
 
     def scorer(self, score_map: np.ndarray) -> Scorer:
         """The :class:`~asm.search.scorer.Scorer` of boxes on ``score_map`` ``[1, L, h, w]`` (one image's)."""
-        return Scorer(score_map, self.partition, self.prior_weight)
+        return Scorer(score_map, self.partition, self.prior_weight, self.shape_bias)
 
     # ------------------------------------------------------------- per-image API
     def analyse(self, image: object) -> Analysis:

@@ -93,8 +93,11 @@ def free_section(cropper, fixation_sets: Sequence, limit: int | None = None, pro
         table.add(f"GAICD {name}: IoU with the best-rated crop", _f(iou_free), f"whole photo: {_f(iou_whole)}", "")
     if not out["gaicd"]:
         table.notes.append("No GAICD image present: the IoU rows are skipped.")
-    table.notes.append("Free crops choose their shape from the framing prior (asm.search.framing, fitted on the GAICD training "
-                       "photos' best-rated crops) and their place from the score map.")
+    bias = getattr(cropper, "shape_bias", None)
+    table.notes.append("Free crops take their shape from how people frame (asm.search.framing: a prior fitted on the GAICD "
+                       "training photos' best-rated crops) and from the score map with the model's shape bias removed "
+                       + (f"(fitted for this model, prior weight {bias.weight:g})" if bias is not None else
+                          "(none fitted for this model: the prior alone, weight 1)") + "; their place from the score map.")
     return table, out
 
 

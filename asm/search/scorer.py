@@ -10,6 +10,7 @@ import numpy as np
 from asm.geometry import map_rows
 from asm.models.prior import centre_prior
 from asm.ops.kernel import pool_numpy
+from asm.search.framing import ShapeBias
 
 __all__ = ["Scorer"]
 
@@ -17,11 +18,14 @@ __all__ = ["Scorer"]
 @dataclass(frozen=True)
 class Scorer:
     """One image's ``score_map [1, L, h, w]`` (float32, covering the image), the pattern's
-    ``partition [gh, gw]`` (int64, cell -> partition) and the weight of the centre prior."""
+    ``partition [gh, gw]`` (int64, cell -> partition), the weight of the centre prior and the
+    model's fitted shape bias (:class:`asm.search.framing.ShapeBias`, for free crops; None if
+    the model has none)."""
 
     score_map: np.ndarray
     partition: np.ndarray
     prior_weight: float
+    shape_bias: ShapeBias | None = None
 
     def score(self, boxes: np.ndarray, width: int, height: int, circular: bool = False) -> np.ndarray:
         """Scores ``[N]`` (float64) of ``boxes [N, 4]`` in a ``width x height`` image: the

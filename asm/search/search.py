@@ -19,7 +19,7 @@ from asm.search.candidates import (box_iou, coarse_candidates, first_rows, iter_
                                    unique_boxes)
 from asm.search.constraints import Wishes, smallest_side_share
 from asm.search.faces import detect_faces, prominence
-from asm.search.framing import FRAMING_WEIGHT, framing_prior, free_ratios
+from asm.search.framing import FRAMING_WEIGHT, framing_prior, free_ratios, shape_bias
 from asm.search.scorer import Scorer
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
                          "(the largest box has little room to move); a lower min_scale gives more")
     snapped = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
     model_scores = scorer.score(snapped, W, H, options.circular)
-    framing = _framing(snapped, np.array([a for a, _ in picked], dtype=np.int64), is_free, W, H, spread)
+    framing = _framing(snapped, np.array([a for a, _ in picked], dtype=np.int64), is_free, W, H, spread, scorer)
     final = (model_scores + wishes.soft(snapped, spread) + framing).tolist()  # a free crop's score says how people frame too
     rank = (wishes.hard(snapped) + np.array(final, dtype=np.float64)).tolist()
     shape = "circle" if options.circular else "rect"
@@ -153,7 +153,7 @@ def _rank(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, is_free: np.
     else:
         rows = first_rows(aspect_of * len(distinct) + inverse)
         values = objective[inverse[rows]]
-    values = values + _framing(boxes[rows], aspect_of[rows], is_free, wishes.width, wishes.height, spread)
+    values = values + _framing(boxes[rows], aspect_of[rows], is_free, wishes.width, wishes.height, spread, scorer)
     return boxes[rows], aspect_of[rows], values, spread
 
 
@@ -165,13 +165,18 @@ def _objective(wishes: Wishes, boxes: np.ndarray, scores: np.ndarray, spread: fl
 
 
 def _framing(boxes: np.ndarray, aspect_of: np.ndarray, is_free: np.ndarray, width: int, height: int,
-             spread: float) -> np.ndarray:
+             spread: float, scorer: Scorer) -> np.ndarray:
     """``[N]``: for boxes of a free aspect, how people frame (:func:`asm.search.framing.framing_prior`)
-    in units of ``spread`` times :data:`~asm.search.framing.FRAMING_WEIGHT`; 0 for fixed aspects."""
+    minus the model's shape bias (:func:`asm.search.framing.shape_bias`, where fitted), in units of
+    ``spread``; 0 for fixed aspects."""
     free = is_free[aspect_of]
     out = np.zeros(len(boxes), dtype=np.float64)
     if free.any():
-        out[free] = FRAMING_WEIGHT * spread * framing_prior(boxes[free], width, height)
+        bias = scorer.shape_bias
+        weight = FRAMING_WEIGHT if bias is None else bias.weight
+        out[free] = spread * weight * framing_prior(boxes[free], width, height)
+        if bias is not None:
+            out[free] -= spread * shape_bias(boxes[free], width, height, bias)
     return out
 
 
