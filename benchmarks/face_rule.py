@@ -25,19 +25,21 @@ from asm.geometry import VALIDATION_ASPECTS, fixations_kept
 
 #: name -> constants of asm.search.constraints (the shipped values where not named)
 VARIANTS = {
-    "before (every face, hold 1e3)": {"MATTER_SHARE": 0.0, "CROWD": 1e9, "HOLD_COST": 1e3},
-    "matters 1%, crowd 4, gain 0.25": {"MATTER_SHARE": 0.01, "FACE_GAIN": 0.25},
-    "matters 1%, crowd 4, gain 0.25, forehead .2": {"MATTER_SHARE": 0.01, "FACE_GAIN": 0.25, "FOREHEAD": 0.2},
-    "matters 1%, crowd 4, gain 0.25, forehead .3": {"MATTER_SHARE": 0.01, "FACE_GAIN": 0.25, "FOREHEAD": 0.3},
-    "matters 1%, crowd 2, gain 0.25, forehead .2": {"MATTER_SHARE": 0.01, "CROWD": 2, "FACE_GAIN": 0.25, "FOREHEAD": 0.2},
+    "every face matters (no size rule)": {"MATTER_SHARE": 0.0, "CROWD": 1e9},
+    "shipped: matters 1 %, crowd 4, gain 0.25": {},
+    "matters 1 %, crowd 4, gain 0": {"FACE_GAIN": 0.0},
+    "matters 1 %, crowd 4, gain 0.5": {"FACE_GAIN": 0.5},
+    "matters 1.5 %, crowd 4, gain 0.25": {"MATTER_SHARE": 0.015},
+    "matters 0.5 %, crowd 4, gain 0.25": {"MATTER_SHARE": 0.005},
+    "matters 1 %, crowd 2, gain 0.25": {"CROWD": 2},
 }
 
 
 def cut_matter(box, faces: np.ndarray) -> bool:
+    """Whether ``box`` cuts one of ``faces [F, 4]`` that matters to it (as shipped)."""
     if len(faces) == 0:
         return False
-    b = np.asarray([box], dtype=np.float64)
-    return bool((rule.cuts(b, faces) & rule.face_matters(b, faces)).any())
+    return bool(rule.cuts_faces_that_matter(np.asarray([box], dtype=np.float64), faces).any())
 
 
 def main() -> None:
@@ -53,7 +55,7 @@ def main() -> None:
     names = list(VARIANTS)
     if args.variants:
         names = [names[int(i)] for i in args.variants.split(",")]
-    defaults = {k: getattr(rule, k) for k in ("MATTER_SHARE", "CROWD", "HOLD_COST", "FACE_GAIN", "FOREHEAD")}
+    defaults = {k: getattr(rule, k) for k in ("MATTER_SHARE", "CROWD", "FACE_GAIN")}
     for set_name in args.sets.split(","):
         data = fixation_set(set_name, args.split)
         ids = range(min(args.limit, len(data)))
