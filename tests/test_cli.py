@@ -28,7 +28,8 @@ def images(tmp_path_factory):
 
 def test_json_lines_with_several_aspects(model_path, images, capsys):
     good, second, _ = images
-    code = main(["crop", str(good), str(second), "--aspect", "16:9", "--aspect", "1:1", "--top-k", "2", "--json", "--model", str(model_path)])
+    code = main(["crop", str(good), str(second), "--aspect", "16:9", "--aspect", "1:1", "--top-k", "2", "--min-scale", "0.6", "--json",
+                 "--model", str(model_path)])
     assert code == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     assert [x["file"] for x in lines] == [str(good), str(second)]
@@ -189,8 +190,8 @@ def test_unknown_crop_option_shows_the_crop_usage(images, capsys):
 
 def test_numbering_restarts_for_each_aspect(model_path, images, tmp_path):
     good, _, _ = images
-    assert main(["crop", str(good), "--aspect", "16:9", "--aspect", "1:1", "--top-k", "2", "--out", str(tmp_path),
-                 "--model", str(model_path)]) == 0
+    assert main(["crop", str(good), "--aspect", "16:9", "--aspect", "1:1", "--top-k", "2", "--min-scale", "0.6",
+                 "--out", str(tmp_path), "--model", str(model_path)]) == 0
     names = sorted(p.name for p in tmp_path.glob("good_*x*_*.jpg"))
     assert names == ["good_16x9_1.jpg", "good_16x9_2.jpg", "good_1x1_1.jpg", "good_1x1_2.jpg"]
 

@@ -73,8 +73,10 @@ def test_gaicd_real_image_item():
 
 @needs_shared
 def test_gaicd_missing_images_clear_error(tmp_path):
-    ds = GAICD(split="train")  # 302166 is a test image: no train image is present
+    present = {p.name for p in (SHARED / "data" / "gaicd" / "images").glob("*.jpg")}
+    ds = GAICD(tmp_path, split="train")  # an empty folder: no image of the split is present
     assert ds.available() == [] and len(ds) == 0
+    assert set(GAICD(split="train").available()) <= present  # the shared folder holds a few (211958 is a train image)
     assert len(ds.names) == 1036
     assert ds.annotation(ds.names[0]).boxes.shape[1] == 4  # annotations still readable
     with pytest.raises(FileNotFoundError, match="none of the 1036 annotated images"):
@@ -275,3 +277,44 @@ def test_split_by_source_plain_items():
         split_by_source(items, val_sources=("a", "b", "c"))
 
 
+
+
+# --------------------------------------------------------------------------------------
+# fixation sets
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["osie", "eyecrowd", "nus"])
+def test_fixation_sets_split_without_overlap(name):
+    from asm.data.fixations import FIXATION_SETS, fixation_set
+
+    folder = FIXATION_SETS[name].folder
+    if SHARED is None or not (SHARED / "data" / folder).is_dir():
+        pytest.skip(f"shared data/{folder} not present")
+    train, val, full = (fixation_set(name, s) for s in ("train", "val", "all"))
+    assert set(train.ids).isdisjoint(val.ids) and sorted(train.ids + val.ids) == full.ids
+    assert len(val) == 100 and len(train) == len(full) - 100
+    if name != "osie":  # every 4th id, counted in sorted order
+        assert val.ids == full.ids[3::4]
+    item = val[0]
+    H, W = item.size
+    assert item.path.is_file() and len(item.points) > 20
+    assert (item.points >= 0).all() and (item.points[:, 0] <= W).all() and (item.points[:, 1] <= H).all()
+    assert 0 < val.sigma(W, H) < 0.05 * max(W, H)
+
+
+def test_eyecrowd_heads_are_boxes_in_the_photo():
+    from asm.data.fixations import EyeCrowd
+
+    if SHARED is None or not (SHARED / "data" / "eyecrowd").is_dir():
+        pytest.skip("shared data/eyecrowd not present")
+    data = EyeCrowd(split="val")
+    heads = data.heads(data.ids[0])
+    assert heads.ndim == 2 and heads.shape[1] == 4 and len(heads) >= 3
+    assert (heads[:, 2] > heads[:, 0]).all() and (heads[:, 3] > heads[:, 1]).all()
+    assert (heads >= 0).all() and (heads[:, 2] <= 800).all() and (heads[:, 3] <= 600).all()
+
+
+def test_an_unknown_fixation_set_is_refused():
+    from asm.data.fixations import fixation_set
+
+    with pytest.raises(ValueError, match="unknown fixation set"):
+        fixation_set("mit1003")

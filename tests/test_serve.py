@@ -682,7 +682,7 @@ def _v2(image: bytes, **extra) -> bytes:
 
 def test_kserve_v2_infer(server):
     """POST /v2/models/asm/infer with options as parameters and as inputs; the answer in v2 outputs."""
-    body = _v2(GOOD, parameters={"top_k": 2})
+    body = _v2(GOOD, parameters={"top_k": 2, "min_scale": 0.6})
     request = json.loads(body)
     request["inputs"].append({"name": "aspect", "datatype": "BYTES", "shape": [2], "data": ["16:9", "1:1"]})
     status, _, raw = server.request("POST", "/v2/models/asm/infer", json.dumps(request).encode(),
@@ -700,7 +700,7 @@ def test_kserve_v2_infer(server):
     assert outputs["focal_point"]["data"] == [fp["x"], fp["y"], fp["x_norm"], fp["y_norm"]]
     # the same image on the plain endpoint gives the same crops
     status, _, plain = server.request("POST", "/predictions/asm", json.dumps(
-        {"image": base64.b64encode(GOOD).decode(), "aspect": "16:9,1:1", "top_k": 2}).encode(),
+        {"image": base64.b64encode(GOOD).decode(), "aspect": "16:9,1:1", "top_k": 2, "min_scale": 0.6}).encode(),
         {"Content-Type": "application/json"}, timeout=60)
     assert status == 200 and _json(plain)["crops"] == crops["crops"]
 

@@ -52,7 +52,7 @@ def test_onnx_crop_path_loads_no_torch():
     loaded = _modules_after(
         "from asm.cropper import Cropper\n"
         f"c = Cropper.from_pretrained()\nassert c.runtime == 'int8'\n"
-        f"r = c.crop({str(PHOTO)!r}, aspect=['16:9', '1:1'], keep=[[10, 10, 60, 60]], top_k=2)\n"
+        f"r = c.crop({str(PHOTO)!r}, aspect=['16:9', '1:1'], keep=[[10, 10, 60, 60]], top_k=2, min_scale=0.6)\n"
         "assert len(r.crops) == 4 and r.faces is not None\n"
         f"assert c.analyse({str(PHOTO)!r}).score([[0, 0, 100, 100]]).shape == (1,)"
     )
