@@ -320,8 +320,7 @@ def load_net(weights: Weights, runtime: str = "auto", device: object = "cpu") ->
     """
     if runtime not in RUNTIMES:
         raise InvalidOption(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    if not weights.file.is_file():
-        weights.preset  # raises ModelNotFound, with the message every caller shows
+    weights.check_file()
     model: ASMNet | OnnxNet | None = None
     fast_cpu = runtime == "auto" and device_type(device) == "cpu" and _onnxruntime_installed()
     if runtime == "int8" or (fast_cpu and int8_path(weights.file).is_file()):

@@ -129,11 +129,18 @@ class Weights:
         return InvalidModel(f"{echo(str(self.file))} is not an asm model file ({reason}); "
                             "pass a file written by `asm train` (--model PATH)")
 
-    def _read(self) -> dict[str, Any]:
+    def check_file(self) -> None:
+        """:class:`~asm.errors.ModelNotFound` unless :attr:`file` is a file this process can read;
+        reads none of it (so no torch)."""
         if not self.file.is_file():
             raise ModelNotFound(f"no asm model at {echo(str(self.file))}. The default model ships inside the "
                                 f"package ({DEFAULT_MODEL_PATH}); pass a model file (--model PATH) or train one "
                                 "with `asm train`.")
+        if not os.access(self.file, os.R_OK):
+            raise ModelNotFound(f"cannot read the model file {echo(str(self.file))} (no permission)")
+
+    def _read(self) -> dict[str, Any]:
+        self.check_file()
         import torch
 
         try:
