@@ -5,6 +5,11 @@ import torch
 
 from asm.cropper import Cropper
 from asm.models import ASMNet, save_model
+from asm.models.weights import InferencePreset
+
+#: The scale the tests' random models are served at (a model file carries its own; a network
+#: built in a test has none, so the tests name one).
+TEST_PRESET = InferencePreset(256, 512)
 
 
 def _random_model() -> ASMNet:
@@ -26,14 +31,14 @@ def make_random_model():
 def model_path(tmp_path_factory):
     """The random model saved as a model file."""
     path = tmp_path_factory.mktemp("model") / "m.pt"
-    save_model(_random_model(), path)
+    save_model(_random_model(), path, TEST_PRESET)
     return path
 
 
 @pytest.fixture(scope="module")
 def cropper():
     """A Cropper (torch, default preset) over the random model; modules may define their own."""
-    return Cropper(_random_model())
+    return Cropper(_random_model(), TEST_PRESET)
 
 
 @pytest.fixture(autouse=True)

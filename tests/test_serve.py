@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TEST_PRESET
 from PIL import Image
 
 from handler.launcher import Ports, ServeError, TorchServe, busy_ports
@@ -124,7 +125,7 @@ def _build_archive(root: Path, workers: int = 1, batch_size: int = 4) -> Path:
 
         torch.manual_seed(0)
         model_file = root / "model.pt"
-        save_model(ASMNet("mobilenet_v3_small"), model_file)
+        save_model(ASMNet("mobilenet_v3_small"), model_file, TEST_PRESET)
     # the shipped config with batching on (one worker, batches of up to 4), so the burst below
     # really mixes good and bad requests in one batch
     import yaml
@@ -463,7 +464,7 @@ def test_batch_isolation_in_process(handler_module, tmp_path, monkeypatch):
     from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
-    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
     rows = [
         {"body": bytearray(GOOD)},
         {"body": bytearray(GOOD[:100])},
@@ -662,7 +663,7 @@ def test_max_pixels_setting(handler_module, tmp_path):
     from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
-    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
     ctx = _FakeContext({"model": {"serializedFile": "m.pt"}}, str(tmp_path), [{"Content-Type": "image/jpeg"}])
     ctx.model_yaml_config = {"handler": {"warmup": False, "max_pixels": 320 * 240 - 1}}
     h = handler_module.AsmHandler()
@@ -723,7 +724,7 @@ def test_kserve_v2_envelope_rows_in_process(handler_module, tmp_path):
     from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
-    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
     context = _FakeContext({"model": {"serializedFile": "m.pt", "modelName": "asm"}}, str(tmp_path), [{}, {}])
     handler = handler_module.AsmHandler()
     handler.initialize(context)

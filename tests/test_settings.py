@@ -102,3 +102,43 @@ def test_the_pixel_limit_is_written_once():
     found = [str(p.relative_to(REPO)) for folder in ("asm", "handler", "gradio_demo")
              for p in (REPO / folder).rglob("*") if p.suffix in (".py", ".yaml") and literal.search(p.read_text())]
     assert found == ["asm/io/limits.py"]
+
+
+# --------------------------------------------------------------------------- the preset travels with the model
+
+
+def test_a_cropper_needs_its_preset(make_random_model, model_path):
+    """``Cropper(model)`` served at InferencePreset's class defaults (256/512) whatever the model
+    trained at: now the preset is required, and a model file's is the one served."""
+    from asm.models.weights import InferencePreset, Weights
+
+    with pytest.raises(TypeError):
+        Cropper(make_random_model())
+    with pytest.raises(TypeError):
+        InferencePreset()
+    assert CropperSettings(model_path, runtime="torch").build().preset == Weights(model_path).preset
+
+
+def test_the_preset_resizes_and_normalises():
+    from asm.models.weights import InferencePreset
+
+    rgb = np.full((300, 400, 3), 255, np.uint8)
+    x = InferencePreset(192, 384).network_input(rgb, 400, 300)
+    assert x.shape == (1, 3, 192, 256) and x.dtype == np.float32
+    assert np.allclose(x[0, :, 0, 0], (1 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]), atol=1e-5)
+
+
+def test_train_config_defaults_are_the_shipped_recipe():
+    """TrainConfig's defaults are stage 1 of the shipped recipe: configs list only overrides,
+    and the default run is served at the shipped model's scale."""
+    import json
+
+    from asm.models.weights import ASMNet_Weights
+    from asm.training.config import TrainConfig, serving_preset
+
+    assert serving_preset(TrainConfig()) == ASMNet_Weights.DEFAULT.preset
+    defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(TrainConfig()).items()}
+    for name in ("default.json", "finetune.json"):
+        overrides = json.loads((REPO / "configs" / name).read_text())
+        assert overrides and all(defaults[k] != v for k, v in overrides.items()), name
+        TrainConfig.from_file(REPO / "configs" / name)
