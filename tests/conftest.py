@@ -1,4 +1,8 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and a guard: no test writes a tracked file."""
+
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -48,3 +52,40 @@ def _cpu_threads_as_found(monkeypatch):
     import asm.cpu_session
 
     monkeypatch.setattr(asm.cpu_session, "_threads", asm.cpu_session._threads)
+
+
+# --------------------------------------------------------------------------- no test writes a tracked file
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Tracked folders a test could be tempted to write (screenshots, results, weights, examples).
+GUARDED = ("docs", "benchmarks/results", "asm/weights", "examples", "configs", "tests/golden")
+
+
+def _guarded_files() -> dict[str, tuple[int, int]]:
+    """``{path: (mtime_ns, size)}`` of the tracked files under :data:`GUARDED`; {} outside git."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--", *GUARDED], cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    state = {}
+    for name in filter(None, out.decode().split("\0")):
+        try:
+            st = os.stat(ROOT / name)
+        except FileNotFoundError:
+            continue
+        state[name] = (st.st_mtime_ns, st.st_size)
+    return state
+
+
+def pytest_sessionstart(session):
+    session.config._asm_guarded = _guarded_files()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_asm_guarded", {})
+    changed = sorted(n for n, s in _guarded_files().items() if n in before and before[n] != s)
+    if changed:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"FAILED: tests wrote tracked files (write to tmp_path instead): {', '.join(changed)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,5 +1,6 @@
 """The Gradio demo, for real: a server on a free loopback port, called through gradio_client
-and driven by headless Chromium (which also writes the README screenshot docs/demo.png).
+and driven by headless Chromium (its screenshot goes to the test's tmp_path; copy it over
+docs/demo.png by hand when the page changes on purpose).
 
 Offline: Gradio analytics are off, and the browser test checks that the page fetched
 nothing but the demo itself.
@@ -40,7 +41,7 @@ from gradio_demo import app as demo_app  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 PHOTO = EXAMPLES / "osprey.jpg"
-SCREENSHOT = ROOT / "docs" / "demo.png"
+SCREENSHOT = ROOT / "docs" / "demo.png"  # the README's; read here, never written
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -412,11 +413,12 @@ def test_browser_upload_crop_and_screenshot(server, tmp_path):
             time.sleep(0.3)
         driver.execute_script("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur();")
         time.sleep(1.0)
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         png = driver.get_screenshot_as_png()
         shot = Image.open(io.BytesIO(png)).convert("RGB")
         assert shot.width >= 1200 and shot.height >= 900
-        shot.save(SCREENSHOT, optimize=True)  # full colour: a palette bands the heatmaps
+        shot.save(tmp_path / "demo.png", optimize=True)  # full colour: a palette bands the heatmaps
+        with Image.open(SCREENSHOT) as committed:  # the README's picture is of this page, at this width
+            assert committed.width == shot.width and committed.height >= 900
 
         # offline: every network request the page made went to the demo itself
         urls = set()

@@ -8,13 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from asm.data.shared import shared_dir
 from asm.errors import InvalidModel, ModelNotFound
 from asm.models import ASMNet, ASMNet_Weights, InferencePreset, Weights, WeightsMeta, asm_net, normalize, save_model, theta_avg, theta_std
 from asm.models.asmnet import BACKBONES
 from asm.patterns import PATTERN_NAMES, get_pattern
 from conftest import TEST_PRESET
 
-WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+WEIGHTS = (shared_dir() or Path("/no-shared")) / "weights"
 
 
 @pytest.mark.parametrize("backbone", list(BACKBONES))

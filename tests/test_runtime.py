@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from asm.data.shared import shared_dir
 from asm.cli import main
 from asm.cropper import Cropper
 from asm.errors import InvalidOption
@@ -20,7 +21,7 @@ from conftest import TEST_PRESET
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.jpg"))
-SHARED_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+SHARED_PHOTOS = (shared_dir() or ROOT / "no-shared") / "data" / "photos"
 
 
 @pytest.fixture
