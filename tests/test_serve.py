@@ -379,16 +379,17 @@ def test_mixed_burst_loses_nothing(server):
             return name, want, None, repr(e)
         return name, want, status, answer
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(4) as pool:  # each request has its own timeout; no wall-clock limit on the burst
         results = list(pool.map(send, jobs))
-    elapsed = time.monotonic() - t0
     wrong = [(n, w, s, a[:200] if isinstance(a, bytes) else a) for n, w, s, a in results if s != w]
     assert not wrong, wrong
     for name, _, _, answer in results:
         if name in ("raw", "multipart", "raw2"):
             assert _json(answer)["crops"]
-    assert elapsed < 150
+    # the same image gets the same answer, whatever else was in its batch
+    for name in ("raw", "multipart", "raw2"):
+        answers = {json.dumps(_json(a), sort_keys=True) for n, _, _, a in results if n == name}
+        assert len(answers) == 1, name
     # the worker is healthy and was never restarted
     status, _, body = server.request("GET", "/ping")
     assert status == 200 and b"Healthy" in body
