@@ -329,8 +329,8 @@ def build_demo(
             ``"lazy"`` (on first click) or ``"off"``.
         concurrency: requests that run at once (all endpoints share it).
         queue_size: requests that may wait; more are turned away with Gradio's "Queue is full".
-            64 by default: a crop with heatmaps takes ~0.1-0.3 s on 2 CPU cores, so the last in
-            line waits well under a minute; past that, "busy, try again" beats a long wait.
+            64 by default, so that the last in line waits well under a minute (the timings:
+            benchmarks/results/); past that, "busy, try again" beats a long wait.
     """
     if cache_examples not in ("eager", "lazy", "off"):
         raise ValueError(f"cache_examples must be 'eager', 'lazy' or 'off', got {cache_examples!r}")

@@ -10,9 +10,9 @@ In the style of torchvision's ``models`` (a weights enum and a builder):
 
 A model file (format ``asm-model/2``) is one ``torch.save`` of plain values:
 ``{"format", "config": ASMNet kwargs, "preset": {"short_side", "max_long_side"},
-"meta": {"recipe", "training", "data", "val"}, "state_dict"}``. Files of the first format
-(``asm-model/1``: the preset, training config and validation figures as JSON strings inside
-``meta``) read the same; ``asm/weights/asm_default.pt`` is one of them.
+"meta": {"recipe", "training", "data", "val"}, "state_dict"}``; ``asm/weights/asm_default.pt``
+is one. Files of the first format (``asm-model/1``: the preset, training config and validation
+figures as JSON strings inside ``meta``) read the same.
 """
 
 from __future__ import annotations
