@@ -1,11 +1,14 @@
 """``Cropper``: composition-aware crops of an image, from one forward pass of ASM-Net.
 
 >>> cropper = Cropper.from_pretrained()
->>> result = cropper.crop("photo.jpg", aspect=["16:9", "1:1"], top_k=3)
->>> result.to_json()
-{'width': 640, 'height': 427, 'crops': [{'box': [x1, y1, x2, y2], 'score': ..., ...}, ...]}
->>> analysis = cropper.analyse("photo.jpg")   # decode + forward once, then crops / heatmaps / scores
->>> analysis.crops(aspect="1:1"); analysis.overlays()
+>>> result = cropper.crop("examples/dogs-window.jpg", aspect=["16:9", "1:1"], top_k=3)
+>>> result.to_json()  # doctest: +ELLIPSIS
+{'width': 533, 'height': 800, 'crops': [{'box': [...], 'score': ..., 'aspect': '16:9', 'shape': 'rect', ...}, ...], ...}
+>>> analysis = cropper.analyse("examples/dogs-window.jpg")   # decode + forward once, then crops / heatmaps / scores
+>>> analysis.crops(aspect="1:1").crops[0].aspect
+'1:1'
+>>> sorted(analysis.overlays())
+['theta_avg', 'theta_std']
 
 Shells (CLI, TorchServe handler, Gradio demo, batch jobs, evaluation) make one call per
 image: :meth:`Cropper.analyse` (or :meth:`Cropper.analyse_many` for a batch) and then ask
