@@ -192,12 +192,31 @@ def test_thirty_concurrent_calls_all_get_answers(server):
     assert all(a["crops"] for a in answers)
 
 
-def test_queue_bounds_concurrency(server):
-    queue = server["demo"]._queue
-    assert queue.max_size == 64 and queue.default_concurrency_limit == 1
-    fns = [fn for fn in server["demo"].fns.values() if fn.api_name in ("crop", "crop_view")]
-    assert len(fns) == 2 and {fn.concurrency_id for fn in fns} == {"asm"}  # both endpoints share...
-    assert queue.event_queue_per_concurrency_id["asm"].concurrency_limit == 1  # ...one model run at a time
+def test_both_endpoints_share_one_model_run_at_a_time(server, cropper, monkeypatch):
+    """Calls to /crop and /crop_view at once: the model never runs two images at a time (the
+    demo's concurrency of 1, shared by both endpoints), and every call is answered."""
+    running, most, lock = [0], [0], threading.Lock()
+    analyse = cropper.analyse
+
+    def counted(image):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # long enough for a second run to overlap, if the queue let it
+            return analyse(image)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(cropper, "analyse", counted)
+    clients = [Client(server["url"], verbose=False) for _ in range(2)]
+    jobs = [clients[0].submit(handle_file(str(PHOTO)), api_name="/crop") for _ in range(3)]
+    jobs += [clients[1].submit(handle_file(str(PHOTO)), ["1:1"], "", False, 1, False, api_name="/crop_view")
+             for _ in range(3)]
+    for job in jobs:
+        job.result(timeout=300)
+    assert most[0] == 1
 
 
 # --------------------------------------------------------------------------- --backend
