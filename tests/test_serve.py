@@ -673,6 +673,20 @@ def test_max_pixels_setting(handler_module, tmp_path):
     assert ctx.status[0][0] == 413 and "76,799" in json.loads(out[0])["message"]
 
 
+def test_threads_setting_sizes_onnx_runtime(handler_module, tmp_path):
+    """``threads`` in model-config.yaml sizes the ONNX Runtime session itself (it used to set
+    torch's count, which ONNX Runtime followed only as a fallback); ``runtime`` is honoured."""
+    from asm.models import ASMNet, save_model
+
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
+    ctx = _FakeContext({"model": {"serializedFile": "m.pt"}}, str(tmp_path), [{"Content-Type": "image/jpeg"}])
+    ctx.model_yaml_config = {"handler": {"warmup": False, "threads": 1, "runtime": "onnx"}}
+    h = handler_module.AsmHandler()
+    h.initialize(ctx)
+    assert h.cropper.runtime == "onnx"
+    assert h.cropper.model.session.get_session_options().intra_op_num_threads == 1
+
+
 # --------------------------------------------------------------------------- KServe v2 (Open Inference Protocol)
 
 
