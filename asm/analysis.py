@@ -1,11 +1,19 @@
 """``Analysis``: one image, decoded and scored once; crops, heatmaps and box scores from it.
 
->>> analysis = cropper.analyse("photo.jpg")           # decode + one forward pass
->>> analysis.crops(aspect="16:9", top_k=3)            # a CropResult; each call only searches
->>> analysis.crops(CropOptions.parse(["1:1", "4:5"]))
->>> analysis.heatmaps()                               # θ_avg / θ_std at the score map's size
->>> analysis.score([[0, 0, 640, 360]])                # the caller's own boxes
->>> analysis.overlays()                               # {"theta_avg": [H, W, 3] uint8, "theta_std": ...}
+>>> from asm import Cropper, CropOptions
+>>> cropper = Cropper.from_pretrained()
+>>> analysis = cropper.analyse("examples/dogs-window.jpg")   # decode + one forward pass
+>>> analysis.crops(aspect="16:9", top_k=3)            # a CropResult; each call only searches  # doctest: +ELLIPSIS
+CropResult(width=533, height=800, crops=[Crop(box=[...], score=..., aspect='16:9', shape='rect', ...), ...], ...)
+>>> [c.aspect for c in analysis.crops(CropOptions.parse(["1:1", "4:5"])).crops]
+['1:1', '4:5']
+>>> maps = analysis.heatmaps()                        # θ_avg / θ_std at the score map's size
+>>> maps.avg.shape == maps.std.shape == analysis.score_map.shape[-2:]
+True
+>>> analysis.score([[0, 0, 533, 300]])                # the caller's own boxes  # doctest: +ELLIPSIS
+array([...])
+>>> {name: picture.shape for name, picture in analysis.overlays().items()}   # [H, W, 3] uint8
+{'theta_avg': (800, 533, 3), 'theta_std': (800, 533, 3)}
 
 As segment-anything's ``SamPredictor`` (``set_image`` once, then many cheap ``predict``
 calls): :meth:`Cropper.analyse <asm.cropper.Cropper.analyse>` does the expensive part,

@@ -1,11 +1,14 @@
 """``Cropper``: composition-aware crops of an image, from one forward pass of ASM-Net.
 
 >>> cropper = Cropper.from_pretrained()
->>> result = cropper.crop("photo.jpg", aspect=["16:9", "1:1"], top_k=3)
->>> result.to_json()
-{'width': 640, 'height': 427, 'crops': [{'box': [x1, y1, x2, y2], 'score': ..., ...}, ...]}
->>> analysis = cropper.analyse("photo.jpg")   # decode + forward once, then crops / heatmaps / scores
->>> analysis.crops(aspect="1:1"); analysis.overlays()
+>>> result = cropper.crop("examples/dogs-window.jpg", aspect=["16:9", "1:1"], top_k=3)
+>>> result.to_json()  # doctest: +ELLIPSIS
+{'width': 533, 'height': 800, 'crops': [{'box': [...], 'score': ..., 'aspect': '16:9', 'shape': 'rect', ...}, ...], ...}
+>>> analysis = cropper.analyse("examples/dogs-window.jpg")   # decode + forward once, then crops / heatmaps / scores
+>>> analysis.crops(aspect="1:1").crops[0].aspect
+'1:1'
+>>> sorted(analysis.overlays())
+['theta_avg', 'theta_std']
 
 Shells (CLI, TorchServe handler, Gradio demo, batch jobs, evaluation) make one call per
 image: :meth:`Cropper.analyse` (or :meth:`Cropper.analyse_many` for a batch) and then ask
@@ -25,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,8 +58,9 @@ class Cropper:
 
     Args:
         model: the score-map network (eval mode is set here).
-        short_side: the network sees the image resized so its short side is this long.
-        max_long_side: ...and its long side at most this long (panoramas).
+        preset: how ``model`` is served (the scale it trained at): the model file's
+            (:attr:`Weights.preset <asm.models.weights.Weights.preset>`), which
+            :meth:`from_pretrained` reads.
         max_pixels: larger images are refused before decoding (decompression bombs).
         device: where a torch network runs (an :class:`~asm.runtime.OnnxNet` runs on the CPU).
         weights: the model file ``model`` came from (:meth:`from_pretrained` sets it), or None.
@@ -66,8 +69,7 @@ class Cropper:
     def __init__(
         self,
         model: ASMNet | OnnxNet,
-        short_side: int = InferencePreset.short_side,
-        max_long_side: int = InferencePreset.max_long_side,
+        preset: InferencePreset,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         device: str | torch.device = "cpu",
         weights: Weights | None = None,
@@ -84,8 +86,9 @@ class Cropper:
             self.model = model.eval().to(self.device)
         #: "torch", "onnx" (the float ONNX twin) or "int8"
         self.runtime = ("int8" if model.precision == "int8" else "onnx") if isinstance(model, OnnxNet) else "torch"
-        self.short_side = short_side
-        self.max_long_side = max_long_side
+        if not isinstance(preset, InferencePreset):
+            raise InvalidOption(f"preset must be an InferencePreset (the model's, e.g. Weights.preset), got {preset!r}")
+        self.preset = preset
         self.max_pixels = max_pixels
         self.weights = weights
         self.partition = model.pattern.table  # [gh, gw] int64
@@ -101,8 +104,8 @@ class Cropper:
                         **kwargs: Any) -> Cropper:
         """A cropper over ``weights`` (default :attr:`ASMNet_Weights.DEFAULT
         <asm.models.weights.ASMNet_Weights>`, the model that ships; or a model file), served
-        with the weights' own preset (:class:`~asm.models.weights.InferencePreset`) unless
-        ``kwargs`` say otherwise.
+        with the weights' own preset (:class:`~asm.models.weights.InferencePreset`);
+        ``kwargs``: ``max_pixels``, ``device``.
 
         ``runtime``: where the network runs, :data:`~asm.runtime.RUNTIMES` ("auto": ONNX Runtime
         on the CPU when installed, the int8 twin first; see :func:`asm.runtime.load_net`).
@@ -112,19 +115,18 @@ class Cropper:
         """
         weights = as_weights(weights if weights is not None else ASMNet_Weights.DEFAULT)
         model = load_net(weights, runtime, kwargs.get("device", "cpu"))
-        preset = served_preset(model, weights)
-        return cls(model, **{**asdict(preset), **kwargs}, weights=weights)
+        return cls(model, served_preset(model, weights), **kwargs, weights=weights)
 
     # ------------------------------------------------------------------ steps
     def input_size(self, width: int, height: int) -> tuple[int, int]:
-        """Network input ``(w, h)``: short side ``short_side``, long side capped, multiples of 32
+        """Network input ``(w, h)`` of a ``width x height`` image
         (:meth:`InferencePreset.input_size <asm.models.weights.InferencePreset.input_size>`)."""
-        return InferencePreset(self.short_side, self.max_long_side).input_size(width, height)
+        return self.preset.input_size(width, height)
 
     def prepare(self, image: object) -> Prepared:
         """Decode (safely, see :func:`asm.io.load_image`) and resize for the network
         (:func:`asm.prepare.prepare`); the full-size pixels only when :attr:`Prepared.image` is read."""
-        return prepare(image, InferencePreset(self.short_side, self.max_long_side), self.max_pixels)
+        return prepare(image, self.preset, self.max_pixels)
 
     def score_maps(self, prepared: Sequence[Prepared]) -> list[np.ndarray]:
         """One forward pass per distinct input size; ``[1, L, h, w]`` float32 maps in input order."""

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import io
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from asm.errors import InvalidImage
 from asm.io import image_size, load_image, load_image_draft
-from asm.models.preprocess import network_input
 from asm.models.weights import InferencePreset
 
 __all__ = ["Prepared", "prepare", "DRAFT_MARGIN"]
@@ -72,5 +70,4 @@ def prepare(image: object, preset: InferencePreset, max_pixels: int | None) -> P
         full = None
         if rgb.shape[1] == W and rgb.shape[0] == H:  # decoded in full anyway: keep it
             full, image = rgb, None
-    small = cv2.resize(rgb, preset.input_size(W, H), interpolation=cv2.INTER_AREA)
-    return Prepared(network_input(small), W, H, image=full, source=image, max_pixels=max_pixels, preview=rgb)
+    return Prepared(preset.network_input(rgb, W, H), W, H, image=full, source=image, max_pixels=max_pixels, preview=rgb)

@@ -58,7 +58,9 @@ __all__ = ["RUNTIMES", "load_net", "served_preset", "device_type", "ONNX_FORMAT"
 ONNX_FORMAT = "asm-onnx/3"
 #: ONNX opset of the export (ONNX Runtime >= 1.14 runs it).
 OPSET = 17
-#: Where the network runs (:func:`load_net`): "auto", "int8", "onnx" or "torch".
+#: Where the network runs (:func:`load_net`): "auto" (the int8 twin, else the float twin, on the
+#: CPU with onnxruntime installed; else torch), "int8" (ONNX Runtime, int8 twin), "onnx" (ONNX
+#: Runtime, float twin) or "torch".
 RUNTIMES = ("auto", "int8", "onnx", "torch")
 
 
@@ -244,8 +246,9 @@ class OnnxNet:
 
     Args:
         path: the ``.onnx`` file.
-        threads: intra-op threads (default: torch's count when torch is loaded, else ONNX
-            Runtime's default of one per physical core).
+        threads: intra-op threads (default :func:`asm.cpu_session.cpu_threads`: the count
+            :func:`~asm.cpu_session.set_cpu_threads` set, else torch's when torch is loaded,
+            else ONNX Runtime's default of one per physical core).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
@@ -320,8 +323,7 @@ def load_net(weights: Weights, runtime: str = "auto", device: object = "cpu") ->
     """
     if runtime not in RUNTIMES:
         raise InvalidOption(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    if not weights.file.is_file():
-        weights.preset  # raises ModelNotFound, with the message every caller shows
+    weights.check_file()
     model: ASMNet | OnnxNet | None = None
     fast_cpu = runtime == "auto" and device_type(device) == "cpu" and _onnxruntime_installed()
     if runtime == "int8" or (fast_cpu and int8_path(weights.file).is_file()):

@@ -131,7 +131,7 @@ def _model_line() -> str:
     from asm.cropper import Cropper
 
     c = Cropper.from_pretrained()
-    return f"{c.model.config.get('backbone')}, {c.model.config.get('pattern')}, input {c.short_side} px short side"
+    return f"{c.model.config.get('backbone')}, {c.model.config.get('pattern')}, input {c.preset.short_side} px short side"
 
 
 def _ort_version() -> str:

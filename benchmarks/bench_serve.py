@@ -45,9 +45,9 @@ GOAL_RPS, GOAL_P99_MS, GOAL_CONCURRENCY = 60.0, 100.0, 4  # issue 12
 # server setups: name -> model-config.yaml overrides ("default": handler/model-config.yaml as is)
 CONFIGS = {
     "default": {},
-    "2x1-b4": {"minWorkers": 2, "maxWorkers": 2, "torch_threads": 1, "batchSize": 4, "maxBatchDelay": 20},
-    "1x1-b4": {"minWorkers": 1, "maxWorkers": 1, "torch_threads": 1, "batchSize": 4, "maxBatchDelay": 20},
-    "1x2-b4": {"minWorkers": 1, "maxWorkers": 1, "torch_threads": 2, "batchSize": 4, "maxBatchDelay": 20},
+    "2x1-b4": {"minWorkers": 2, "maxWorkers": 2, "threads": 1, "batchSize": 4, "maxBatchDelay": 20},
+    "1x1-b4": {"minWorkers": 1, "maxWorkers": 1, "threads": 1, "batchSize": 4, "maxBatchDelay": 20},
+    "1x2-b4": {"minWorkers": 1, "maxWorkers": 1, "threads": 2, "batchSize": 4, "maxBatchDelay": 20},
 }
 
 
@@ -57,8 +57,8 @@ def describe(overrides: dict) -> str:
     cfg = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
     hcfg = dict(cfg.get("handler") or {})
     for k, v in overrides.items():
-        (hcfg if k in ("torch_threads",) else cfg)[k] = v
-    threads = hcfg.get("torch_threads") or "default"
+        (hcfg if k in ("threads",) else cfg)[k] = v
+    threads = hcfg.get("threads") or "default"
     batching = f"batch {cfg['batchSize']}, {cfg['maxBatchDelay']} ms batch delay" if cfg["batchSize"] > 1 else "no batching"
     return f"{cfg['minWorkers']} worker(s) x {threads} torch thread(s), {batching}"
 
@@ -174,7 +174,7 @@ class Server(TorchServe):
 
         cfg = yaml.safe_load((ROOT / "handler" / "model-config.yaml").read_text())
         for k, v in self.overrides.items():
-            if k in ("torch_threads", "heatmap_max_pixels", "max_response_bytes", "warmup"):
+            if k in ("threads", "heatmap_max_pixels", "max_response_bytes", "warmup"):
                 cfg.setdefault("handler", {})[k] = v
             else:
                 cfg[k] = v
@@ -363,7 +363,7 @@ def main() -> int:
         "",
         "Reading: on cores this busy, the setups with one torch thread per worker are within run-to-run noise of each",
         "other; two intra-op threads are 10-30x slower (OpenMP threads wait for each other while other processes hold",
-        "the cores), which is why model-config.yaml pins `torch_threads: 1`. No batching is shipped because a batch",
+        "the cores), which is why model-config.yaml pins `threads: 1`. No batching is shipped because a batch",
         "costs more CPU than single passes here (line above) and lands on one worker while the other idles.",
     ]
     text = "\n".join(lines) + "\n"

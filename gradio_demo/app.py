@@ -44,6 +44,7 @@ import numpy as np
 
 from asm import viz
 from asm.cropper import Cropper
+from asm.settings import CropperSettings
 from asm.errors import AsmError, echo
 from asm.io import load_image
 from asm.options import DEFAULT_MIN_SCALE, CropOptions
@@ -319,7 +320,7 @@ def build_demo(
     """The Gradio app (not launched; see :func:`launch_kwargs` for how ``main`` launches it).
 
     Args:
-        cropper: the in-process cropper (default: ``Cropper.from_pretrained(model)``);
+        cropper: the in-process cropper (default: ``CropperSettings(model).build()``);
             ignored with ``backend``.
         model: a model file for the default cropper.
         backend: a TorchServe base URL; crops come from ``POST {backend}/predictions/asm``.
@@ -328,15 +329,15 @@ def build_demo(
             ``"lazy"`` (on first click) or ``"off"``.
         concurrency: requests that run at once (all endpoints share it).
         queue_size: requests that may wait; more are turned away with Gradio's "Queue is full".
-            64 by default: a crop with heatmaps takes ~0.1-0.3 s on 2 CPU cores, so the last in
-            line waits well under a minute; past that, "busy, try again" beats a long wait.
+            64 by default, so that the last in line waits well under a minute (the timings:
+            benchmarks/results/); past that, "busy, try again" beats a long wait.
     """
     if cache_examples not in ("eager", "lazy", "off"):
         raise ValueError(f"cache_examples must be 'eager', 'lazy' or 'off', got {cache_examples!r}")
     if backend:
         engine: LocalEngine | BackendEngine = BackendEngine(backend, token if token is not None else os.environ.get("ASM_TOKEN"))
     else:
-        engine = LocalEngine(cropper if cropper is not None else Cropper.from_pretrained(model))
+        engine = LocalEngine(cropper if cropper is not None else CropperSettings(model).build())
     runner = _Runner(engine)
 
     # Gradio serves only files under the working dir, the temp dir or launch(allowed_paths=...):

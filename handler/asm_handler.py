@@ -50,13 +50,13 @@ try:
 
     from asm.cropper import Cropper
     from asm.errors import ImageTooLarge
-    from asm.io import allow_pixels
     from asm.ops import kernel as pool_kernel
     from asm.serving import wire
+    from asm.settings import CropperSettings
 except ImportError as e:  # TorchServe would hide an ImportError behind "no module ts.torch_handler..."
     raise RuntimeError(
         f"asm handler: cannot import asm ({e}); the archive should contain asm.zip (make archive) "
-        "and the host needs torch, torchvision, numpy, pillow, opencv-python-headless and matplotlib"
+        "and the host needs torch, torchvision, onnxruntime, numpy, pillow, opencv-python-headless and matplotlib"
     ) from e
 
 from ts.torch_handler.base_handler import BaseHandler
@@ -72,12 +72,12 @@ except ImportError:  # pragma: no cover - metrics are optional
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "asm"
-#: Handler settings (model-config.yaml ``handler:`` section overrides them).
+#: Handler settings (model-config.yaml ``handler:`` section overrides them). The cropper's own
+#: (``runtime``, ``threads``, ``max_pixels``: larger images get a 413) are
+#: :class:`~asm.settings.CropperSettings`'s, with its defaults; ``threads`` 0 is the runtime's default.
 DEFAULTS = {
-    "torch_threads": 0,  # 0: leave torch's default
     "heatmap_max_pixels": 4_000_000,  # heatmap overlays are full size PNGs: bound the work
     "max_response_bytes": 16_000_000,  # keep under config.properties max_response_size
-    "max_pixels": 50_000_000,  # larger images get a 413 (checked from the header, before decoding)
     "warmup": True,
 }
 
@@ -175,25 +175,22 @@ class AsmHandler(BaseHandler):
             self.device = torch.device(f"cuda:{gpu_id}")
         else:
             self.device = torch.device("cpu")
-        threads = int(self.settings.get("torch_threads") or 0)
-        if threads > 0:
-            torch.set_num_threads(threads)
 
         serialized = (self.manifest or {}).get("model", {}).get("serializedFile")
         if not serialized:
             raise RuntimeError("asm handler: the archive has no model file (torch-model-archiver --serialized-file)")
-        model_path = os.path.join(model_dir, serialized)
-        max_pixels = int(self.settings["max_pixels"])
-        allow_pixels(max_pixels)
-        self.cropper = Cropper.from_pretrained(model_path, device=self.device, max_pixels=max_pixels)
+        threads = int(self.settings.get("threads") or 0) or None  # sizes ONNX Runtime (and torch) directly
+        self.cropper = CropperSettings.from_mapping(
+            {**self.settings, "model": os.path.join(model_dir, serialized), "threads": threads, "device": str(self.device)}
+        ).build()
         self.repeated_fields = _keep_repeated_fields()
         if self.settings.get("warmup"):
             self._warmup()
         self.initialized = True
         logger.info(
-            "asm handler ready: model %s on %s (%s), %d torch threads, batch size %s, repeated form fields %s, "
+            "asm handler ready: model %s on %s (%s), threads %s, batch size %s, repeated form fields %s, "
             "pooling op on the CPU: %s",
-            serialized, self.device, self.cropper.runtime, torch.get_num_threads(), props.get("batch_size"),
+            serialized, self.device, self.cropper.runtime, threads or "the runtime's default", props.get("batch_size"),
             "kept" if self.repeated_fields else "last value only", pool_kernel.describe(),
         )
 

@@ -83,7 +83,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_import_graph_finds_function_level_imports():
     graph = _graph()
     assert "asm.search.search" in graph["asm.analysis"]
-    assert "asm.cropper" in graph["asm.batch.job"]  # imported inside a function there
+    assert "asm.settings" in graph["asm.batch.job"]  # imported inside a function there
 
 
 def test_no_import_cycles():
@@ -96,3 +96,54 @@ def test_no_import_cycles():
 def test_no_module_over_the_line_limit():
     long = {name: n for name, p in _modules().items() if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+# --------------------------------------------------------------------------- docs/architecture.md
+
+DOC = ASM.parent / "docs" / "architecture.md"
+
+
+def _resolve(dotted: str) -> object:
+    """The object an ``asm.x.y.Name.attr`` name in the document means: the longest importable
+    module prefix, then attributes."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)  # AttributeError: the document names what is not there
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+def _defined(path: Path, dotted: list[str]) -> bool:
+    """Whether ``Class.method`` (or a function) is defined in the file at ``path`` (read, not
+    imported: the handler needs TorchServe)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    scope: list[ast.AST] = list(tree.body)
+    for name in dotted:
+        node = next((n for n in scope if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == name), None)
+        if node is None:
+            return False
+        scope = list(node.body)
+    return True
+
+
+def test_the_architecture_document_names_what_exists():
+    import re
+
+    text = DOC.read_text(encoding="utf-8")
+    names = sorted(set(re.findall(r"\basm(?:\.\w+)+", text)))
+    assert len(names) > 30
+    for name in names:
+        _resolve(name)
+    # the shells outside the package: handler/asm_handler.py, handler/kserve_v2.py, gradio_demo/app.py
+    for name in sorted(set(re.findall(r"\b(handler\.asm_handler|kserve_v2|gradio_demo\.app)((?:\.\w+)*)", text))):
+        module, rest = name
+        path = ASM.parent / ("handler/kserve_v2.py" if module == "kserve_v2" else module.replace(".", "/") + ".py")
+        assert path.is_file(), module
+        assert _defined(path, rest.split(".")[1:]), module + rest

@@ -242,6 +242,23 @@ def _start(folder: Path, out: Path) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+def _freeze(proc: subprocess.Popen) -> list[int]:
+    """Stop the job and its workers (SIGSTOP) where they are, so what happens next does not
+    depend on how fast this machine crops; :func:`_thaw` lets them go on."""
+    pids = [proc.pid, *_children(proc.pid)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    return pids
+
+
+def _thaw(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 def _wait_for_lines(proc: subprocess.Popen, out: Path, n: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -265,21 +282,30 @@ def test_interrupted_and_killed_jobs_resume_with_every_input_once(tmp_path):
     names = expand_inputs([str(folder)])
     out = tmp_path / "r.jsonl"
 
-    # Ctrl-C: exit 130, whole lines only
+    from asm.batch.local import CHUNK
+
+    in_flight = 2 * 2 * CHUNK  # --workers 2 holds at most two chunks each (asm.batch.local)
+    # Ctrl-C: exit 130, whole lines only, and the job stops within the work it held
     proc = _start(folder, out)
     _wait_for_lines(proc, out, 8)
+    frozen = _freeze(proc)
+    done = out.read_bytes().count(b"\n")
     proc.send_signal(signal.SIGINT)
+    _thaw(frozen)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err, err
     first = len(_lines(out))
-    assert 8 <= first < len(names)
+    assert 8 <= done <= first <= done + in_flight
+    assert first < len(names), "the job finished before the signal: give it more images"
 
     # kill -9: the workers go too, and a half-written line is left behind
     proc = _start(folder, out)
     _wait_for_lines(proc, out, first + 8)
     workers = _children(proc.pid)
     assert workers
+    _freeze(proc)
     proc.kill()
+    _thaw(workers)
     proc.communicate(timeout=30)
     deadline = time.monotonic() + 15
     while any(map(_alive, workers)) and time.monotonic() < deadline:

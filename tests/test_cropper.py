@@ -300,7 +300,9 @@ def test_readme_api_is_importable_from_the_package():
     import asm
 
     assert asm.Cropper is Cropper and asm.CropOptions is CropOptions
-    assert callable(asm.Cropper.from_pretrained)
+    shipped = asm.Cropper.from_pretrained()  # the README's first line: the shipped model, at its own scale
+    assert shipped.runtime == "int8" and shipped.preset == shipped.weights.preset
+    assert (shipped.preset.short_side, shipped.preset.max_long_side) == (192, 384)
 
 
 # --------------------------------------------------------------------------- issue 14
@@ -381,12 +383,30 @@ def test_from_pretrained_raises_asm_errors(tmp_path):
 
 @pytest.mark.parametrize("kwargs", [{}, {"aspect": ["16:9", "1:1", "free"], "top_k": 3}, {"circular": True, "top_k": 2},
                                     {"aspect": "4:3", "keep": [[380, 150, 520, 300]], "focus": (450, 220), "min_scale": 0.8}])
-def test_analysis_gives_the_crops_of_crop(cropper, photo, kwargs):
+def test_analysis_crops_answer_the_options(cropper, photo, kwargs):
+    """Whatever is asked (aspects, top-k, circles, keep-regions, a focus, a zoom limit), every
+    crop answers it: its aspect, inside the image, holding the regions and the point."""
     analysis = cropper.analyse(photo)
     assert (analysis.width, analysis.height) == (640, 427)
-    expected = cropper.crop(photo, **kwargs).to_json()
-    assert analysis.crops(**kwargs).to_json() == expected
-    assert analysis.crops(CropOptions.parse(**kwargs)).to_json() == expected
+    options = CropOptions.parse(**kwargs)
+    result = analysis.crops(options)
+    assert analysis.crops(**kwargs).to_json() == result.to_json()  # keywords and CropOptions: one answer
+    wanted = [a.label for a in options.aspects]
+    counts = {label: sum(c.aspect == label for c in result.crops) for label in wanted}
+    assert all(1 <= n <= options.top_k for n in counts.values()), counts
+    for crop in result.crops:
+        x1, y1, x2, y2 = crop.box
+        assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 427 and np.isfinite(crop.score)
+        assert crop.shape == ("circle" if options.circular else "rect")
+        if crop.aspect not in ("free",) and ":" in crop.aspect:
+            w, h = (float(v) for v in crop.aspect.split(":"))
+            assert abs((x2 - x1) * h / w - (y2 - y1)) <= 1.0, crop
+        for kx1, ky1, kx2, ky2 in options.keep:
+            assert x1 <= kx1 and y1 <= ky1 and kx2 <= x2 and ky2 <= y2
+        if options.focus is not None:
+            assert x1 <= options.focus[0] <= x2 and y1 <= options.focus[1] <= y2
+    if "min_scale" in kwargs:  # 4:3 at 640x427: the largest box is 569x427
+        assert all(c.box[3] - c.box[1] >= options.min_scale * 427 - 1 for c in result.crops)
 
 
 def test_one_analysis_answers_many_questions_from_one_forward_pass(cropper, photo, monkeypatch):

@@ -45,7 +45,7 @@ def shipped(request, tmp_path_factory):
 
 
 def test_the_shipped_model_serves_with_its_own_preset(shipped):
-    assert (shipped.short_side, shipped.max_long_side) == (192, 384)
+    assert (shipped.preset.short_side, shipped.preset.max_long_side) == (192, 384)
 
 
 @pytest.mark.parametrize("aspect", sorted(KNOWN_CROPS))

@@ -1,5 +1,6 @@
 """The Gradio demo, for real: a server on a free loopback port, called through gradio_client
-and driven by headless Chromium (which also writes the README screenshot docs/demo.png).
+and driven by headless Chromium (its screenshot goes to the test's tmp_path; copy it over
+docs/demo.png by hand when the page changes on purpose).
 
 Offline: Gradio analytics are off, and the browser test checks that the page fetched
 nothing but the demo itself.
@@ -40,7 +41,7 @@ from gradio_demo import app as demo_app  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 PHOTO = EXAMPLES / "osprey.jpg"
-SCREENSHOT = ROOT / "docs" / "demo.png"
+SCREENSHOT = ROOT / "docs" / "demo.png"  # the README's; read here, never written
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -192,12 +193,31 @@ def test_thirty_concurrent_calls_all_get_answers(server):
     assert all(a["crops"] for a in answers)
 
 
-def test_queue_bounds_concurrency(server):
-    queue = server["demo"]._queue
-    assert queue.max_size == 64 and queue.default_concurrency_limit == 1
-    fns = [fn for fn in server["demo"].fns.values() if fn.api_name in ("crop", "crop_view")]
-    assert len(fns) == 2 and {fn.concurrency_id for fn in fns} == {"asm"}  # both endpoints share...
-    assert queue.event_queue_per_concurrency_id["asm"].concurrency_limit == 1  # ...one model run at a time
+def test_both_endpoints_share_one_model_run_at_a_time(server, cropper, monkeypatch):
+    """Calls to /crop and /crop_view at once: the model never runs two images at a time (the
+    demo's concurrency of 1, shared by both endpoints), and every call is answered."""
+    running, most, lock = [0], [0], threading.Lock()
+    analyse = cropper.analyse
+
+    def counted(image):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # long enough for a second run to overlap, if the queue let it
+            return analyse(image)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(cropper, "analyse", counted)
+    clients = [Client(server["url"], verbose=False) for _ in range(2)]
+    jobs = [clients[0].submit(handle_file(str(PHOTO)), api_name="/crop") for _ in range(3)]
+    jobs += [clients[1].submit(handle_file(str(PHOTO)), ["1:1"], "", False, 1, False, api_name="/crop_view")
+             for _ in range(3)]
+    for job in jobs:
+        job.result(timeout=300)
+    assert most[0] == 1
 
 
 # --------------------------------------------------------------------------- --backend
@@ -413,11 +433,12 @@ def test_browser_upload_crop_and_screenshot(server, tmp_path):
             time.sleep(0.3)
         driver.execute_script("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur();")
         time.sleep(1.0)
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         png = driver.get_screenshot_as_png()
         shot = Image.open(io.BytesIO(png)).convert("RGB")
         assert shot.width >= 1200 and shot.height >= 900
-        shot.save(SCREENSHOT, optimize=True)  # full colour: a palette bands the heatmaps
+        shot.save(tmp_path / "demo.png", optimize=True)  # full colour: a palette bands the heatmaps
+        with Image.open(SCREENSHOT) as committed:  # the README's picture is of this page, at this width
+            assert committed.width == shot.width and committed.height >= 900
 
         # offline: every network request the page made went to the demo itself
         urls = set()

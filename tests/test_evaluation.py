@@ -9,6 +9,7 @@ from PIL import Image
 
 from asm.cli import main
 from asm.cropper import Cropper
+from asm.models.weights import InferencePreset
 from asm.data.cropping import FCDB, FLMS, GAICD
 from asm.data.fixations import FixationItem
 from asm.data.shared import shared_dir
@@ -35,7 +36,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def cropper(make_random_model):
-    return Cropper(make_random_model(), short_side=128, max_long_side=256)
+    return Cropper(make_random_model(), InferencePreset(128, 256))
 
 
 def _save_noise(path, w, h, seed):

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import asm.search.search as search_mod
+from asm.data.shared import shared_dir
 from asm.cli import main
 from asm.errors import ECHO_LIMIT, InvalidOption
 from asm.io import load_image
@@ -36,7 +37,7 @@ from benchmarks.check_faces import compare, detect_all, opencv_detector, photos
 
 ROOT = Path(__file__).resolve().parents[1]
 DOG = ROOT / "examples" / "dogs-window.jpg"  # YuNet takes the dog's face for a face (0.87)
-OSIE_1401 = ROOT.parent / "shared" / "data" / "osie" / "images" / "1401.jpg"
+OSIE_1401 = (shared_dir() or ROOT / "no-shared") / "data" / "osie" / "images" / "1401.jpg"
 #: What cv2.FaceDetectorYN (OpenCV 5.0) found in the shipped examples, before asm ran YuNet
 #: on ONNX Runtime itself: x1, y1, x2, y2, confidence (the other examples have no face).
 EXAMPLE_FACES = {"dogs-window.jpg": [[191.483, 208.241, 258.098, 288.676, 0.866]],

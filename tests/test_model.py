@@ -8,12 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from asm.data.shared import shared_dir
 from asm.errors import InvalidModel, ModelNotFound
 from asm.models import ASMNet, ASMNet_Weights, InferencePreset, Weights, WeightsMeta, asm_net, normalize, save_model, theta_avg, theta_std
 from asm.models.asmnet import BACKBONES
 from asm.patterns import PATTERN_NAMES, get_pattern
+from conftest import TEST_PRESET
 
-WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+WEIGHTS = (shared_dir() or Path("/no-shared")) / "weights"
 
 
 @pytest.mark.parametrize("backbone", list(BACKBONES))
@@ -124,12 +126,12 @@ def test_reads_the_first_file_format(tmp_path):
 
 
 def test_a_file_without_preset_gets_the_default_preset(tmp_path):
-    weights = save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
-    assert weights.preset == InferencePreset() and weights.meta == WeightsMeta()
+    weights = save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
+    assert weights.preset == TEST_PRESET and weights.meta == WeightsMeta()
 
 
 def test_the_builder_refuses_a_config_the_weights_do_not_fit(tmp_path):
-    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
     assert asm_net(weights=tmp_path / "m.pt", backbone="mobilenet_v3_small").config["backbone"] == "mobilenet_v3_small"
     with pytest.raises(ValueError, match="not {'pattern': 'grid3x3'}"):
         asm_net(weights=tmp_path / "m.pt", pattern="grid3x3")
@@ -138,7 +140,7 @@ def test_the_builder_refuses_a_config_the_weights_do_not_fit(tmp_path):
 
 def test_a_file_whose_weights_do_not_fit_its_config_is_an_invalid_model(tmp_path):
     path = tmp_path / "m.pt"
-    save_model(ASMNet("mobilenet_v3_small"), path)
+    save_model(ASMNet("mobilenet_v3_small"), path, TEST_PRESET)
     ckpt = torch.load(path, weights_only=True)
     ckpt["config"]["backbone"] = "mobilenet_v2"
     torch.save(ckpt, path)

@@ -10,16 +10,18 @@ import numpy as np
 import pytest
 import torch
 
+from asm.data.shared import shared_dir
 from asm.cli import main
 from asm.cropper import Cropper
 from asm.errors import InvalidOption
 from asm.models import DEFAULT_MODEL_PATH, ASMNet, InferencePreset, save_model
 from asm.runtime import (ONNX_FORMAT, OnnxNet, calibration_photos, export_onnx, file_digest, int8_path,
                          load_onnx_net, onnx_cache_path)
+from conftest import TEST_PRESET
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.jpg"))
-SHARED_PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+SHARED_PHOTOS = (shared_dir() or ROOT / "no-shared") / "data" / "photos"
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ def test_export_matches_torch_at_any_input_size(tmp_path, config):
 
 def test_first_use_exports_into_the_home_cache_once(home, tmp_path, monkeypatch):
     ckpt = tmp_path / "models" / "m.pt"
-    save_model(_random_model(1, backbone="mobilenet_v3_small"), ckpt)
+    save_model(_random_model(1, backbone="mobilenet_v3_small"), ckpt, TEST_PRESET)
     net = load_onnx_net(ckpt)
     expected = home / ".cache" / "asm" / "onnx" / f"{file_digest(ckpt)}.onnx"
     assert net.path == expected and expected.is_file()
@@ -83,13 +85,13 @@ def test_a_stale_twin_is_never_used(home, tmp_path):
     """Retraining writes a new checkpoint under the same name: the old MODEL.onnx is ignored."""
     ckpt = tmp_path / "m.pt"
     old = _random_model(2, backbone="mobilenet_v3_small")
-    save_model(old, ckpt)
+    save_model(old, ckpt, TEST_PRESET)
     assert main(["export", "--model", str(ckpt)]) == 0
     twin = ckpt.with_suffix(".onnx")
     assert load_onnx_net(ckpt, export=False).path == twin
 
     new = _random_model(3, backbone="mobilenet_v3_small")
-    save_model(new, ckpt)
+    save_model(new, ckpt, TEST_PRESET)
     with pytest.raises(FileNotFoundError, match="asm export"):
         load_onnx_net(ckpt, export=False)
     net = load_onnx_net(ckpt)
@@ -101,7 +103,7 @@ def test_a_stale_twin_is_never_used(home, tmp_path):
 
 def test_a_broken_cache_file_is_rebuilt(home, tmp_path):
     ckpt = tmp_path / "m.pt"
-    save_model(_random_model(4, backbone="mobilenet_v3_small"), ckpt)
+    save_model(_random_model(4, backbone="mobilenet_v3_small"), ckpt, TEST_PRESET)
     cached = onnx_cache_path(file_digest(ckpt))
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"\x08\x07 cut short by a full disk")
@@ -117,7 +119,7 @@ def test_runtime_option():
         Cropper.from_pretrained(runtime="tensorrt")
     net = load_onnx_net(DEFAULT_MODEL_PATH)
     with pytest.raises(InvalidOption, match="CPU"):
-        Cropper(net, device="meta")
+        Cropper(net, net.preset, device="meta")
 
 
 def _photos() -> list[Path]:
@@ -149,7 +151,7 @@ def test_onnx_and_torch_crop_alike_on_real_photos():
 
 def test_export_command_writes_next_to_the_model(tmp_path):
     ckpt = tmp_path / "dir with space" / "model.pt"
-    save_model(_random_model(5, backbone="mobilenet_v3_small"), ckpt)
+    save_model(_random_model(5, backbone="mobilenet_v3_small"), ckpt, TEST_PRESET)
     assert main(["export", "--model", str(ckpt)]) == 0
     twin = ckpt.with_suffix(".onnx")
     assert OnnxNet(twin).digest == file_digest(ckpt)
@@ -161,7 +163,7 @@ def test_export_command_writes_next_to_the_model(tmp_path):
 
 def test_auto_falls_back_to_torch_when_no_export_can_be_made(home, tmp_path, monkeypatch):
     ckpt = tmp_path / "m.pt"
-    save_model(_random_model(6, backbone="mobilenet_v3_small"), ckpt)
+    save_model(_random_model(6, backbone="mobilenet_v3_small"), ckpt, TEST_PRESET)
 
     def no_exporter(*a, **k):
         raise ImportError("No module named 'onnx'")
@@ -178,7 +180,7 @@ def test_int8_twin_next_to_a_model(home, tmp_path):
     a changed checkpoint makes it stale (auto warns and runs the float twin, int8 refuses)."""
     ckpt = tmp_path / "same name" / "model.pt"
     model = _random_model(7, backbone="mobilenet_v3_small")
-    save_model(model, ckpt)
+    save_model(model, ckpt, TEST_PRESET)
     assert main(["export", "--int8", "--model", str(ckpt), "--calibration", str(ROOT / "examples")]) == 0
     twin = int8_path(ckpt)
     assert twin.name == "model.int8.onnx" and twin.is_file()
@@ -196,7 +198,7 @@ def test_int8_twin_next_to_a_model(home, tmp_path):
         assert float(np.abs(a - b).mean()) < 0.1 * float(b.std())
         assert np.corrcoef(a.flatten(), b.flatten())[0, 1] > 0.98
         assert not np.array_equal(a, b)
-    save_model(_random_model(8, backbone="mobilenet_v3_small"), ckpt)  # retrained in place
+    save_model(_random_model(8, backbone="mobilenet_v3_small"), ckpt, TEST_PRESET)  # retrained in place
     with pytest.warns(UserWarning, match="int8"):
         assert Cropper.from_pretrained(ckpt).runtime == "onnx"
     with pytest.raises(FileNotFoundError, match="asm export --int8"):
@@ -205,7 +207,7 @@ def test_int8_twin_next_to_a_model(home, tmp_path):
 
 def test_int8_export_needs_photos(tmp_path):
     ckpt = tmp_path / "model.pt"
-    save_model(_random_model(9, backbone="mobilenet_v3_small"), ckpt)
+    save_model(_random_model(9, backbone="mobilenet_v3_small"), ckpt, TEST_PRESET)
     (tmp_path / "empty").mkdir()
     assert main(["export", "--int8", "--model", str(ckpt), "--calibration", str(tmp_path / "empty")]) == 2
     assert not int8_path(ckpt).exists()

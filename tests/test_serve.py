@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TEST_PRESET
 from PIL import Image
 
 from handler.launcher import Ports, ServeError, TorchServe, busy_ports
@@ -124,7 +125,7 @@ def _build_archive(root: Path, workers: int = 1, batch_size: int = 4) -> Path:
 
         torch.manual_seed(0)
         model_file = root / "model.pt"
-        save_model(ASMNet("mobilenet_v3_small"), model_file)
+        save_model(ASMNet("mobilenet_v3_small"), model_file, TEST_PRESET)
     # the shipped config with batching on (one worker, batches of up to 4), so the burst below
     # really mixes good and bad requests in one batch
     import yaml
@@ -378,16 +379,17 @@ def test_mixed_burst_loses_nothing(server):
             return name, want, None, repr(e)
         return name, want, status, answer
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(4) as pool:  # each request has its own timeout; no wall-clock limit on the burst
         results = list(pool.map(send, jobs))
-    elapsed = time.monotonic() - t0
     wrong = [(n, w, s, a[:200] if isinstance(a, bytes) else a) for n, w, s, a in results if s != w]
     assert not wrong, wrong
     for name, _, _, answer in results:
         if name in ("raw", "multipart", "raw2"):
             assert _json(answer)["crops"]
-    assert elapsed < 150
+    # the same image gets the same answer, whatever else was in its batch
+    for name in ("raw", "multipart", "raw2"):
+        answers = {json.dumps(_json(a), sort_keys=True) for n, _, _, a in results if n == name}
+        assert len(answers) == 1, name
     # the worker is healthy and was never restarted
     status, _, body = server.request("GET", "/ping")
     assert status == 200 and b"Healthy" in body
@@ -463,7 +465,7 @@ def test_batch_isolation_in_process(handler_module, tmp_path, monkeypatch):
     from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
-    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
     rows = [
         {"body": bytearray(GOOD)},
         {"body": bytearray(GOOD[:100])},
@@ -662,13 +664,27 @@ def test_max_pixels_setting(handler_module, tmp_path):
     from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
-    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
     ctx = _FakeContext({"model": {"serializedFile": "m.pt"}}, str(tmp_path), [{"Content-Type": "image/jpeg"}])
     ctx.model_yaml_config = {"handler": {"warmup": False, "max_pixels": 320 * 240 - 1}}
     h = handler_module.AsmHandler()
     h.initialize(ctx)
     out = h.handle([{"body": bytearray(GOOD)}], ctx)
     assert ctx.status[0][0] == 413 and "76,799" in json.loads(out[0])["message"]
+
+
+def test_threads_setting_sizes_onnx_runtime(handler_module, tmp_path):
+    """``threads`` in model-config.yaml sizes the ONNX Runtime session itself (it used to set
+    torch's count, which ONNX Runtime followed only as a fallback); ``runtime`` is honoured."""
+    from asm.models import ASMNet, save_model
+
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
+    ctx = _FakeContext({"model": {"serializedFile": "m.pt"}}, str(tmp_path), [{"Content-Type": "image/jpeg"}])
+    ctx.model_yaml_config = {"handler": {"warmup": False, "threads": 1, "runtime": "onnx"}}
+    h = handler_module.AsmHandler()
+    h.initialize(ctx)
+    assert h.cropper.runtime == "onnx"
+    assert h.cropper.model.session.get_session_options().intra_op_num_threads == 1
 
 
 # --------------------------------------------------------------------------- KServe v2 (Open Inference Protocol)
@@ -723,7 +739,7 @@ def test_kserve_v2_envelope_rows_in_process(handler_module, tmp_path):
     from asm.models import ASMNet, save_model
 
     torch.manual_seed(0)
-    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt")
+    save_model(ASMNet("mobilenet_v3_small"), tmp_path / "m.pt", TEST_PRESET)
     context = _FakeContext({"model": {"serializedFile": "m.pt", "modelName": "asm"}}, str(tmp_path), [{}, {}])
     handler = handler_module.AsmHandler()
     handler.initialize(context)

@@ -18,6 +18,7 @@ from asm.training.loop import train
 from asm.training.objective import batch_loss
 from asm.training.samples import load_gaze, synthetic_samples
 from asm.training.views import _pairs, _views, make_example
+from conftest import TEST_PRESET
 
 TINY = dict(backbone="mobilenet_v3_small", input_size=(96, 128), batch_size=4, groups=3, views=6, data="synthetic", half=False)
 
@@ -87,8 +88,8 @@ def test_training_inputs_keep_the_aspect_as_served():
     from asm.training.config import serving_preset
 
     sample = synthetic_samples(1, size=(180, 320))[0]  # (H, W)
-    cfg = TrainConfig(**{**TINY, "outer_crop": 1.0})
-    served = Cropper(ASMNet(backbone="mobilenet_v3_small"), **dataclasses.asdict(serving_preset(cfg)))
+    cfg = TrainConfig(**{**TINY, "outer_crop": 1.0, "keep_aspect": True})
+    served = Cropper(ASMNet(backbone="mobilenet_v3_small"), serving_preset(cfg))
     ex = make_example(sample, np.random.default_rng(0), cfg)
     assert ex["image"].shape == (3, 96, 160) and served.input_size(320, 180) == (160, 96)
     cut_h, cut_w = ex["cut"].shape[1:]
@@ -220,7 +221,7 @@ def test_init_starts_from_a_model_file(tmp_path):
     torch.manual_seed(0)
     start = ASMNet("mobilenet_v3_small")
     torch.nn.init.constant_(start.heads[0].bias, 0.5)
-    save_model(start, tmp_path / "start.pt")
+    save_model(start, tmp_path / "start.pt", TEST_PRESET)
     cfg = TrainConfig(out=str(tmp_path / "run"), epochs=1, init=str(tmp_path / "start.pt"), lr=0.0, backbone_lr=0.0, **TINY)
     data = synthetic_samples(4, seed=5)
     train(cfg, train_set=data, val_sets={"synthetic": data[:2]}, progress=False)

@@ -17,6 +17,7 @@ from asm.errors import BadRequest
 
 if TYPE_CHECKING:  # the cropper (and torch) load when a job runs, not for `asm --help`
     from asm.options import CropOptions
+    from asm.settings import CropperSettings
 
 __all__ = ["run_batch", "Summary", "Progress", "ENGINES"]
 
@@ -97,18 +98,19 @@ def run_batch(
     inputs: Sequence[str],
     out: str | os.PathLike,
     options: CropOptions | None = None,
+    settings: CropperSettings | None = None,
     *,
     fmt: str = "jsonl",
     engine: str = "local",
     workers: int | None = None,
-    model: str | os.PathLike | None = None,
-    max_pixels: int = 50_000_000,
     ray_address: str | None = None,
     progress: Progress | None = None,
     stream: IO[str] | None = None,
 ) -> Summary:
     """Crop every image named by ``inputs`` (see :func:`~asm.batch.inputs.expand_inputs`) into
     the results at ``out`` (see :mod:`asm.batch.results`), skipping those already answered.
+    Every worker builds its cropper from ``settings`` (default :class:`~asm.settings.CropperSettings`),
+    with its share of the threads.
 
     Raises :class:`~asm.errors.AsmError` for an unusable job (no such engine, results that
     are not asm's, Ray missing) and ``OSError`` when the results cannot be written (a full
@@ -119,10 +121,11 @@ def run_batch(
         raise BadRequest(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise BadRequest(f"--workers must be at least 1, got {workers}")
-    from asm.cropper import Cropper
     from asm.options import CropOptions
+    from asm.settings import CropperSettings
 
     options = options or CropOptions()
+    settings = settings or CropperSettings()
     names = expand_inputs(inputs)
     summary = Summary(total=len(names))
     with open_results(Path(out), fmt) as results:
@@ -132,15 +135,15 @@ def run_batch(
         summary.failed_before = sum(answered[n] for n in names if n in answered)
         if not todo:
             return summary
-        Cropper.from_pretrained(model, max_pixels=max_pixels)  # a bad --model fails the job here, not each image
+        settings.check_model()  # a missing --model fails the job here, not each image
         if engine == "ray":
             from asm.batch.ray_engine import run_ray
 
-            runner = run_ray(todo, options, model, max_pixels, workers, ray_address)
+            runner = run_ray(todo, options, settings, workers, ray_address)
         else:
             from asm.batch.local import run_local
 
-            runner = run_local(todo, options, model, max_pixels, workers)
+            runner = run_local(todo, options, settings, workers)
         progress = progress or Progress(len(todo), stream)
         start = time.monotonic()
         try:

@@ -16,6 +16,7 @@ from asm.cropper import Cropper
 from asm.errors import describe
 from asm.options import CropOptions
 from asm.search.focal import focal_point_json
+from asm.settings import CropperSettings
 
 __all__ = ["crop_chunk", "make_cropper", "run_local", "cpu_count"]
 
@@ -31,21 +32,13 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def make_cropper(model: str | os.PathLike | None, max_pixels: int, threads: int) -> Cropper:
-    """A Cropper for one worker, whose networks (ONNX Runtime, or torch when the model runs
-    there) and OpenCV use ``threads`` threads. The ONNX path loads no torch in the worker."""
+def make_cropper(settings: CropperSettings, threads: int) -> Cropper:
+    """A Cropper of ``settings`` for one worker, whose networks (ONNX Runtime, or torch when the
+    model runs there) and OpenCV use ``threads`` threads. The ONNX path loads no torch in the worker."""
     import cv2
 
-    from asm.cpu_session import set_cpu_threads
-    from asm.io import allow_pixels
-
-    set_cpu_threads(threads)
     cv2.setNumThreads(max(1, threads))
-    allow_pixels(max_pixels)
-    cropper = Cropper.from_pretrained(model, max_pixels=max_pixels)
-    if cropper.runtime == "torch":  # torch was loaded for the network just now
-        set_cpu_threads(threads)
-    return cropper
+    return settings.replace(threads=threads).build()
 
 
 def _analyse(cropper: Cropper, source: object) -> tuple[Any, BaseException | None]:
@@ -94,10 +87,10 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(1)
 
 
-def _init_worker(model: str | None, max_pixels: int, threads: int, options: CropOptions, parent: int) -> None:
+def _init_worker(settings: CropperSettings, threads: int, options: CropOptions, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the job's to handle
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    _worker["cropper"] = make_cropper(model, max_pixels, threads)
+    _worker["cropper"] = make_cropper(settings, threads)
     _worker["options"] = options
 
 
@@ -113,13 +106,13 @@ def _worker_died(name: str) -> dict[str, Any]:
 def run_local(
     names: Sequence[str],
     options: CropOptions,
-    model: str | os.PathLike | None = None,
-    max_pixels: int = 50_000_000,
+    settings: CropperSettings,
     workers: int | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
     """Records for ``names`` (image paths), a chunk at a time, in the order chunks finish.
 
-    ``workers`` processes (default: the cores), each with ``cores // workers`` threads;
+    ``workers`` processes (default: the cores), each with a cropper of ``settings`` and
+    ``cores // workers`` threads;
     one worker runs in this process. A worker that dies takes only the images it held: they
     are retried one by one in a fresh pool, and an image that kills a worker again is
     answered with an ``internal_error`` record.
@@ -129,7 +122,7 @@ def run_local(
     threads = max(1, cores // workers)
     chunks = [list(names[i : i + CHUNK]) for i in range(0, len(names), CHUNK)]
     if workers == 1:
-        cropper = make_cropper(model, max_pixels, threads)
+        cropper = make_cropper(settings, threads)
         for chunk in chunks:
             yield crop_chunk(cropper, [(n, n) for n in chunk], options)
         return
@@ -137,12 +130,11 @@ def run_local(
     import multiprocessing
     from collections import deque
 
-    model = None if model is None else str(model)
     queue = deque(chunks)
     suspects: deque[str] = deque()  # images that were in a worker when it died
     while queue or suspects:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                   initargs=(model, max_pixels, threads, options, os.getpid()))
+                                   initargs=(settings, threads, options, os.getpid()))
         running: dict[Future, tuple[list[str], bool]] = {}  # future -> (its images, a suspect alone)
         broken = False
         try:

@@ -21,6 +21,7 @@ from typing import Any
 
 from asm.errors import BadRequest, describe
 from asm.options import CropOptions
+from asm.settings import CropperSettings
 
 __all__ = ["run_ray", "actor_plan"]
 
@@ -40,10 +41,10 @@ def actor_plan(cluster_cpus: float, actors: int | None = None) -> tuple[int, flo
 class _CropActor:
     """One Cropper per actor; ``{"bytes", "path"}`` batches in, ``{"record": JSON text}`` out."""
 
-    def __init__(self, model: str | None, max_pixels: int, threads: int, options: CropOptions) -> None:
+    def __init__(self, settings: CropperSettings, threads: int, options: CropOptions) -> None:
         from asm.batch.local import make_cropper
 
-        self.cropper = make_cropper(model, max_pixels, threads)
+        self.cropper = make_cropper(settings, threads)
         self.options = options
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -59,13 +60,13 @@ class _CropActor:
 def run_ray(
     names: Sequence[str],
     options: CropOptions,
-    model: str | os.PathLike | None = None,
-    max_pixels: int = 50_000_000,
+    settings: CropperSettings,
     workers: int | None = None,
     address: str | None = None,
     batch_size: int = 8,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Records for ``names`` (paths every node can read), a batch at a time, as they finish.
+    """Records for ``names`` (paths every node can read), a batch at a time, as they finish;
+    each actor crops with a cropper of ``settings`` (its model path made absolute for the nodes).
 
     Joins the cluster at ``address`` (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``), or
     uses the runtime this process already started, or starts a local one (and stops it after).
@@ -105,12 +106,13 @@ def run_ray(
         context.enable_progress_bars = False  # the job draws its own
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         actors, share, threads = actor_plan(ray.cluster_resources().get("CPU", 1.0), workers)
-        model = None if model is None else str(Path(model).resolve())
+        if settings.model is not None:
+            settings = settings.replace(model=str(Path(settings.model).resolve()))
         wanted = set(readable)
         data = ray.data.read_binary_files(readable, include_paths=True, num_cpus=READ_CPUS)
         crops = data.map_batches(
             _CropActor,
-            fn_constructor_kwargs={"model": model, "max_pixels": max_pixels, "threads": threads, "options": options},
+            fn_constructor_kwargs={"settings": settings, "threads": threads, "options": options},
             batch_size=batch_size,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=share,

@@ -53,9 +53,9 @@ def _run(args: argparse.Namespace) -> int:
     import signal
 
     from asm.batch import run_batch
-    from asm.cli.crop import check_max_pixels
     from asm.errors import AsmError
     from asm.options import OPTION_KEYS, CropOptions
+    from asm.settings import CropperSettings
 
     if args.engine != "ray" and args.ray_address:
         fail("--ray-address", "joins a Ray cluster; add --engine ray")
@@ -64,8 +64,8 @@ def _run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: signal.default_int_handler(signal.SIGINT, None))
     try:
         options = CropOptions.from_mapping({k: getattr(args, k) for k in OPTION_KEYS if hasattr(args, k)})
-        summary = run_batch(args.inputs, args.out, options, fmt=args.format, engine=args.engine, workers=args.workers,
-                            model=args.model, max_pixels=check_max_pixels(args.max_pixels), ray_address=args.ray_address)
+        summary = run_batch(args.inputs, args.out, options, CropperSettings.from_mapping(vars(args)), fmt=args.format,
+                            engine=args.engine, workers=args.workers, ray_address=args.ray_address)
     except (AsmError, OSError) as e:
         fail("error", str(e) if isinstance(e, AsmError) else e.strerror or str(e))
         return 2

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from asm.cli import fail
-from asm.errors import InvalidOption, echo
+from asm.errors import echo
 
-__all__ = ["add_parser", "output_stems", "check_max_pixels"]
+__all__ = ["add_parser", "output_stems"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,16 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run the network on ONNX Runtime, int8 (fastest on CPUs) or float, or on torch; auto (default) "
                    "takes the int8 twin next to the model (the shipped model has one), else float ONNX Runtime when "
                    "it is installed")
-    p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
+    p.add_argument("--max-pixels", type=int, metavar="N",  # default: CropperSettings's (asm.io.DEFAULT_MAX_PIXELS)
                    help="refuse images with more pixels than this, checked before decoding (default 50,000,000)")
     p.set_defaults(func=_run)
-
-
-def check_max_pixels(max_pixels: int) -> int:
-    """``--max-pixels`` as given, or :class:`InvalidOption` when it is not a positive count."""
-    if max_pixels < 1:
-        raise InvalidOption(f"--max-pixels must be a positive number of pixels, got {max_pixels}")
-    return max_pixels
 
 
 def output_stems(images: list[str]) -> list[str]:
@@ -140,10 +133,9 @@ def _open_out(out: Path) -> bool:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from asm.cropper import Cropper
     from asm.errors import AsmError, describe
-    from asm.io import allow_pixels
     from asm.options import CropOptions
+    from asm.settings import CropperSettings
     from asm.search.focal import focal_point_json
 
     if args.heatmap and args.out is None:
@@ -152,8 +144,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         options = CropOptions.parse(args.aspect, args.circular, args.top_k, args.nms_iou,
                                     args.faces, args.keep, args.focus, args.min_scale)
-        allow_pixels(check_max_pixels(args.max_pixels))
-        cropper = Cropper.from_pretrained(args.model, runtime=args.runtime, max_pixels=args.max_pixels)
+        cropper = CropperSettings.from_mapping(vars(args)).build()
     except (AsmError, ImportError, FileNotFoundError) as e:  # --runtime onnx/int8: no onnxruntime, no int8 twin
         fail("error", str(e))
         return 2

@@ -45,7 +45,7 @@ MODES = ("auto", "box", "content")
 NO_STORAGE = "thumbor.storages.no_storage"
 
 _lock = threading.Lock()
-_croppers: dict[tuple[Any, str], Any] = {}
+_croppers: dict[Any, Any] = {}  # CropperSettings -> Cropper
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -139,13 +139,13 @@ def setting(context: Any, name: str, default: Any) -> Any:
 
 # ------------------------------------------------------------ the model and its threads
 def cropper(model: str | None = None, runtime: str = "auto") -> Any:
-    """The process's Cropper for ``model`` (loaded on first use, once)."""
-    key = (model, runtime)
+    """The process's Cropper for ``model`` (loaded on first use, once; :class:`~asm.settings.CropperSettings`)."""
+    from asm.settings import CropperSettings
+
+    key = CropperSettings(model, runtime)
     with _lock:
         if key not in _croppers:
-            from asm import Cropper
-
-            _croppers[key] = Cropper.from_pretrained(model, runtime=runtime)
+            _croppers[key] = key.build()
         return _croppers[key]
 
 

@@ -10,9 +10,9 @@ In the style of torchvision's ``models`` (a weights enum and a builder):
 
 A model file (format ``asm-model/2``) is one ``torch.save`` of plain values:
 ``{"format", "config": ASMNet kwargs, "preset": {"short_side", "max_long_side"},
-"meta": {"recipe", "training", "data", "val"}, "state_dict"}``. Files of the first format
-(``asm-model/1``: the preset, training config and validation figures as JSON strings inside
-``meta``) read the same; ``asm/weights/asm_default.pt`` is one of them.
+"meta": {"recipe", "training", "data", "val"}, "state_dict"}``; ``asm/weights/asm_default.pt``
+is one. Files of the first format (``asm-model/1``: the preset, training config and validation
+figures as JSON strings inside ``meta``) read the same.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from asm.errors import InvalidModel, ModelNotFound, echo
 
 if TYPE_CHECKING:  # torch loads only when a model file is read or a network built
+    import numpy as np
     import torch
 
     from asm.models.asmnet import ASMNet
@@ -46,16 +47,28 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "weights" / "asm_defa
 @dataclass(frozen=True)
 class InferencePreset:
     """How a model is served: the network sees the image resized so its short side is
-    ``short_side`` and its long side at most ``max_long_side`` (the scale it trained at)."""
+    ``short_side`` and its long side at most ``max_long_side`` (the scale it trained at), then
+    ImageNet-normalised (:meth:`network_input`). It travels with the model (in the model file,
+    and in its ONNX twins); there are no defaults, since a wrong scale would crop silently wrong."""
 
-    short_side: int = 256
-    max_long_side: int = 512
+    short_side: int
+    max_long_side: int
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
         """Network input ``(w, h)`` for a ``width x height`` image: its aspect kept, short side
         :attr:`short_side`, long side at most :attr:`max_long_side`, both multiples of 32 (at least 96)."""
         scale = min(self.short_side / min(width, height), self.max_long_side / max(width, height))
         return max(96, int(round(width * scale / 32)) * 32), max(96, int(round(height * scale / 32)) * 32)
+
+    def network_input(self, rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+        """``rgb`` ``[h', w', 3]`` uint8, the pixels of a ``width x height`` image (or a smaller
+        decode of them) -> the network's input ``[1, 3, h, w]`` float32: resized (area) to
+        :meth:`input_size` and ImageNet-normalised (:func:`asm.models.preprocess.network_input`)."""
+        import cv2
+
+        from asm.models.preprocess import network_input
+
+        return network_input(cv2.resize(rgb, self.input_size(width, height), interpolation=cv2.INTER_AREA))
 
 
 @dataclass(frozen=True)
@@ -129,11 +142,18 @@ class Weights:
         return InvalidModel(f"{echo(str(self.file))} is not an asm model file ({reason}); "
                             "pass a file written by `asm train` (--model PATH)")
 
-    def _read(self) -> dict[str, Any]:
+    def check_file(self) -> None:
+        """:class:`~asm.errors.ModelNotFound` unless :attr:`file` is a file this process can read;
+        reads none of it (so no torch)."""
         if not self.file.is_file():
             raise ModelNotFound(f"no asm model at {echo(str(self.file))}. The default model ships inside the "
                                 f"package ({DEFAULT_MODEL_PATH}); pass a model file (--model PATH) or train one "
                                 "with `asm train`.")
+        if not os.access(self.file, os.R_OK):
+            raise ModelNotFound(f"cannot read the model file {echo(str(self.file))} (no permission)")
+
+    def _read(self) -> dict[str, Any]:
+        self.check_file()
         import torch
 
         try:
@@ -199,15 +219,16 @@ def asm_net(weights: Weights | ASMNet_Weights | str | os.PathLike | None = None,
     return model.eval()
 
 
-def save_model(model: ASMNet, path: str | os.PathLike, half: bool = False, preset: InferencePreset | None = None,
+def save_model(model: ASMNet, path: str | os.PathLike, preset: InferencePreset, half: bool = False,
                meta: WeightsMeta | None = None) -> Weights:
-    """Write ``model`` with its serving ``preset`` and ``meta`` to one file (``half``: store
+    """Write ``model`` with its serving ``preset`` (the scale it trained at,
+    :func:`asm.training.config.serving_preset`) and ``meta`` to one file (``half``: store
     float16 weights); returns its :class:`Weights`."""
     import torch
 
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     header = {"format": CHECKPOINT_FORMAT, "config": dict(model.config),
-              "preset": asdict(preset or InferencePreset()), "meta": _plain(asdict(meta or WeightsMeta()))}
+              "preset": asdict(preset), "meta": _plain(asdict(meta or WeightsMeta()))}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**header, "state_dict": state}, path)

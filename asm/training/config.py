@@ -1,4 +1,9 @@
-"""Every knob of a training run (``asm train --config FILE.json`` takes these keys)."""
+"""Every knob of a training run (``asm train --config FILE.json`` takes these keys).
+
+The defaults are the first stage of the shipped model's recipe; ``configs/*.json`` list only
+what a run changes from them (``configs/default.json``: where the ImageNet weights and the
+data pack are; ``configs/finetune.json``: the second stage).
+"""
 
 from __future__ import annotations
 
@@ -23,17 +28,17 @@ class TrainConfig:
     init: str | None = None  # start from this asm model file (a second training stage)
     pattern: str = "cross_rectangle"
     map_stride: int = 8
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 8
-    input_size: tuple[int, int] = (224, 288)  # (short, long) sides of the network input (long: unless keep_aspect)
-    keep_aspect: bool = True  # inputs keep the photo's aspect as served (serving_preset); else resized to input_size
+    input_size: tuple[int, int] = (192, 256)  # (short, long) sides of the network input (long: unless keep_aspect)
+    keep_aspect: bool = False  # inputs keep the photo's aspect as served (serving_preset); else resized to input_size
     lr: float = 1e-3  # heads
     backbone_lr: float = 1e-4
     weight_decay: float = 1e-4
     lam: float = 0.1  # weight of the saliency-aware loss
     distill: float = 0.0  # weight of the teacher-density distillation into θ_avg
     framing: float = 0.0  # weight of "the whole photo outscores a re-framed cut of it" (view finding)
-    border: float = 0.0  # weight of the penalty on each map channel's image-border trend
+    border: float = 1.0  # weight of the penalty on each map channel's image-border trend
     margin: float = 1.0
     delta: float = 0.03  # minimum difference of kept share for a pair
     nested: bool = True  # also rank each view against a wider view around it (learns scale)
@@ -49,7 +54,7 @@ class TrainConfig:
     # fixation sets only), "osie" (OSIE only), "synthetic", or a pack file (.pkl)
     limit: int | None = None  # train on N images: the first N of each source, or N drawn at random (seeded) from a pack
     teacher: str | None = None  # FastGaze weights (default: the shared weights folder)
-    fixation_repeats: int = 1  # photos with human fixations appear this many times per epoch
+    fixation_repeats: int = 3  # photos with human fixations appear this many times per epoch
     workers: int = 1  # processes preparing batches beside the training loop (0: none)
     seed: int = 0
     half: bool = True  # best.pt and final.pt hold float16 weights (read back as float32); last.pt stays float32

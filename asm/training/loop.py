@@ -178,13 +178,13 @@ def train(cfg: TrainConfig, train_set: list[GazeSample] | None = None, val_sets:
                         "epoch": epoch + 1, "history": json.dumps(history)}, out / "last.pt")
             best = max(history, key=lambda h: sum(v for k, v in h.items() if k.endswith("_kept")))
             if best is record:
-                save_model(model, out / "best.pt", cfg.half, serving_preset(cfg), _meta(cfg, record))
+                save_model(model, out / "best.pt", serving_preset(cfg), cfg.half, _meta(cfg, record))
             (out / "history.json").write_text(json.dumps(history, indent=2))
             plot_history(history, out / "curves.png")
         if world > 1:
             dist.barrier()
     if rank == 0 and history:  # the shipped model is the last epoch: no choice made on validation data
-        save_model(model, out / "final.pt", cfg.half, serving_preset(cfg), _meta(cfg, history[-1]))
+        save_model(model, out / "final.pt", serving_preset(cfg), cfg.half, _meta(cfg, history[-1]))
     if world > 1:
         dist.destroy_process_group()
     return history

@@ -3,7 +3,6 @@ top crop keeps (next to the centre crop's), and the border checks of ``asm eval`
 
 from __future__ import annotations
 
-from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ def validate(model: ASMNet, val: dict[str, list[GazeSample]], cfg: TrainConfig) 
     from asm.cropper import Cropper
 
     model.eval()
-    cropper = Cropper(model, **asdict(serving_preset(cfg)), device=next(model.parameters()).device)
+    cropper = Cropper(model, serving_preset(cfg), device=next(model.parameters()).device)
     labels = [a for a, _ in VAL_ASPECTS]
     out: dict[str, float] = {}
     checked = "photos" if val.get("photos") else next(iter(val), None)  # the set checks (a) and (b) run on
