@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 # torch/torchvision pair known to work together here (pyproject pins ranges, not this pair)
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-unit fuzz bench docs archive serve stop demo train eval clean
+.PHONY: install test test-unit fuzz bench docs archive serve stop demo train train-human3 eval clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,13 @@ train: install
 	test -f runs/gaze-pack-768.pkl || $(PY) -m asm.cli train --config configs/default.json --store-side 768 --data gaze --write-pack runs/gaze-pack-768.pkl
 	$(PY) -m asm.cli train --config configs/finetune.json
 	@echo "the shipped model: cp runs/finetune/final.pt asm/weights/asm_default.pt && $(PY) -m asm.cli export --int8"
+
+# stage 3 on the three human fixation sets (measured, not shipped: benchmarks/results/ablation.md)
+train-human3: install
+	test -f runs/gaze3-pack-768.pkl || $(PY) -m asm.cli train --config configs/finetune.json --data gaze --store-side 768 --write-pack runs/gaze3-pack-768.pkl
+	test -f runs/previous.pt || git show 865b64b:asm/weights/asm_default.pt > runs/previous.pt
+	$(PY) -m asm.cli train --config configs/human3.json
+	@echo "to evaluate it: $(PY) -m asm.cli export --int8 --model runs/human3/final.pt && $(PY) tools/fit_framing.py bias --model runs/human3/final.pt && $(PY) -m asm.cli eval --model runs/human3/final.pt --fixations"
 
 eval: install
 	$(PY) -m asm.cli eval --fixations --sheet docs/comparison.png --placements docs/placements.png --out benchmarks/results/eval.md

@@ -138,7 +138,7 @@ def test_train_config_defaults_are_the_shipped_recipe():
 
     assert serving_preset(TrainConfig()) == ASMNet_Weights.DEFAULT.preset
     defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(TrainConfig()).items()}
-    for name in ("default.json", "finetune.json"):
+    for name in ("default.json", "finetune.json", "human3.json"):
         overrides = json.loads((REPO / "configs" / name).read_text())
         assert overrides and all(defaults[k] != v for k, v in overrides.items()), name
         TrainConfig.from_file(REPO / "configs" / name)
