@@ -24,7 +24,7 @@ OPTION_KEYS = ("aspect", "circular", "top_k", "nms_iou", "faces", "keep", "focus
 #: The smallest crop side of a fixed aspect, as a share of the largest box of the aspect, by
 #: default: 1, the largest box (as smartcrop, libvips, Thumbor, Cloudinary and imgix place it);
 #: zoom only when asked. Free crops choose their own size (asm.search.framing). Zooming by
-#: default (0.6) kept fewer fixations on every validation set: benchmarks/results/eval.md.
+#: default (0.6) kept no more fixations on the validation sets and cut tight bands out of photos.
 DEFAULT_MIN_SCALE = 1.0
 #: The most keep-regions one request may give.
 MAX_KEEP = 16
