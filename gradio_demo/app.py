@@ -76,10 +76,10 @@ MAX_UPLOAD = "25mb"  # bytes on the wire; the pixel limit is asm.io's (checked f
 #: something else (several ratios, round avatars, top-k alternatives, custom ratios).
 EXAMPLES: list[tuple[str, list[str], str, bool, int, bool]] = [
     ("osprey.jpg", ["16:9", "1:1", "free"], "", False, 1, True),
-    ("otters.jpg", [], "", True, 3, True),
-    ("desert-hike.jpg", ["9:16", "4:3"], "", False, 2, True),
+    ("otters.jpg", [], "", True, 2, True),
+    ("desert-hike.jpg", ["9:16", "1:1"], "", False, 2, True),
     ("dogs-window.jpg", ["1:1", "16:9"], "1.91:1", False, 1, True),
-    ("dandelion.jpg", ["3:4", "16:9"], "", False, 2, True),
+    ("dandelion.jpg", ["3:4", "9:16"], "", False, 2, True),
     ("colorado-sign.jpg", ["free"], "2:1", False, 3, True),
 ]
 

@@ -454,7 +454,7 @@ def test_browser_upload_crop_and_screenshot(server, tmp_path):
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#asm-examples button.gallery-item")[1].click() or True)  # otters
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#asm-circular input[type=checkbox]").is_selected(), "example options")
         wait.until(lambda d: '"circle"' in d.find_element(By.ID, "asm-json").text, "example answer")
-        wait.until(loaded("#asm-gallery img", 3), "example cut-outs")
+        wait.until(loaded("#asm-gallery img", 2), "example cut-outs")  # the otters' top 2 round crops
         # every round cut-out is whole inside the gallery (a fixed-height row used to cut them)
         cut = driver.execute_script(
             "const wrap = document.querySelector('#asm-gallery .grid-wrap').getBoundingClientRect();"
@@ -531,7 +531,7 @@ def test_browser_example_with_the_cache_in_the_home_folder(demo_in_home, tmp_pat
         assert not _error_shown(driver), demo_in_home["log"].read_text()[-3000:]
         wait.until(lambda d: d.execute_script(
             "const imgs = [...document.querySelectorAll('#asm-gallery img')];"
-            "return imgs.length >= 3 && imgs.every(i => i.complete && i.naturalWidth > 0);"), "example cut-outs")
+            "return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0);"), "example cut-outs")
         assert list((demo_in_home["home"] / ".cache" / "asm" / "gradio-examples").iterdir()), "the cache is not in ~/.cache/asm"
         assert "InvalidPathError" not in demo_in_home["log"].read_text()
     finally:
