@@ -5,7 +5,7 @@ point and crop the largest box of the requested aspect centred on it, pushed bac
 the image where it would stick out. The content focal point is the point that, used that
 way, best reproduces asm's own crops: asm's top-1 largest-box crop (``min_scale=1``, faces
 as asm handles them) at each of the six validation aspects
-(:data:`asm.evaluation.metrics.VALIDATION_ASPECTS`), and on each axis the centre whose
+(:data:`asm.geometry.VALIDATION_ASPECTS`), and on each axis the centre whose
 clamped boxes put their edges nearest (least squares) to asm's boxes. Measured against the
 alternatives in ``benchmarks/results/focal.md``.
 
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asm.geometry import VALIDATION_ASPECTS
+from asm.search.candidates import largest_box
 
 if TYPE_CHECKING:
     from asm import Analysis, CropOptions
@@ -65,7 +66,7 @@ class FocalPoint:
 def box_at(x: float, y: float, ratio: float, width: int, height: int) -> list[float]:
     """The largest box of ``ratio`` (w/h) centred on ``x, y`` and pushed inside the image,
     as a proxy crops it: ``[x1, y1, x2, y2]`` (float)."""
-    w, h = (height * ratio, float(height)) if width / height > ratio else (float(width), width / ratio)
+    w, h = largest_box(ratio, width, height)
     left = min(max(x - w / 2, 0.0), width - w)
     top = min(max(y - h / 2, 0.0), height - h)
     return [left, top, left + w, top + h]
