@@ -80,7 +80,7 @@ def shape_grid(width: int, height: int, positions: int = 9) -> tuple[np.ndarray,
 def fit_bias(model_path: str, per_set: int) -> dict:
     from asm.cropper import Cropper
     from asm.data.fixations import fixation_set
-    from asm.evaluation.free import same_area_centre_crop
+    from asm.evaluation.free import crop_shapes, frames_like_people, same_area_centre_crop
     from asm.geometry import fixations_kept
     from asm.runtime import file_digest
 
@@ -104,21 +104,20 @@ def fit_bias(model_path: str, per_set: int) -> dict:
     trials = []
     for weight in WEIGHTS:
         cropper.shape_bias = ShapeBias(table, weight)
-        rel, area, narrow, gain = [], [], [], []
+        placed, gain = [], []
         for analysis, points in check:
             W, H = analysis.width, analysis.height
             analysis.scorer = cropper.scorer(analysis.scorer.score_map)
             b = analysis.crops(aspect="free", faces=False).crops[0].box
-            w, h = b[2] - b[0], b[3] - b[1]
-            rel.append((w / h) / (W / H))
-            area.append(w * h / (W * H))
-            if W / H > 1.05:
-                narrow.append(w / h < 2 / 3)
-            gain.append(fixations_kept(b, points) - fixations_kept(same_area_centre_crop(area[-1], W, H), points))
-        ok = 0.8 <= np.median(rel) <= 1.3 and 0.45 <= np.median(area) <= 0.85 and np.mean(narrow) <= 0.10
-        trials.append({"weight": weight, "median_rel_aspect": round(float(np.median(rel)), 3),
-                       "median_area": round(float(np.median(area)), 3), "narrow_landscape": round(float(np.mean(narrow)), 3),
-                       "kept_beyond_same_area_centre": round(float(np.mean(gain)), 4), "frames_like_people": bool(ok)})
+            placed.append((b, W, H))
+            area = (b[2] - b[0]) * (b[3] - b[1]) / (W * H)
+            gain.append(fixations_kept(b, points) - fixations_kept(same_area_centre_crop(area, W, H), points))
+        shapes = crop_shapes(placed)
+        trials.append({"weight": weight, "median_rel_aspect": round(float(np.median(shapes["rel_aspect"])), 3),
+                       "median_area": round(float(np.median(shapes["area"])), 3),
+                       "narrow_landscape": round(float(np.mean(shapes["narrow"])), 3),
+                       "kept_beyond_same_area_centre": round(float(np.mean(gain)), 4),
+                       "frames_like_people": frames_like_people(shapes)})
         print(json.dumps(trials[-1]), flush=True)
     good = [t for t in trials if t["frames_like_people"]] or trials
     best = max(good, key=lambda t: t["kept_beyond_same_area_centre"])

@@ -19,7 +19,7 @@ from asm.evaluation.metrics import iou, ks_distance
 from asm.geometry import fixations_kept
 from asm.evaluation.report import Table, _bar, _f, _load
 
-__all__ = ["free_section", "human_free_crops", "same_area_centre_crop"]
+__all__ = ["free_section", "human_free_crops", "same_area_centre_crop", "crop_shapes", "frames_like_people"]
 
 
 def same_area_centre_crop(area_share: float, width: int, height: int) -> list[float]:
@@ -29,9 +29,31 @@ def same_area_centre_crop(area_share: float, width: int, height: int) -> list[fl
     return [(width - w) / 2, (height - h) / 2, (width + w) / 2, (height + h) / 2]
 
 
+def crop_shapes(crops: Sequence[tuple[Sequence[float], float, float]]) -> dict[str, np.ndarray]:
+    """The shapes of crops ``(box, photo width, photo height)``: ``rel_aspect [N]`` (the crop's
+    aspect relative to the photo's) and ``area [N]`` (its share of the photo), from
+    :func:`asm.search.framing.features`; ``narrow [L]``, for the L landscape photos (wider than
+    1.05:1), whether the crop is narrower than 2:3."""
+    from asm.search.framing import features
+
+    if not crops:
+        return {"rel_aspect": np.zeros(0), "area": np.zeros(0), "narrow": np.zeros(0, dtype=bool)}
+    f = np.concatenate([features(np.asarray([box], dtype=np.float64), W, H) for box, W, H in crops])
+    photo = np.array([W / H for _, W, H in crops])
+    aspect = np.exp(f[:, 0]) * photo
+    return {"rel_aspect": np.exp(f[:, 0]), "area": f[:, 1], "narrow": aspect[photo > 1.05] < 2 / 3}
+
+
+def frames_like_people(shapes: dict[str, np.ndarray]) -> bool:
+    """The gates of free crops: median aspect 0.8-1.3x the photo's, median area share
+    0.45-0.85, at most 10 % of landscape crops narrower than 2:3."""
+    narrow = float(np.mean(shapes["narrow"])) if len(shapes["narrow"]) else 0.0
+    return bool(0.8 <= np.median(shapes["rel_aspect"]) <= 1.3 and 0.45 <= np.median(shapes["area"]) <= 0.85 and narrow <= 0.10)
+
+
 def human_free_crops() -> dict[str, np.ndarray] | None:
-    """The best-rated GAICD crop of every photo: ``{"rel_aspect", "area", "aspect"}`` arrays, or
-    None without the shared annotations."""
+    """The shapes (:func:`crop_shapes`) of the best-rated GAICD crop of every photo, or None
+    without the shared annotations."""
     from asm.data.annotations import best_rated, gaicd_photo_size, read_gaicd_json
     from asm.data.shared import data_dir
 
@@ -39,20 +61,12 @@ def human_free_crops() -> dict[str, np.ndarray] | None:
         crops = read_gaicd_json(data_dir("gaicd") / "hcic_image_crop.json")
     except (FileNotFoundError, OSError):
         return None
-    rel, area, aspect = [], [], []
-    for boxes, scores in crops.values():
-        W, H = gaicd_photo_size(boxes)
-        b = best_rated(boxes, scores)[0]
-        w, h = float(b[2] - b[0]), float(b[3] - b[1])
-        rel.append((w / h) / (W / H))
-        area.append(w * h / (W * H))
-        aspect.append(w / h)
-    return {"rel_aspect": np.array(rel), "area": np.array(area), "aspect": np.array(aspect)}
+    return crop_shapes([(best_rated(boxes, scores)[0].tolist(), *gaicd_photo_size(boxes)) for boxes, scores in crops.values()])
 
 
 def free_section(cropper, fixation_sets: Sequence, limit: int | None = None, progress: bool = False) -> tuple[Table, dict]:
     """The table described in the module docstring; returns it and the figures."""
-    rel, area, narrow, kept, centre = [], [], [], [], []
+    placed, kept, centre = [], [], []
     for data in fixation_sets:
         items = list(range(len(data)))[:limit] if limit else list(range(len(data)))
         for i in _bar(items, f"free {data.name}", progress):
@@ -60,31 +74,28 @@ def free_section(cropper, fixation_sets: Sequence, limit: int | None = None, pro
             rgb = _load(item.path)
             H, W = rgb.shape[:2]
             box = cropper.analyse(rgb).crops(aspect="free").crops[0].box
-            w, h = box[2] - box[0], box[3] - box[1]
-            rel.append((w / h) / (W / H))
-            area.append(w * h / (W * H))
-            if W / H > 1.05:
-                narrow.append(w / h < 2 / 3)
+            placed.append((box, W, H))
             kept.append(fixations_kept(box, item.points))
-            centre.append(fixations_kept(same_area_centre_crop(area[-1], W, H), item.points))
+            area = (box[2] - box[0]) * (box[3] - box[1]) / (W * H)
+            centre.append(fixations_kept(same_area_centre_crop(area, W, H), item.points))
+    shapes = crop_shapes(placed)
     human = human_free_crops()
-    table = Table(f"Free crops next to people's ({len(rel)} validation photos of {', '.join(d.name for d in fixation_sets)})",
+    table = Table(f"Free crops next to people's ({len(placed)} validation photos of {', '.join(d.name for d in fixation_sets)})",
                   ["", "asm free", "people (GAICD best-rated)", "KS distance"])
-    out: dict = {"photos": len(rel)}
-    for key, values, label in (("rel_aspect", rel, "aspect relative to the photo's, median (IQR)"),
-                               ("area", area, "share of the photo's area, median (IQR)")):
-        q = np.percentile(values, [50, 25, 75]) if values else [float("nan")] * 3
+    out: dict = {"photos": len(placed)}
+    for key, label in (("rel_aspect", "aspect relative to the photo's, median (IQR)"),
+                       ("area", "share of the photo's area, median (IQR)")):
+        values = shapes[key]
+        q = np.percentile(values, [50, 25, 75]) if len(values) else [float("nan")] * 3
         hq = np.percentile(human[key], [50, 25, 75]) if human is not None else None
         ks = ks_distance(values, human[key]) if human is not None else float("nan")
         out[key] = {"median": float(q[0]), "ks": ks}
         table.add(label, f"{_f(q[0], 2)} ({_f(q[1], 2)}-{_f(q[2], 2)})",
                   f"{_f(hq[0], 2)} ({_f(hq[1], 2)}-{_f(hq[2], 2)})" if hq is not None else "n/a", _f(ks))
-    out["narrow"] = float(np.mean(narrow)) if narrow else float("nan")
-    if human is not None:
-        landscape = human["aspect"] / human["rel_aspect"] > 1.05
-        people_narrow = f"{_f(100 * float(np.mean(human['aspect'][landscape] < 2 / 3)), 1)} % of {int(landscape.sum())}"
-    else:
-        people_narrow = "n/a"
+    narrow = shapes["narrow"]
+    out["narrow"] = float(np.mean(narrow)) if len(narrow) else float("nan")
+    people_narrow = (f"{_f(100 * float(np.mean(human['narrow'])), 1)} % of {len(human['narrow'])}" if human is not None
+                     else "n/a")
     table.add("landscape photos whose crop is narrower than 2:3", f"{_f(100 * out['narrow'], 1)} % of {len(narrow)}", people_narrow, "")
     out["kept"], out["centre_kept"] = float(np.nanmean(kept)) if kept else float("nan"), float(np.nanmean(centre)) if centre else float("nan")
     table.add("fixations kept (same-area centre crop beside)", _f(out["kept"]), f"centre crop: {_f(out['centre_kept'])}", "")
