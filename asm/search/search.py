@@ -56,8 +56,9 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
 
     Faces, keep-regions and the focus point (:mod:`asm.search.constraints`) add candidates
     fitted around them and terms to each candidate's score: first no keep-region left
-    out and no face cut through wherever some candidate manages it, then the model's
-    score plus the faces held whole (by prominence) and the pull of the focus point.
+    out and no face that matters cut through wherever some candidate manages it, then the
+    model's score plus the faces held whole (by prominence), the pull of the focus point and,
+    for free aspects, how people frame (:mod:`asm.search.framing`).
     """
     W, H = prepared.width, prepared.height
     wishes, faces = image_wishes(prepared, options)
@@ -113,7 +114,8 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
                     break
         picked += [(a, b) for b in kept]
         if len(kept) < options.top_k:
-            short.append(f"only {len(kept)} distinct {aspect.label} crop(s) of this image at min_scale {options.min_scale:g} "
+            short.append(f"only {len(kept)} distinct free crop(s) of this image" if aspect.free else
+                         f"only {len(kept)} distinct {aspect.label} crop(s) of this image at min_scale {options.min_scale:g} "
                          "(the largest box has little room to move); a lower min_scale gives more")
     snapped = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
     model_scores = scorer.score(snapped, W, H, options.circular)
