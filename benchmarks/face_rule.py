@@ -26,7 +26,8 @@ from asm.geometry import VALIDATION_ASPECTS, fixations_kept
 #: name -> constants of asm.search.constraints (the shipped values where not named)
 VARIANTS = {
     "every face matters (no size rule)": {"MATTER_SHARE": 0.0, "CROWD": 1e9},
-    "shipped: matters 1 %, crowd 4, gain 0.25": {},
+    "shipped: matters 1 %, crowd 4, gain 0.25, agreed faces held": {},
+    "matters 1 %, crowd 4, gain 0.25, no agreed-face hold": {"HOLD_COST": 0.0},
     "matters 1 %, crowd 4, gain 0": {"FACE_GAIN": 0.0},
     "matters 1 %, crowd 4, gain 0.5": {"FACE_GAIN": 0.5},
     "matters 1.5 %, crowd 4, gain 0.25": {"MATTER_SHARE": 0.015},
@@ -55,7 +56,7 @@ def main() -> None:
     names = list(VARIANTS)
     if args.variants:
         names = [names[int(i)] for i in args.variants.split(",")]
-    defaults = {k: getattr(rule, k) for k in ("MATTER_SHARE", "CROWD", "FACE_GAIN")}
+    defaults = {k: getattr(rule, k) for k in ("MATTER_SHARE", "CROWD", "FACE_GAIN", "HOLD_COST")}
     for set_name in args.sets.split(","):
         data = fixation_set(set_name, args.split)
         ids = range(min(args.limit, len(data)))

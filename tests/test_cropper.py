@@ -95,8 +95,9 @@ def test_largest_box_by_default_and_fewer_crops_said_in_words(cropper, photo):
     assert len(zoomed.crops) == 3 and not zoomed.warnings and min(c.box[2] - c.box[0] for c in zoomed.crops) < 640
 
 
-def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
+def test_search_finds_the_best_box_the_map_prefers(cropper, photo, monkeypatch):
     """With a map that rewards one region, the search must pick a crop around it."""
+    monkeypatch.setattr("asm.search.placement.KEEP_OFFSET", 1.0)  # the search's own place, not drawn to the centre
     prepared = cropper.prepare(photo)
     h, w = cropper.score_maps([prepared])[0].shape[-2:]
     L = cropper.model.num_partitions
@@ -110,6 +111,39 @@ def test_search_finds_the_best_box_the_map_prefers(cropper, photo):
     best_anchor = float(cropper.scorer(m).score(boxes, 640, 427, False).max())
     assert crop.score >= best_anchor - 1e-3
 
+
+
+def test_fixed_aspect_crops_sit_part_of_the_way_back_to_the_centre(cropper, photo, monkeypatch):
+    """The returned crop is the search's place with its offset from the image centre scaled by
+    KEEP_OFFSET (asm.search.placement), unless that move would cut a face or drop a keep-region."""
+    from asm.search import placement
+
+    prepared = cropper.prepare(photo)
+    h, w = cropper.score_maps([prepared])[0].shape[-2:]
+    m = np.zeros((1, cropper.model.num_partitions, h, w), np.float32)
+    m[..., w * 3 // 4:] = 1.0  # the right quarter is good
+    scorer = cropper.scorer(m)
+    settled = search(scorer, prepared, CropOptions.parse("1:1", faces=False)).crops[0].box
+    # a keep-region at the right edge holds the crop where the search put it
+    kept = search(scorer, prepared, CropOptions.parse("1:1", faces=False, keep=[[600, 100, 640, 200]])).crops[0]
+    assert kept.box[2] == 640 and kept.keep_kept == [0]
+    share = placement.KEEP_OFFSET
+    assert 0 < share < 1
+    monkeypatch.setattr(placement, "KEEP_OFFSET", 1.0)
+    own = search(scorer, prepared, CropOptions.parse("1:1", faces=False)).crops[0].box
+    assert own[2] == 640  # the search alone goes to the right edge
+    assert settled == placement.toward_centre(np.array([own]), 640, 427, share)[0].astype(int).tolist()
+    assert settled[0] < own[0]  # moved left, towards the middle
+
+
+def test_toward_centre_scales_the_offset_and_stays_inside():
+    from asm.search.placement import toward_centre
+
+    boxes = np.array([[200, 0, 300, 100], [0, 0, 100, 100], [50, 0, 150, 100]], dtype=np.float64)
+    out = toward_centre(boxes, 300, 100, 0.5)
+    assert out.tolist() == [[150, 0, 250, 100], [50, 0, 150, 100], [75, 0, 175, 100]]
+    assert toward_centre(boxes, 300, 100, 1.0).tolist() == boxes.tolist()
+    assert (toward_centre(boxes, 300, 100, 0.0)[:, 0] == 100).all()
 
 def test_result_json_round_trip(cropper, photo):
     out = cropper.crop(photo, aspect="4:3").to_json()

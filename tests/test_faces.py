@@ -101,6 +101,22 @@ def test_wishes_cost_and_kept():
     assert w.kept(good) == ([0], [0]) and w.kept(missing) == ([], [])
 
 
+
+def test_a_face_the_models_own_crop_reaches_is_held_not_left_out():
+    """The model's best crop of an aspect runs through face 0 and leaves face 1 alone: crops of
+    that aspect then pay for leaving face 0 out (less than for a cut), never for face 1."""
+    faces = T([[100, 100, 160, 180], [560, 100, 620, 180]])
+    w = Wishes(640, 480, faces, np.array([1.0, 1.0]), T([]).reshape(0, 4))
+    boxes = T([[130, 0, 450, 480], [0, 0, 320, 480], [200, 0, 520, 480]])  # cuts face 0 / holds it / leaves it out
+    scores = np.array([3.0, 1.0, 2.0])
+    agreed = w.agreeing(boxes, np.zeros(3, dtype=np.int64), scores, n_aspects=2)
+    assert agreed.hold[0].tolist() == [0] and agreed.hold[1].tolist() == []  # aspect 1 had no candidates
+    hard = agreed.hard(boxes, np.zeros(3, dtype=np.int64))
+    assert hard[1] == 0 > hard[2] > hard[0]  # held > left out > cut
+    assert (agreed.hard(boxes, np.ones(3, dtype=np.int64)) == w.hard(boxes)).all()  # another aspect: cuts only
+    assert w.agreeing(boxes, np.zeros(3, dtype=np.int64), scores, 2) is not w  # the wishes themselves stay as they were
+    assert w.hold == ()
+
 def test_prominence_is_area_times_confidence():
     faces = np.array([[0, 0, 10, 10, 0.9], [0, 0, 20, 20, 0.9], [0, 0, 20, 20, 0.45]])
     assert prominence(faces).tolist() == pytest.approx([0.25, 1.0, 0.5])

@@ -5,12 +5,13 @@ frame as :mod:`asm.search.candidates`). :func:`asm.search.search.search` uses th
 
 * move and grow candidate crops so they hold what must stay inside (:func:`fit_around`),
 * tell which regions a crop keeps whole (:func:`contains`) or cuts through (:func:`cuts`),
+* hold whole the faces the model's own best crop reaches into (:meth:`Wishes.agreeing`),
 * pull crops towards a focus point (:func:`focus_prior`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +37,10 @@ FACE_PAD = 0.15
 #: matters cut through cost far more than any score difference, so the search first minimises them.
 KEEP_COST = 1e8
 CUT_COST = 1e5
+#: A face that matters and that the model's own best crop of an aspect reaches into (the score
+#: map and the detector agree on it), left out of a crop of that aspect: less than a cut, more
+#: than any score difference. So a cut is mended by taking the face in, not by leaving it out.
+HOLD_COST = 1e3
 #: A face *matters* to a crop when its area is at least this share of the crop's area (a head
 #: about a tenth of the crop's side)...
 MATTER_SHARE = 0.01
@@ -155,6 +160,8 @@ class Wishes:
     weight: np.ndarray  # [F] prominence in (0, 1] (asm.search.faces.prominence)
     keep: np.ndarray  # [K, 4] the user's keep-regions
     focus: tuple[float, float] | None = None
+    #: per requested aspect, the indices of the faces a crop of it should hold (:meth:`agreeing`)
+    hold: tuple[np.ndarray, ...] = field(default=())
 
     def __post_init__(self) -> None:
         self.padded = pad_boxes(self.faces, FACE_PAD, self.width, self.height)
@@ -204,14 +211,39 @@ class Wishes:
         out[ok] = fit_around(boxes[ok], union_box(self.required), self.width, self.height)
         return out
 
-    def hard(self, boxes: np.ndarray) -> np.ndarray:
-        """``[N]`` <= 0: minus the cost of required regions left out (by area share) and of
-        faces that matter cut through (:func:`cuts_faces_that_matter`)."""
+    def agreeing(self, boxes: np.ndarray, aspect_of: np.ndarray, scores: np.ndarray, n_aspects: int) -> Wishes:
+        """These wishes plus, for each aspect, the faces to hold: those that matter to the
+        best-scoring of ``boxes [N, 4]`` of that aspect (``aspect_of [N]``, model ``scores [N]``)
+        and that it reaches into. Where the model's own crop runs through or around a face,
+        the crop should take the face whole; a face it leaves alone may stay out."""
+        if len(self.faces) == 0:
+            return self
+        hold = []
+        for a in range(n_aspects):
+            rows = np.flatnonzero(aspect_of == a)
+            if len(rows) == 0:
+                hold.append(np.zeros(0, dtype=np.int64))
+                continue
+            best = boxes[rows[np.argmax(scores[rows])]][None]
+            reached = (cuts(best, self.faces) | contains(best, self.faces)) & face_matters(best, self.faces)
+            hold.append(np.flatnonzero(reached[0]))
+        return replace(self, hold=tuple(hold))
+
+    def hard(self, boxes: np.ndarray, aspect_of: np.ndarray | None = None) -> np.ndarray:
+        """``[N]`` <= 0: minus the cost of required regions left out (by area share), of
+        faces that matter cut through (:func:`cuts_faces_that_matter`) and, for boxes of the
+        aspects ``aspect_of [N]``, of the faces to hold (:meth:`agreeing`) left out."""
         cost = np.zeros(boxes.shape[0], dtype=np.float64)
         if len(self.required):
             cost += KEEP_COST * _outside_share(boxes, self.required).sum(axis=1)
         if len(self.faces):
             cost += CUT_COST * cuts_faces_that_matter(boxes, self.faces).sum(axis=1, dtype=np.float64)
+            if aspect_of is not None and self.hold:
+                held = contains(boxes, self.faces)
+                for a, faces in enumerate(self.hold):
+                    rows = aspect_of == a
+                    if len(faces) and rows.any():
+                        cost[rows] += HOLD_COST * (~held[np.ix_(rows, faces)]).sum(axis=1)
         return -cost
 
     def soft(self, boxes: np.ndarray, spread: float) -> np.ndarray:

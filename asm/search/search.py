@@ -20,6 +20,7 @@ from asm.search.candidates import (box_iou, coarse_candidates, first_rows, iter_
 from asm.search.constraints import Wishes, smallest_side_share
 from asm.search.faces import detect_faces, prominence
 from asm.search.framing import FRAMING_WEIGHT, framing_prior, free_ratios, shape_bias
+from asm.search.placement import settle
 from asm.search.scorer import Scorer
 
 if TYPE_CHECKING:
@@ -56,9 +57,12 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
 
     Faces, keep-regions and the focus point (:mod:`asm.search.constraints`) add candidates
     fitted around them and terms to each candidate's score: first no keep-region left
-    out and no face that matters cut through wherever some candidate manages it, then the
+    out and no face that matters cut through wherever some candidate manages it, then no
+    face left out that the model's own best crop of the aspect reaches into, then the
     model's score plus the faces held whole (by prominence), the pull of the focus point and,
-    for free aspects, how people frame (:mod:`asm.search.framing`).
+    for free aspects, how people frame (:mod:`asm.search.framing`). Each fixed-aspect crop
+    returned is then drawn part of the way back to the image centre
+    (:mod:`asm.search.placement`), as far as that cuts no face and drops no keep-region.
     """
     W, H = prepared.width, prepared.height
     wishes, faces = image_wishes(prepared, options)
@@ -80,7 +84,9 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
     if not wishes.empty:  # fitted copies keep the aspect (and so the owner) of their anchor
         boxes, source = wishes.variants(boxes)
         aspect_of = aspect_of[source]
-    boxes, aspect_of, objective, spread = _rank(scorer, boxes, aspect_of, is_free, wishes, options.circular)
+    boxes, aspect_of, scores, spread = _score(scorer, boxes, aspect_of, wishes, options.circular)
+    wishes = wishes.agreeing(boxes, aspect_of, scores, len(options.aspects))  # the faces the model's own crops reach
+    objective = _objective(wishes, boxes, aspect_of, scores, spread, is_free, scorer)
 
     # stage 2: refine the best few (kept diverse) of each aspect, all in one call
     n_seeds = max(REFINE_SEEDS * min(options.top_k, 2), 3 * options.top_k)
@@ -89,8 +95,9 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
     seeds = [s[nms(boxes[s].astype(np.float32), objective[s].astype(np.float32), 0.7, n_seeds)] for s in seeds]
     seed_idx = np.concatenate(seeds)
     fine, from_seed = refine_candidates(boxes[seed_idx], is_free[aspect_of[seed_idx]], W, H)
-    fine, fine_aspects, fine_objective, _ = _rank(scorer, wishes.project(fine), aspect_of[seed_idx][from_seed], is_free,
-                                                  wishes, options.circular, spread)
+    fine, fine_aspects, fine_scores, _ = _score(scorer, wishes.project(fine), aspect_of[seed_idx][from_seed], wishes,
+                                                options.circular, spread)
+    fine_objective = _objective(wishes, fine, fine_aspects, fine_scores, spread, is_free, scorer)
     all_boxes = np.concatenate([boxes, fine])
     all_objective = np.concatenate([objective, fine_objective])
     all_aspects = np.concatenate([aspect_of, fine_aspects])
@@ -104,10 +111,18 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
     short: list[str] = []  # aspects with fewer than top_k distinct crops
     for a, aspect in enumerate(options.aspects):
         sel = np.flatnonzero((all_aspects == a) & ~too_small)
+        places = all_boxes[sel]
+        objective_sel = all_objective[sel].astype(np.float32)  # (suppression in float32, as the search always ranked)
+        best = int(np.argmax(objective_sel)) if len(sel) else 0  # what suppression keeps first
+        if not aspect.free and len(sel):  # the best place settles before it suppresses others
+            places = places.copy()
+            places[best] = _settled(snap_box(places[best].tolist(), aspect.ratio, W, H), a, wishes)
         kept: list[list[int]] = []
-        for j in iter_nms(all_boxes[sel].astype(np.float32), all_objective[sel].astype(np.float32), options.nms_iou):
-            i = int(sel[j])
-            box = snap_box(all_boxes[i].tolist(), aspect.ratio, W, H)
+        for j in iter_nms(places.astype(np.float32), objective_sel, options.nms_iou):
+            box = snap_box(places[j].tolist(), aspect.ratio, W, H)
+            if not aspect.free and j != best:  # settled too, unless that repeats a crop kept
+                moved = _settled(box, a, wishes)
+                box = box if kept and _repeats(moved, kept, options.nms_iou, False) else moved
             if not kept or (box not in kept and not _repeats(box, kept, options.nms_iou, aspect.free)):
                 kept.append(box)
                 if len(kept) == options.top_k:
@@ -117,11 +132,10 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
             short.append(f"only {len(kept)} distinct free crop(s) of this image" if aspect.free else
                          f"only {len(kept)} distinct {aspect.label} crop(s) of this image at min_scale {options.min_scale:g} "
                          "(the largest box has little room to move); a lower min_scale gives more")
-    snapped = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
-    model_scores = scorer.score(snapped, W, H, options.circular)
-    framing = _framing(snapped, np.array([a for a, _ in picked], dtype=np.int64), is_free, W, H, spread, scorer)
-    final = (model_scores + wishes.soft(snapped, spread) + framing).tolist()  # a free crop's score says how people frame too
-    rank = (wishes.hard(snapped) + np.array(final, dtype=np.float64)).tolist()
+    final = _final_scores(scorer, picked, is_free, wishes, spread, options.circular)
+    rank = (final + wishes.hard(np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4),
+                                np.array([a for a, _ in picked], dtype=np.int64))).tolist()
+    final = final.tolist()
     shape = "circle" if options.circular else "rect"
     crops = []
     for (a, b), s in zip(picked, final):
@@ -133,37 +147,54 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
                       _warnings(wishes, options, ratios, owner) + short)
 
 
-def _rank(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, is_free: np.ndarray, wishes: Wishes, circular: bool,
-          spread: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """One stage of the search: the objective of candidates ``boxes [N, 4]`` of the aspects
-    ``aspect_of [N]`` (``is_free [A]``: which aspects are free), each distinct box scored once
-    (candidates repeat: equal aspects, boxes pushed against the image's edges or fitted around
-    the same face).
+def _settled(box: list[int], aspect: int, wishes: Wishes) -> list[int]:
+    """A fixed-aspect crop ``box`` of the requested aspect ``aspect``, drawn part of the way back
+    to the image centre (:func:`asm.search.placement.settle`)."""
+    moved = settle(np.array([box]), wishes.width, wishes.height, lambda b, _: wishes.hard(b, np.full(len(b), aspect)))
+    return [int(v) for v in moved[0]]
+
+
+def _final_scores(scorer: Scorer, picked: list[tuple[int, list[int]]], is_free: np.ndarray, wishes: Wishes,
+                  spread: float, circular: bool) -> np.ndarray:
+    """``[N]`` the scores of the picked crops: the model's, the soft terms and, for free
+    crops, how people frame (:func:`_framing`)."""
+    boxes = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
+    framing = _framing(boxes, np.array([a for a, _ in picked], dtype=np.int64), is_free, wishes.width, wishes.height,
+                       spread, scorer)
+    return scorer.score(boxes, wishes.width, wishes.height, circular) + wishes.soft(boxes, spread) + framing
+
+
+def _score(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, wishes: Wishes, circular: bool,
+           spread: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The model's scores of candidates ``boxes [N, 4]`` of the aspects ``aspect_of [N]``, each
+    distinct box scored once (candidates repeat: equal aspects, boxes pushed against the
+    image's edges or fitted around the same face).
 
     Returns the first row of each distinct (aspect, box) pair, in order (a repeat changes
     no search result: suppression drops it): ``boxes [M, 4]``, ``aspect_of [M]``,
-    ``objective [M]``; and the spread (standard deviation) of the scores of all N rows,
-    which sets the scale of the soft terms (``spread`` when given).
+    ``scores [M]``; and the spread (standard deviation) of the scores of all N rows, which
+    sets the scale of the soft terms (``spread`` when given).
     """
     distinct, inverse = unique_boxes(boxes)
     scores = scorer.score(distinct, wishes.width, wishes.height, circular)
     if spread is None:
         spread = float(scores[inverse].std(ddof=1)) if len(inverse) > 1 else 1.0
-    objective = _objective(wishes, distinct, scores, spread)
     if len(distinct) == len(boxes):  # no repeats (one fixed aspect, no faces)
-        rows, values = np.arange(len(boxes)), objective[inverse]
+        rows = np.arange(len(boxes))
     else:
         rows = first_rows(aspect_of * len(distinct) + inverse)
-        values = objective[inverse[rows]]
-    values = values + _framing(boxes[rows], aspect_of[rows], is_free, wishes.width, wishes.height, spread, scorer)
-    return boxes[rows], aspect_of[rows], values, spread
+    return boxes[rows], aspect_of[rows], scores[inverse[rows]], spread
 
 
-def _objective(wishes: Wishes, boxes: np.ndarray, scores: np.ndarray, spread: float) -> np.ndarray:
-    """What the search maximises: the hard terms (keep-regions, faces that matter cut) dominate."""
+def _objective(wishes: Wishes, boxes: np.ndarray, aspect_of: np.ndarray, scores: np.ndarray, spread: float,
+               is_free: np.ndarray, scorer: Scorer) -> np.ndarray:
+    """What the search maximises over ``boxes [N, 4]``: the hard terms (keep-regions, faces that
+    matter cut or left out) dominate; then the model's ``scores [N]``, the soft terms and, for
+    free aspects, how people frame."""
+    framing = _framing(boxes, aspect_of, is_free, wishes.width, wishes.height, spread, scorer)
     if wishes.empty:
-        return scores
-    return scores + wishes.soft(boxes, spread) + wishes.hard(boxes)
+        return scores + framing
+    return scores + wishes.soft(boxes, spread) + wishes.hard(boxes, aspect_of) + framing
 
 
 def _framing(boxes: np.ndarray, aspect_of: np.ndarray, is_free: np.ndarray, width: int, height: int,
