@@ -69,12 +69,20 @@ class Analysis:
         """The full-size pixels ``[H, W, 3]`` uint8 RGB, EXIF-oriented (decoded on first read)."""
         return self.prepared.image
 
-    def crops(self, options: CropOptions | None = None, **kwargs: object) -> CropResult:
+    def crops(self, options: CropOptions | None = None, *, focal_point: bool = False, **kwargs: object) -> CropResult:
         """Best crops for ``options`` (or for the keyword options of
-        :meth:`Cropper.crop <asm.cropper.Cropper.crop>`: ``aspect=``, ``top_k=``, ...)."""
+        :meth:`Cropper.crop <asm.cropper.Cropper.crop>`: ``aspect=``, ``top_k=``, ...); with
+        ``focal_point``, also the image's content focal point for image proxies
+        (:func:`asm.search.focal.content_focal_point`, with the same faces, keep-regions and focus)."""
         if options is not None and kwargs:
             raise TypeError("give either CropOptions or keyword options, not both")
-        return search(self.scorer, self.prepared, CropOptions.parse(**kwargs) if options is None else options)
+        options = CropOptions.parse(**kwargs) if options is None else options
+        result = search(self.scorer, self.prepared, options)
+        if focal_point:
+            from asm.search.focal import content_focal_point
+
+            result.focal_point = content_focal_point(self, options)
+        return result
 
     def heatmaps(self, at_image_size: bool = False) -> Heatmaps:
         """θ_avg and θ_std (paper eqs. 5-6) at the score map's size, or upsampled to the

@@ -1,5 +1,5 @@
-"""The answer's schema: :class:`Crop` and :class:`CropResult` (with their JSON, both ways) and
-:class:`Heatmaps`."""
+"""The answer's schema: :class:`Crop`, :class:`FocalPoint` and :class:`CropResult` (with their
+JSON, both ways) and :class:`Heatmaps`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from asm.errors import echo
 
-__all__ = ["Crop", "CropResult", "Heatmaps"]
+__all__ = ["Crop", "FocalPoint", "CropResult", "Heatmaps"]
 
 
 @dataclass
@@ -43,6 +43,30 @@ class Crop:
         return cls(box, float(data["score"]), str(data["aspect"]), data["shape"], **kept)
 
 
+@dataclass(frozen=True)
+class FocalPoint:
+    """A point ``x, y`` in image pixels (pixel-edge frame, as crop boxes) of a
+    ``width x height`` image: asm's content focal point (:mod:`asm.search.focal`)."""
+
+    x: float
+    y: float
+    width: int
+    height: int
+
+    @property
+    def x_norm(self) -> float:
+        return self.x / self.width
+
+    @property
+    def y_norm(self) -> float:
+        return self.y / self.height
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"x", "y"}`` in whole pixels and ``{"x_norm", "y_norm"}`` in 0..1 (4 decimals)."""
+        return {"x": int(round(self.x)), "y": int(round(self.y)),
+                "x_norm": round(self.x_norm, 4), "y_norm": round(self.y_norm, 4)}
+
+
 @dataclass
 class CropResult:
     """Crops for one image, best first within each aspect (aspects in request order)."""
@@ -54,6 +78,8 @@ class CropResult:
     faces: list[list[float]] | None = None
     #: what could not be honoured, in words (e.g. keep-regions too far apart for an aspect)
     warnings: list[str] = field(default_factory=list)
+    #: the image's content focal point, where asked for (``Analysis.crops(..., focal_point=True)``)
+    focal_point: FocalPoint | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"width": self.width, "height": self.height, "crops": [c.to_json() for c in self.crops]}
@@ -61,6 +87,8 @@ class CropResult:
             out["faces"] = [{"box": [int(round(v)) for v in f[:4]], "score": round(float(f[4]), 3)} for f in self.faces]
         if self.warnings:
             out["warnings"] = list(self.warnings)
+        if self.focal_point is not None:
+            out["focal_point"] = self.focal_point.to_json()
         return out
 
     @classmethod
@@ -74,7 +102,13 @@ class CropResult:
             if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
                 raise ValueError(f"the box {c.box} lies outside the {width}x{height} image")
         faces = [[*map(float, f["box"]), float(f["score"])] for f in data["faces"]] if "faces" in data else None
-        return cls(width, height, crops, faces, [str(w) for w in data.get("warnings", [])])
+        focal = data.get("focal_point")
+        point = None
+        if focal is not None:  # the 4-decimal shares, kept within the whole pixels given: both read back the same
+            x, y = (min(max(float(focal[n]) * size, float(focal[p]) - 0.5), float(focal[p]) + 0.5)
+                    for n, p, size in (("x_norm", "x", width), ("y_norm", "y", height)))
+            point = FocalPoint(x, y, width, height)
+        return cls(width, height, crops, faces, [str(w) for w in data.get("warnings", [])], point)
 
 
 @dataclass

@@ -44,3 +44,18 @@ def test_content_focal_point_reproduces_the_croppers_largest_boxes(cropper):
     assert 0 <= fp.x <= 500 and 0 <= fp.y <= 300 and (fp.width, fp.height) == (500, 300)
     crops = analysis.crops(aspect=[a for a, _ in FOCAL_ASPECTS], faces=False, min_scale=1.0).crops
     assert fp == focal_from_boxes([c.box for c in crops], 500, 300)
+
+
+def test_one_call_gives_the_crops_and_the_focal_point(cropper):
+    """What every shell asks: the crops of the request and the focal point, in one result."""
+    from asm import CropOptions, CropResult
+
+    rng = np.random.default_rng(3)
+    img = (rng.random((300, 500, 3)) * 255).astype(np.uint8)
+    analysis = cropper.analyse(img)
+    options = CropOptions.parse("16:9", faces=False, focus=(100, 80))
+    result = analysis.crops(options, focal_point=True)
+    assert result.focal_point == content_focal_point(analysis, options)
+    assert result.crops == analysis.crops(options).crops and analysis.crops(options).focal_point is None
+    assert result.to_json()["focal_point"] == result.focal_point.to_json()
+    assert CropResult.from_json(result.to_json()).to_json() == result.to_json()

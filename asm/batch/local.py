@@ -15,7 +15,6 @@ from typing import Any
 from asm.cropper import Cropper
 from asm.errors import describe
 from asm.options import CropOptions
-from asm.search.focal import focal_point_json
 from asm.settings import CropperSettings
 
 __all__ = ["crop_chunk", "make_cropper", "run_local", "cpu_count"]
@@ -66,7 +65,7 @@ def crop_chunk(cropper: Cropper, items: Sequence[tuple[str, object]], options: C
                 ahead = worker.submit(_analyse, cropper, items[i + 1][1])
             if error is None:
                 try:
-                    records.append({"file": name, **analysis.crops(options).to_json(), **focal_point_json(analysis, options)})
+                    records.append({"file": name, **analysis.crops(options, focal_point=True).to_json()})
                     continue
                 except Exception as e:  # noqa: BLE001
                     error = e

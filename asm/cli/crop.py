@@ -136,7 +136,6 @@ def _run(args: argparse.Namespace) -> int:
     from asm.errors import AsmError, describe
     from asm.options import CropOptions
     from asm.settings import CropperSettings
-    from asm.search.focal import focal_point_json
 
     if args.heatmap and args.out is None:
         fail("--heatmap", "heatmaps are written as files; add --out DIR")
@@ -157,8 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     for name, stem in zip(bar, stems):
         try:
             analysis = cropper.analyse(Path(name))
-            result = analysis.crops(options)
-            focal = focal_point_json(analysis, options) if args.json else {}
+            result = analysis.crops(options, focal_point=args.json)
             files = []
             if args.out is not None:
                 files = _write_outputs(args.out, stem, analysis, result, args.heatmap, options.keep, options.focus)
@@ -172,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
             continue
         bar.clear()
         if args.json:
-            print(json.dumps({"file": str(name), **result.to_json(), **focal, "files": files}), flush=True)
+            print(json.dumps({"file": str(name), **result.to_json(), "files": files}), flush=True)
         else:
             parts = [f"{c.aspect} {c.shape} {c.box} score {c.score:.3f}" + _kept_text(c, result, len(options.keep)) for c in result.crops]
             print(f"{name} ({result.width}x{result.height}): " + "; ".join(parts), flush=True)

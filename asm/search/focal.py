@@ -12,7 +12,7 @@ alternatives in ``benchmarks/results/focal.md``.
 >>> fp = content_focal_point(cropper.analyse("photo.jpg"))
 >>> fp.to_json()    # {"x": 412, "y": 233, "x_norm": 0.515, "y_norm": 0.3883}
 
-Every shell's answer carries it as ``"focal_point"`` (:func:`focal_point_json`).
+Every shell's answer carries it as ``"focal_point"``: ``Analysis.crops(options, focal_point=True)``.
 
 numpy only.
 """
@@ -20,47 +20,24 @@ numpy only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from asm.geometry import VALIDATION_ASPECTS
+from asm.results import FocalPoint
 from asm.search.candidates import largest_box
 
 if TYPE_CHECKING:
     from asm import Analysis, CropOptions
 
-__all__ = ["FocalPoint", "FOCAL_ASPECTS", "content_focal_point", "focal_point_json", "focal_from_boxes", "fit_centre", "box_at"]
+__all__ = ["FocalPoint", "FOCAL_ASPECTS", "content_focal_point", "focal_from_boxes", "fit_centre", "box_at"]
 
 #: The aspects whose crops the focal point reproduces (labels and width / height).
 FOCAL_ASPECTS: tuple[tuple[str, float], ...] = VALIDATION_ASPECTS
 #: The fit tries centres every this many pixels along each axis.
 STEP = 0.5
-
-
-@dataclass(frozen=True)
-class FocalPoint:
-    """A point ``x, y`` in image pixels (pixel-edge frame, as crop boxes) of a
-    ``width x height`` image."""
-
-    x: float
-    y: float
-    width: int
-    height: int
-
-    @property
-    def x_norm(self) -> float:
-        return self.x / self.width
-
-    @property
-    def y_norm(self) -> float:
-        return self.y / self.height
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"x", "y"}`` in whole pixels and ``{"x_norm", "y_norm"}`` in 0..1 (4 decimals)."""
-        return {"x": int(round(self.x)), "y": int(round(self.y)),
-                "x_norm": round(self.x_norm, 4), "y_norm": round(self.y_norm, 4)}
 
 
 def box_at(x: float, y: float, ratio: float, width: int, height: int) -> list[float]:
@@ -113,8 +90,3 @@ def content_focal_point(analysis: Analysis, options: CropOptions | None = None) 
     six = CropOptions.parse([label for label, _ in FOCAL_ASPECTS]).aspects
     result = analysis.crops(replace(base, aspects=six, circular=False, top_k=1, min_scale=1.0))
     return focal_from_boxes([c.box for c in result.crops], analysis.width, analysis.height)
-
-
-def focal_point_json(analysis: Analysis, options: CropOptions | None = None) -> dict[str, Any]:
-    """``{"focal_point": {"x", "y", "x_norm", "y_norm"}}``: what the shells add to an image's answer."""
-    return {"focal_point": content_focal_point(analysis, options).to_json()}

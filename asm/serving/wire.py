@@ -176,9 +176,7 @@ def answer(analysis: Analysis, req: Request) -> dict[str, Any]:
     (:mod:`asm.search.focal`) and, if asked, its heatmap overlays as base64 PNG."""
     from asm.io import encode_png
 
-    from asm.search.focal import focal_point_json
-
-    out = {**analysis.crops(req.options).to_json(), **focal_point_json(analysis, req.options)}
+    out = analysis.crops(req.options, focal_point=True).to_json()
     if req.heatmap:
         out["heatmaps"] = {name: base64.b64encode(encode_png(picture)).decode("ascii")
                            for name, picture in analysis.overlays().items()}
