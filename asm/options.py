@@ -43,26 +43,26 @@ def parse_bool(name: str, value: object) -> bool:
     raise InvalidOption(f"{name} must be true or false, got {echo(value)}")
 
 
-def _parse_int(name: str, value: object, lo: int, hi: int) -> int:
+def _parse_number(name: str, value: object, lo: float, hi: float, whole: bool = False) -> float:
+    """``value`` as a number in ``[lo, hi]`` (a whole number where ``whole``), or
+    :class:`~asm.errors.InvalidOption` that names ``name`` and echoes the value."""
     try:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        if whole and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
             raise ValueError
-        number = int(value)  # type: ignore[arg-type]
+        number = int(value) if whole else float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidOption(f"{name} must be a whole number, got {echo(value)}") from None
-    if not lo <= number <= hi:
-        raise InvalidOption(f"{name} must be between {lo} and {hi}, got {number}")
-    return number
-
-
-def _parse_float(name: str, value: object, lo: float, hi: float) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidOption(f"{name} must be a number, got {echo(value)}") from None
+        raise InvalidOption(f"{name} must be a {'whole number' if whole else 'number'}, got {echo(value)}") from None
     if not lo <= number <= hi:
         raise InvalidOption(f"{name} must be between {lo:g} and {hi:g}, got {echo(value)}")
     return number
+
+
+def _parse_int(name: str, value: object, lo: int, hi: int) -> int:
+    return int(_parse_number(name, value, lo, hi, whole=True))
+
+
+def _parse_float(name: str, value: object, lo: float, hi: float) -> float:
+    return float(_parse_number(name, value, lo, hi))
 
 
 def _numbers(name: str, value: object, count: int) -> list[float]:
