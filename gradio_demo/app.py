@@ -136,7 +136,7 @@ class LocalEngine:
 
     def run(self, source: Any, options: CropOptions, heatmap: bool) -> Answer:
         analysis = self.cropper.analyse(source)
-        return Answer(analysis.image, analysis.crops(options), **(analysis.overlays() if heatmap else {}))
+        return Answer(analysis.image, analysis.crops(options, focal_point=True), **(analysis.overlays() if heatmap else {}))
 
 
 class BackendEngine:

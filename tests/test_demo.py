@@ -46,6 +46,11 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
+def _answer(cropper, photo, **options):
+    """The JSON the demo shows: the crops of ``photo`` and its focal point (one core call)."""
+    return cropper.analyse(photo).crops(focal_point=True, **options).to_json()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -129,7 +134,7 @@ def test_crop_options_and_same_answer_as_the_core(client, cropper):
     _check_answer(answer, w, h)
     aspects = [c["aspect"] for c in answer["crops"]]
     assert sorted(set(aspects), key=aspects.index) == ["9:16", "free", "1.91:1"] and aspects.count("free") == 2
-    assert answer == cropper.crop(photo, aspect=["9:16", "free", "1.91:1"], top_k=2).to_json()
+    assert answer == _answer(cropper, photo, aspect=["9:16", "free", "1.91:1"], top_k=2)
 
 
 def test_crop_view_gives_pictures(client):
@@ -286,7 +291,7 @@ def test_backend_mode(fake_torchserve, cropper):
     try:
         photo = EXAMPLES / "desert-hike.jpg"
         drawn, gallery, theta_avg, theta_std, answer = runner.crop_view(str(photo), ["4:3", "9:16"], "", False, 2, True)
-        assert answer == cropper.crop(photo, aspect=["4:3", "9:16"], top_k=2).to_json()
+        assert answer == _answer(cropper, photo, aspect=["4:3", "9:16"], top_k=2)
         w, h = Image.open(photo).size
         assert drawn.shape == (h, w, 3) and theta_avg.shape == theta_std.shape == (h, w, 3)
         overlays = cropper.analyse(photo).overlays()  # the server's very pixels (PNG), as the local demo shows them
@@ -298,7 +303,7 @@ def test_backend_mode(fake_torchserve, cropper):
             assert cut.shape == (y2 - y1, x2 - x1, 3) and crop["aspect"] in caption
         # faces, keep-regions and focus travel as form fields and come back reported
         _, _, _, _, answer = runner.crop_view(str(photo), ["1:1"], "", False, 1, False, True, "10,10,60,60", "100,100", 0.8)
-        assert answer == cropper.crop(photo, aspect="1:1", keep=[[10, 10, 60, 60]], focus=(100, 100), min_scale=0.8).to_json()
+        assert answer == _answer(cropper, photo, aspect="1:1", keep=[[10, 10, 60, 60]], focus=(100, 100), min_scale=0.8)
         assert answer["crops"][0]["keep_kept"] == [0] and "faces" in answer
         # circular through the backend: shapes come back, cut-outs are RGBA
         _, gallery, _, _, answer = runner.crop_view(str(photo), [], "", True, 1, False)
@@ -343,7 +348,7 @@ def test_parse_options():
 def test_faces_keep_focus_through_the_api_and_the_page(client, cropper):
     photo = EXAMPLES / "dogs-window.jpg"  # YuNet sees the dog's face as a face
     answer = client.predict(handle_file(str(photo)), ["1:1"], "", False, 1, True, "20,300,120,400", "250,250", 0.7, api_name="/crop")
-    assert answer == cropper.crop(photo, aspect="1:1", keep=[[20, 300, 120, 400]], focus=(250, 250), min_scale=0.7).to_json()
+    assert answer == _answer(cropper, photo, aspect="1:1", keep=[[20, 300, 120, 400]], focus=(250, 250), min_scale=0.7)
     assert len(answer["faces"]) == 1 and answer["crops"][0]["faces_kept"] == [0] and answer["crops"][0]["keep_kept"] == [0]
     drawn, _, _, _, viewed = client.predict(handle_file(str(photo)), ["1:1"], "", False, 1, False, True, "20,300,120,400",
                                             "250,250", 0.7, api_name="/crop_view")
