@@ -11,7 +11,7 @@ frame as :mod:`asm.search.candidates`). :func:`asm.search.search.search` uses th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -161,7 +161,7 @@ class Wishes:
     keep: np.ndarray  # [K, 4] the user's keep-regions
     focus: tuple[float, float] | None = None
     #: per requested aspect, the indices of the faces a crop of it should hold (:meth:`agreeing`)
-    hold: tuple[np.ndarray, ...] = field(default=())
+    hold: tuple[np.ndarray, ...] = ()
 
     def __post_init__(self) -> None:
         self.padded = pad_boxes(self.faces, FACE_PAD, self.width, self.height)

@@ -38,19 +38,15 @@ def toward_centre(boxes: np.ndarray, width: int, height: int, keep: float) -> np
     return np.stack([x1, y1, x1 + w, y1 + h], axis=1)
 
 
-def settle(boxes: np.ndarray, width: int, height: int, hard: Callable[[np.ndarray, np.ndarray], np.ndarray],
-           keep: float | None = None) -> np.ndarray:
-    """``boxes [N, 4]`` each at the place :func:`toward_centre` gives it with the largest move
-    (share ``keep``, then ``keep + STEP``, ... up to 1: no move) whose hard cost is no worse
-    than the box's own. ``hard(moved [M, 4], source [M]) -> [M]`` (<= 0) is the cost of
-    ``moved[m]`` as a crop in the place of ``boxes[source[m]]``
-    (:meth:`asm.search.constraints.Wishes.hard`). ``keep`` defaults to :data:`KEEP_OFFSET`.
-    Returns ``[N, 4]`` float64."""
+def settle(box: list[int], width: int, height: int, hard: Callable[[np.ndarray], np.ndarray],
+           keep: float | None = None) -> list[int]:
+    """``box`` (integer pixels) at the place :func:`toward_centre` gives it with the largest move
+    (share ``keep``, then ``keep + STEP``, ... up to 1: no move) whose hard cost
+    ``hard(boxes [M, 4]) -> [M]`` (<= 0; :meth:`asm.search.constraints.Wishes.hard`) is no worse
+    than the box's own. ``keep`` defaults to :data:`KEEP_OFFSET`."""
     keep = KEEP_OFFSET if keep is None else keep
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     shares = np.append(np.arange(keep, 1.0 - 1e-9, STEP), 1.0)
-    moved = np.stack([toward_centre(boxes, width, height, s) for s in shares[:-1]] + [boxes])  # [S, N, 4]
-    n = len(boxes)
-    cost = hard(moved.reshape(-1, 4), np.tile(np.arange(n), len(shares))).reshape(len(shares), n)
-    first = np.argmax(cost >= cost[-1], axis=0)  # the last share (no move) always qualifies
-    return moved[first, np.arange(n)]
+    moved = np.concatenate([toward_centre(np.array([box]), width, height, s) for s in shares[:-1]]
+                           + [np.array([box], dtype=np.float64)])  # [S, 4]; the last row: no move
+    cost = hard(moved)
+    return [int(v) for v in moved[np.argmax(cost >= cost[-1])]]

@@ -150,8 +150,7 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
 def _settled(box: list[int], aspect: int, wishes: Wishes) -> list[int]:
     """A fixed-aspect crop ``box`` of the requested aspect ``aspect``, drawn part of the way back
     to the image centre (:func:`asm.search.placement.settle`)."""
-    moved = settle(np.array([box]), wishes.width, wishes.height, lambda b, _: wishes.hard(b, np.full(len(b), aspect)))
-    return [int(v) for v in moved[0]]
+    return settle(box, wishes.width, wishes.height, lambda b: wishes.hard(b, np.full(len(b), aspect)))
 
 
 def _final_scores(scorer: Scorer, picked: list[tuple[int, list[int]]], is_free: np.ndarray, wishes: Wishes,
