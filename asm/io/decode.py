@@ -267,8 +267,8 @@ def _load_pil(im: Image.Image, max_pixels: int | None, min_side: int) -> np.ndar
         _check_size(w, h, max_pixels, min_side)
 
     # 3. EXIF orientation (a broken EXIF block must not make a readable image unreadable)
-    try:
-        oriented = ImageOps.exif_transpose(im)
+    try:  # (only where a tag asks: exif_transpose copies the image even when it has nothing to do)
+        oriented = ImageOps.exif_transpose(im) if im.getexif().get(_EXIF_ORIENTATION, 1) != 1 else None
     except MemoryError:
         raise
     except Exception:
