@@ -35,6 +35,7 @@ import numpy as np
 from asm.analysis import Analysis
 from asm.errors import InvalidOption
 from asm.io import DEFAULT_MAX_PIXELS
+from asm.models.mirror import mirror_mean, mirror_permutation
 from asm.models.weights import ASMNet_Weights, InferencePreset, Weights, as_weights
 from asm.options import CropOptions
 from asm.prepare import Prepared, prepare
@@ -92,6 +93,8 @@ class Cropper:
         self.max_pixels = max_pixels
         self.weights = weights
         self.partition = model.pattern.table  # [gh, gw] int64
+        #: partition -> its mirror partition, for the mirror-averaged map (None: the pattern has none)
+        self.mirror = mirror_permutation(self.partition)
         #: weight of the centre prior (:mod:`asm.models.prior`) in every crop's score
         self.prior_weight = float(model.prior_weight) if isinstance(model, OnnxNet) else model.prior_weight.item()
         #: the model's fitted shape bias for free crops (asm.search.framing), by its file's SHA-256
@@ -129,13 +132,22 @@ class Cropper:
         return prepare(image, self.preset, self.max_pixels)
 
     def score_maps(self, prepared: Sequence[Prepared]) -> list[np.ndarray]:
-        """One forward pass per distinct input size; ``[1, L, h, w]`` float32 maps in input order."""
+        """One forward pass per distinct input size; ``[1, L, h, w]`` float32 maps in input order.
+
+        Each image's map is the mean of its own and its left-right mirror's, both in the same
+        batch (:mod:`asm.models.mirror`; the network's map alone for a pattern without mirror)."""
         maps: list[np.ndarray | None] = [None] * len(prepared)
         by_size: dict[tuple[int, ...], list[int]] = {}
         for i, p in enumerate(prepared):
             by_size.setdefault(tuple(p.input.shape), []).append(i)
         for idx in by_size.values():
-            out = self._forward(np.concatenate([prepared[i].input for i in idx]))
+            images = np.concatenate([prepared[i].input for i in idx])
+            if self.mirror is None:
+                out = self._forward(images)
+            else:
+                # two calls: ONNX Runtime takes longer for one batch of both (8.2 against 2 x 3.8 ms)
+                out = mirror_mean(self._forward(images), self._forward(np.ascontiguousarray(images[..., ::-1])),
+                                  self.mirror)
             for j, i in enumerate(idx):
                 maps[i] = out[j : j + 1]
         return maps  # type: ignore[return-value]

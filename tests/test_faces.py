@@ -245,7 +245,8 @@ def test_keep_regions_stay_inside_or_the_answer_says_why(cropper, photo, monkeyp
     _stub_faces(monkeypatch, [])
     corner = [560, 350, 630, 420]
     result = cropper.crop(photo, aspect=["1:1", "9:16", "free"], keep=[corner], top_k=2, min_scale=0.6)
-    assert all(c.keep_kept == [0] for c in result.crops) and not result.warnings
+    assert all(c.keep_kept == [0] for c in result.crops)
+    assert not [w for w in result.warnings if "keep-regions" in w]  # (fewer distinct crops than top_k may be said)
     assert contains(T([c.box for c in result.crops]), T([corner])).all()
     apart = [[5, 5, 60, 60], [580, 5, 635, 60]]  # no 9:16 crop spans both
     result = cropper.crop(photo, aspect=["9:16", "16:9"], keep=apart)
