@@ -2,7 +2,7 @@
 
 >>> from asm import Cropper, CropOptions
 >>> cropper = Cropper.from_pretrained()
->>> analysis = cropper.analyse("examples/dogs-window.jpg")   # decode + one forward pass
+>>> analysis = cropper.analyse("examples/dogs-window.jpg")   # decode + the score map, once
 >>> analysis.crops(aspect="16:9", top_k=3)            # a CropResult; each call only searches  # doctest: +ELLIPSIS
 CropResult(width=533, height=800, crops=[Crop(box=[...], score=..., aspect='16:9', shape='rect', ...), ...], ...)
 >>> [c.aspect for c in analysis.crops(CropOptions.parse(["1:1", "4:5"])).crops]
@@ -18,7 +18,7 @@ array([...])
 As segment-anything's ``SamPredictor`` (``set_image`` once, then many cheap ``predict``
 calls): :meth:`Cropper.analyse <asm.cropper.Cropper.analyse>` does the expensive part,
 :meth:`Cropper.analyse_many <asm.cropper.Cropper.analyse_many>` does it for several images
-in one forward pass (servers, batch jobs). Every shell makes one of these calls per image.
+in one batch (servers, batch jobs). Every shell makes one of these calls per image.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``Cropper``: composition-aware crops of an image, from one forward pass of ASM-Net.
+"""``Cropper``: composition-aware crops of an image, from one score map of ASM-Net.
 
 >>> cropper = Cropper.from_pretrained()
 >>> result = cropper.crop("examples/dogs-window.jpg", aspect=["16:9", "1:1"], top_k=3)
@@ -13,7 +13,8 @@
 Shells (CLI, TorchServe handler, Gradio demo, batch jobs, evaluation) make one call per
 image: :meth:`Cropper.analyse` (or :meth:`Cropper.analyse_many` for a batch) and then ask
 the :class:`~asm.analysis.Analysis`. Underneath, the steps are ``prepare`` (decode, orient,
-resize: :mod:`asm.prepare`) -> ``score_maps`` (one forward pass per input size) -> the
+resize: :mod:`asm.prepare`) -> ``score_maps`` (the network on the images and on their mirrors,
+per input size: :mod:`asm.models.mirror`) -> the
 search (:mod:`asm.search.search`, two stages, one scoring call per stage), which the
 analysis runs.
 
@@ -132,10 +133,10 @@ class Cropper:
         return prepare(image, self.preset, self.max_pixels)
 
     def score_maps(self, prepared: Sequence[Prepared]) -> list[np.ndarray]:
-        """One forward pass per distinct input size; ``[1, L, h, w]`` float32 maps in input order.
+        """``[1, L, h, w]`` float32 maps in input order, the images batched per input size.
 
-        Each image's map is the mean of its own and its left-right mirror's, both in the same
-        batch (:mod:`asm.models.mirror`; the network's map alone for a pattern without mirror)."""
+        Each image's map is the mean of the network's map of it and of its left-right mirror
+        (:mod:`asm.models.mirror`: two forward passes; one for a pattern without a mirror)."""
         maps: list[np.ndarray | None] = [None] * len(prepared)
         by_size: dict[tuple[int, ...], list[int]] = {}
         for i, p in enumerate(prepared):
@@ -174,7 +175,7 @@ class Cropper:
         return Analysis(prepared, self.scorer(self.score_maps([prepared])[0]))
 
     def analyse_many(self, images: Sequence[object], return_exceptions: bool = False) -> list[Any]:
-        """:meth:`analyse` for several images with one forward pass per input size (servers,
+        """:meth:`analyse` for several images, batched per input size (servers,
         batch jobs); the same analyses as one call per image, in input order.
 
         ``return_exceptions``: an image that cannot be analysed gets its exception in its
@@ -220,7 +221,7 @@ class Cropper:
     ) -> CropResult:
         """Best crops of ``image`` (path, bytes, PIL image or ``HxWx3`` uint8 array) for each
         ``aspect`` (``None``/"free", ``"W:H"``, ``(w, h)`` or a list of them); all aspects
-        come from one forward pass. Faces are kept whole (``faces=False`` turns that off);
+        come from one analysis. Faces are kept whole (``faces=False`` turns that off);
         ``keep=[[x1, y1, x2, y2], ...]`` regions stay inside, ``focus=(x, y)`` pulls the
         crops towards a point; ``min_scale`` bounds the zoom (see :class:`CropOptions`).
         ``analyse(image).crops(...)`` when one image needs several answers."""

@@ -78,3 +78,43 @@ def test_a_pattern_without_a_mirror_gets_the_network_map_alone():
     assert c.mirror is None
     prepared = c.prepare((np.random.default_rng(4).random((200, 300, 3)) * 255).astype(np.uint8))
     np.testing.assert_array_equal(c.score_maps([prepared])[0], c._forward(prepared.input))
+
+
+def test_distilling_brings_one_pass_closer_to_the_mirror_average(tmp_path, model_path):
+    """tools/distill_mirror.py on a tiny pack: the student's single map moves towards the
+    teacher's mirror-averaged map, and the file it writes loads as a model."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from asm.data.gaze import GazeSample
+    from asm.data.pack import save_pack
+    from asm.models.weights import Weights, asm_net
+
+    spec = importlib.util.spec_from_file_location("distill_mirror", Path(__file__).resolve().parents[1] / "tools" / "distill_mirror.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rng = np.random.default_rng(5)
+    photos = [(rng.random((240, 320, 3)) * 255).astype(np.uint8) for _ in range(4)]
+    for p in photos:
+        p[40:160, 20:140] = (230, 80, 40)  # a subject on the left: the map is not symmetric
+    save_pack({"train": [GazeSample(p, np.full((30, 40), 1 / 1200, np.float32), np.full((30, 40), 1 / 1200, np.float32), f"p{i}")
+                         for i, p in enumerate(photos)]}, tmp_path / "pack.pkl")
+    out = tmp_path / "student.pt"
+    assert tool.main(["--model", str(model_path), "--pack", str(tmp_path / "pack.pkl"), "--out", str(out),
+                      "--epochs", "3", "--batch", "2", "--lr", "1e-3"]) == 0
+
+    def gap(model):  # the single map's distance from the teacher's mirror average, on the pack's photos
+        teacher = asm_net(weights=Weights(model_path)).eval()
+        preset, perm = Weights(model_path).preset, mirror_permutation(teacher.pattern.table)
+        total = 0.0
+        with torch.no_grad():
+            for p in photos:
+                x = preset.network_input(p, p.shape[1], p.shape[0])
+                both = teacher(torch.from_numpy(np.concatenate([x, np.ascontiguousarray(x[..., ::-1])]))).numpy()
+                total += float(((model(torch.from_numpy(x)).numpy() - mirror_mean(both[:1], both[1:], perm)) ** 2).mean())
+        return total
+
+    assert gap(asm_net(weights=Weights(out)).eval()) < 0.8 * gap(asm_net(weights=Weights(model_path)).eval())
+    assert Weights(out).meta.recipe == "mirror-distilled"

@@ -5,6 +5,8 @@
 - :mod:`asm.models.weights`: model files as :class:`Weights` (network config, serving
   preset, metadata), the shipped :class:`ASMNet_Weights`, and the builder :func:`asm_net`.
 - :mod:`asm.models.prior`: the centre prior added to every crop's score.
+- :mod:`asm.models.mirror`: the mirror-averaged score map the cropper serves (the map of an
+  image and of its left-right mirror, averaged).
 - :mod:`asm.models.fastgaze`: FastGaze, the saliency teacher (training and evaluation only).
 
 Names load their modules on first use: :mod:`asm.models.prior` and the serving preset

@@ -2,7 +2,8 @@
 
 A crop of an image and the mirrored crop of the mirrored image show the same content, so the
 model should score them alike; it does only up to noise. Averaging the two scores removes the part
-of that noise that is not symmetric, and costs one more image in the forward pass's batch.
+of that noise that is not symmetric, and costs a second forward pass (measured in
+``benchmarks/results/crop.md``; its gain in ``benchmarks/results/eval.md``).
 
 The score of a box is linear in the map (paper eq. 2), so the average of the two scores of every
 box is the score on one averaged map: the mirrored image's map flipped back left-right, with each
