@@ -132,10 +132,12 @@ def search(scorer: Scorer, prepared: Prepared, options: CropOptions) -> CropResu
             short.append(f"only {len(kept)} distinct free crop(s) of this image" if aspect.free else
                          f"only {len(kept)} distinct {aspect.label} crop(s) of this image at min_scale {options.min_scale:g} "
                          "(the largest box has little room to move); a lower min_scale gives more")
-    final = _final_scores(scorer, picked, is_free, wishes, spread, options.circular)
-    rank = (final + wishes.hard(np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4),
-                                np.array([a for a, _ in picked], dtype=np.int64))).tolist()
-    final = final.tolist()
+    picked_boxes = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
+    picked_aspects = np.array([a for a, _ in picked], dtype=np.int64)
+    final_scores = _objective(wishes, picked_boxes, picked_aspects, scorer.score(picked_boxes, W, H, options.circular),
+                              spread, is_free, scorer, hard=False)  # what each crop is returned with
+    rank = (final_scores + wishes.hard(picked_boxes, picked_aspects)).tolist()
+    final = final_scores.tolist()
     shape = "circle" if options.circular else "rect"
     crops = []
     for (a, b), s in zip(picked, final):
@@ -151,16 +153,6 @@ def _settled(box: list[int], aspect: int, wishes: Wishes) -> list[int]:
     """A fixed-aspect crop ``box`` of the requested aspect ``aspect``, drawn part of the way back
     to the image centre (:func:`asm.search.placement.settle`)."""
     return settle(box, wishes.width, wishes.height, lambda b: wishes.hard(b, np.full(len(b), aspect)))
-
-
-def _final_scores(scorer: Scorer, picked: list[tuple[int, list[int]]], is_free: np.ndarray, wishes: Wishes,
-                  spread: float, circular: bool) -> np.ndarray:
-    """``[N]`` the scores of the picked crops: the model's, the soft terms and, for free
-    crops, how people frame (:func:`_framing`)."""
-    boxes = np.array([b for _, b in picked], dtype=np.float64).reshape(-1, 4)
-    framing = _framing(boxes, np.array([a for a, _ in picked], dtype=np.int64), is_free, wishes.width, wishes.height,
-                       spread, scorer)
-    return scorer.score(boxes, wishes.width, wishes.height, circular) + wishes.soft(boxes, spread) + framing
 
 
 def _score(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, wishes: Wishes, circular: bool,
@@ -186,14 +178,18 @@ def _score(scorer: Scorer, boxes: np.ndarray, aspect_of: np.ndarray, wishes: Wis
 
 
 def _objective(wishes: Wishes, boxes: np.ndarray, aspect_of: np.ndarray, scores: np.ndarray, spread: float,
-               is_free: np.ndarray, scorer: Scorer) -> np.ndarray:
+               is_free: np.ndarray, scorer: Scorer, hard: bool = True) -> np.ndarray:
     """What the search maximises over ``boxes [N, 4]``: the hard terms (keep-regions, faces that
     matter cut or left out) dominate; then the model's ``scores [N]``, the soft terms and, for
-    free aspects, how people frame."""
+    free aspects, how people frame. ``hard=False``: without the hard terms, the score a crop is
+    returned with."""
     framing = _framing(boxes, aspect_of, is_free, wishes.width, wishes.height, spread, scorer)
     if wishes.empty:
         return scores + framing
-    return scores + wishes.soft(boxes, spread) + wishes.hard(boxes, aspect_of) + framing
+    total = scores + wishes.soft(boxes, spread)
+    if hard:
+        total = total + wishes.hard(boxes, aspect_of)
+    return total + framing
 
 
 def _framing(boxes: np.ndarray, aspect_of: np.ndarray, is_free: np.ndarray, width: int, height: int,
