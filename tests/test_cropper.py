@@ -112,7 +112,6 @@ def test_search_finds_the_best_box_the_map_prefers(cropper, photo, monkeypatch):
     assert crop.score >= best_anchor - 1e-3
 
 
-
 def test_fixed_aspect_crops_sit_part_of_the_way_back_to_the_centre(cropper, photo, monkeypatch):
     """The returned crop is the search's place with its offset from the image centre scaled by
     KEEP_OFFSET (asm.search.placement), unless that move would cut a face or drop a keep-region."""
@@ -144,6 +143,7 @@ def test_toward_centre_scales_the_offset_and_stays_inside():
     assert out.tolist() == [[150, 0, 250, 100], [50, 0, 150, 100], [75, 0, 175, 100]]
     assert toward_centre(boxes, 300, 100, 1.0).tolist() == boxes.tolist()
     assert (toward_centre(boxes, 300, 100, 0.0)[:, 0] == 100).all()
+
 
 def test_result_json_round_trip(cropper, photo):
     out = cropper.crop(photo, aspect="4:3").to_json()

@@ -101,7 +101,6 @@ def test_wishes_cost_and_kept():
     assert w.kept(good) == ([0], [0]) and w.kept(missing) == ([], [])
 
 
-
 def test_a_face_the_models_own_crop_reaches_is_held_not_left_out():
     """The model's best crop of an aspect runs through face 0 and leaves face 1 alone: crops of
     that aspect then pay for leaving face 0 out (less than for a cut), never for face 1."""
@@ -116,6 +115,7 @@ def test_a_face_the_models_own_crop_reaches_is_held_not_left_out():
     assert (agreed.hard(boxes, np.ones(3, dtype=np.int64)) == w.hard(boxes)).all()  # another aspect: cuts only
     assert w.agreeing(boxes, np.zeros(3, dtype=np.int64), scores, 2) is not w  # the wishes themselves stay as they were
     assert w.hold == ()
+
 
 def test_prominence_is_area_times_confidence():
     faces = np.array([[0, 0, 10, 10, 0.9], [0, 0, 20, 20, 0.9], [0, 0, 20, 20, 0.45]])

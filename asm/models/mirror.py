@@ -22,17 +22,16 @@ __all__ = ["mirror_permutation", "mirror_mean"]
 def mirror_permutation(table: np.ndarray) -> np.ndarray | None:
     """``[L]`` int64: the partition that each partition of ``table [gy, gx]`` becomes when the
     pattern is mirrored left-right (``table[:, ::-1] == perm[table]``); None if the mirrored
-    pattern is not a relabelling of the same partitions."""
+    pattern is not a relabelling of the same partitions. (Where each part's mirror image is one
+    part, mirroring twice gives the cells back, so ``perm`` is its own inverse: a permutation.)"""
     table = np.asarray(table, dtype=np.int64)
     mirrored = table[:, ::-1]
-    perm = np.full(int(table.max()) + 1, -1, dtype=np.int64)
+    perm = np.empty(int(table.max()) + 1, dtype=np.int64)
     for part in range(len(perm)):
         images = np.unique(mirrored[table == part])
-        if len(images) != 1:
+        if len(images) != 1:  # split in two by the mirror, or no such part at all
             return None
         perm[part] = images[0]
-    if np.unique(perm).size != perm.size or (perm < 0).any():
-        return None
     return perm
 
 
