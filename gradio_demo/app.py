@@ -295,12 +295,14 @@ def _preprocess_unopened(self: gr.Image, payload: Any) -> _Upload | bytes | None
 
 # --------------------------------------------------------------------------- the app
 def _cache_dir(engine: LocalEngine | BackendEngine) -> Path:
-    """A cache folder per (model or backend, asm code in every subpackage, demo code, examples):
-    a new model, a changed module or a changed example never shows stale cached results."""
+    """A cache folder per (model or backend, asm code and fitted data in every subpackage, demo
+    code, examples): a new model, a changed module or calibration (``asm/search/framing.json``)
+    or a changed example never shows stale cached results."""
     root = Path(os.environ.get("ASM_DEMO_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asm" / "gradio-examples")
     h = hashlib.sha256(engine.fingerprint().encode())
     asm_dir = Path(viz.__file__).resolve().parent
-    for path in sorted(asm_dir.rglob("*.py")) + [Path(__file__).resolve()] + [EXAMPLES_DIR / e[0] for e in EXAMPLES]:
+    sources = sorted([*asm_dir.rglob("*.py"), *asm_dir.rglob("*.json")])
+    for path in sources + [Path(__file__).resolve()] + [EXAMPLES_DIR / e[0] for e in EXAMPLES]:
         h.update(str(path.relative_to(asm_dir) if path.is_relative_to(asm_dir) else path.name).encode())
         h.update(path.read_bytes())
     h.update(repr(EXAMPLES).encode() + gr.__version__.encode())

@@ -558,17 +558,20 @@ def test_long_input_is_echoed_short(cropper):
         assert len(info.value.message) < 250, info.value.message[:300]
 
 
-def test_example_cache_is_keyed_on_modules_in_subpackages(tmp_path, monkeypatch):
-    """A change under asm/search/ (where the search lives) must not serve stale cached crops."""
+@pytest.mark.parametrize("name, before, after", [("search.py", "a = 1\n", "a = 2\n"),
+                                                  ("framing.json", '{"weight": 0.25}', '{"weight": 0.5}')])
+def test_example_cache_is_keyed_on_code_and_fitted_data_in_subpackages(tmp_path, monkeypatch, name, before, after):
+    """A change under asm/search/ (where the search lives), in code or in a refitted calibration
+    (framing.json: free crops' shape bias), must not serve stale cached crops."""
     from types import SimpleNamespace
 
     (tmp_path / "search").mkdir()
     (tmp_path / "viz.py").write_text("")
-    (tmp_path / "search" / "search.py").write_text("a = 1\n")
+    (tmp_path / "search" / name).write_text(before)
     monkeypatch.setattr(demo_app.viz, "__file__", str(tmp_path / "viz.py"))
     monkeypatch.setenv("ASM_DEMO_CACHE", str(tmp_path / "cache"))
     engine = SimpleNamespace(fingerprint=lambda: "model")
-    before = demo_app._cache_dir(engine)
-    (tmp_path / "search" / "search.py").write_text("a = 2\n")
-    assert demo_app._cache_dir(engine) != before
+    key = demo_app._cache_dir(engine)
+    (tmp_path / "search" / name).write_text(after)
+    assert demo_app._cache_dir(engine) != key
 
